@@ -1,0 +1,86 @@
+// Device: the seam between tiercache and a GPU runtime.
+//
+// Two implementations: CudaDevice (the CUDA runtime, linked as the shared
+// cudart so the library loads on machines with the toolkit but no driver) and
+// EmulatedDevice (host memory as "device memory", one worker thread per stream
+// executing its work in order, events that complete when their stream reaches
+// them). OpenDevice() picks CUDA when cudaGetDeviceCount finds a GPU, else the
+// emulated device (recorded as the fallback "device"); TIERCACHE_DEVICE=
+// emulated|cuda forces one.
+//
+// Stream-ordering contract (both implementations): work enqueued on a stream
+// (CopyAsync, MemsetAsync, LaunchHostFunc, RecordEvent) runs in enqueue order;
+// StreamWaitEvent(s, e) makes later work on s wait for everything recorded
+// before e on e's stream, without blocking the host. Stream handle nullptr is
+// the device's default stream, ordered like any other stream.
+//
+// Thread safety: every method may be called from any thread; a stream may be
+// fed from several threads (their enqueues interleave in some order).
+#ifndef TIERCACHE_ALLOC_DEVICE_H_
+#define TIERCACHE_ALLOC_DEVICE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+namespace tiercache {
+
+using Stream = void*;  // cudaStream_t for CUDA, an internal object when emulated
+using Event = void*;   // cudaEvent_t for CUDA, an internal object when emulated
+
+enum class DeviceKind { kCuda, kEmulated };
+enum class CopyKind { kHostToDevice, kDeviceToHost, kDeviceToDevice, kHostToHost };
+
+struct DeviceInfo {
+  DeviceKind kind = DeviceKind::kEmulated;
+  int ordinal = 0;
+  std::string name;         // "NVIDIA H100 80GB HBM3" or "emulated"
+  std::string pci_bus_id;   // "0000:00:06.0"; empty when emulated
+  uint64_t total_memory = 0;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual const DeviceInfo& info() const = 0;
+
+  // Device memory straight from the runtime (cudaMalloc). The pooled
+  // allocator sits on top of these; engines should use the pool.
+  virtual Result<void*> AllocateMemory(size_t bytes) = 0;
+  virtual Status FreeMemory(void* pointer) = 0;
+  virtual Result<uint64_t> FreeMemoryBytes() = 0;  // what the device still has
+
+  // Page-locks existing host memory (cudaHostRegister). The emulated device
+  // records the range so tests can check pinning happened.
+  virtual Status RegisterHost(void* pointer, size_t bytes) = 0;
+  virtual Status UnregisterHost(void* pointer) = 0;
+
+  virtual Result<Stream> CreateStream() = 0;
+  virtual Status DestroyStream(Stream stream) = 0;
+  virtual Result<Event> CreateEvent() = 0;
+  virtual Status DestroyEvent(Event event) = 0;
+
+  virtual Status CopyAsync(void* dst, const void* src, size_t bytes, CopyKind kind,
+                           Stream stream) = 0;
+  virtual Status MemsetAsync(void* dst, int value, size_t bytes, Stream stream) = 0;
+  // Runs fn(arg) on a runtime thread once all earlier work on `stream` is
+  // done; later work waits for it. fn must not call into the device.
+  virtual Status LaunchHostFunc(Stream stream, void (*fn)(void*), void* arg) = 0;
+
+  virtual Status RecordEvent(Event event, Stream stream) = 0;
+  virtual Status StreamWaitEvent(Stream stream, Event event) = 0;
+  virtual Result<bool> EventQuery(Event event) = 0;  // true when complete
+  virtual Status EventSynchronize(Event event) = 0;
+  virtual Status StreamSynchronize(Stream stream) = 0;
+};
+
+// Opens device `ordinal` as described above. Shared: one Device per process
+// and ordinal is enough.
+Result<std::shared_ptr<Device>> OpenDevice(int ordinal = 0);
+
+}  // namespace tiercache
+
+#endif  // TIERCACHE_ALLOC_DEVICE_H_

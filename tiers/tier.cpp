@@ -1,0 +1,213 @@
+#include "tiers/tier.h"
+
+#include <chrono>
+#include <utility>
+
+namespace tiercache {
+namespace {
+
+uint64_t NowNanoseconds() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+}  // namespace
+
+const char* TierKindName(TierKind kind) {
+  switch (kind) {
+    case TierKind::kMemory: return "memory";
+    case TierKind::kDram: return "dram";
+    case TierKind::kPmem: return "pmem";
+    case TierKind::kNvme: return "nvme";
+  }
+  return "unknown";
+}
+
+Tier::Tier(std::string name, TierKind kind, uint64_t capacity, uint64_t granularity)
+    : name_(std::move(name)),
+      kind_(kind),
+      capacity_(capacity),
+      granularity_(granularity),
+      space_(capacity, granularity) {}
+
+Tier::~Tier() = default;
+
+uint64_t Tier::used() const {
+  std::lock_guard<std::mutex> lock(space_mutex_);
+  return space_.used();
+}
+
+Result<Extent> Tier::Allocate(uint64_t bytes) {
+  if (bytes == 0) return Status::InvalidArgument(name_ + ": allocation of 0 bytes");
+  std::lock_guard<std::mutex> lock(space_mutex_);
+  Result<Extent> extent = space_.Allocate(bytes);
+  if (extent.ok()) {
+    allocations_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    allocation_failures_.fetch_add(1, std::memory_order_relaxed);
+    return Status(extent.status().code(), name_ + ": " + extent.status().message());
+  }
+  return extent;
+}
+
+Status Tier::Free(const Extent& extent) {
+  std::lock_guard<std::mutex> lock(space_mutex_);
+  Status status = space_.Free(extent);
+  if (!status.ok()) return Status(status.code(), name_ + ": " + status.message());
+  OnFreeLocked(extent);
+  frees_.fetch_add(1, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+Status Tier::ReserveExtent(const Extent& extent) {
+  std::lock_guard<std::mutex> lock(space_mutex_);
+  return space_.Reserve(extent);
+}
+
+Status Tier::CheckAccess(const Extent& extent, uint64_t offset, const void* buffer,
+                         uint64_t bytes, const char* what) const {
+  if (bytes > 0 && buffer == nullptr) {
+    return Status::InvalidArgument(name_ + ": " + what + " with a null buffer");
+  }
+  if (offset > extent.length || bytes > extent.length - offset) {
+    return Status::InvalidArgument(name_ + ": " + what + " of " + std::to_string(bytes) +
+                                   " bytes at offset " + std::to_string(offset) +
+                                   " runs past the extent's " + std::to_string(extent.length));
+  }
+  std::lock_guard<std::mutex> lock(space_mutex_);
+  if (!space_.IsLive(extent)) {
+    return Status::InvalidArgument(name_ + ": " + what + " of an extent that is not allocated");
+  }
+  return Status::Ok();
+}
+
+Status Tier::Read(const Extent& extent, uint64_t offset, void* dst, uint64_t bytes) {
+  TC_RETURN_IF_ERROR(CheckAccess(extent, offset, dst, bytes, "read"));
+  if (bytes == 0) return Status::Ok();
+  const uint64_t start = NowNanoseconds();
+  Status status = ReadImpl(extent.offset + offset, dst, bytes);
+  read_nanoseconds_.fetch_add(NowNanoseconds() - start, std::memory_order_relaxed);
+  reads_.fetch_add(1, std::memory_order_relaxed);
+  if (status.ok()) {
+    bytes_read_.fetch_add(bytes, std::memory_order_relaxed);
+  } else {
+    read_errors_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return status;
+}
+
+Status Tier::Write(const Extent& extent, uint64_t offset, const void* src, uint64_t bytes) {
+  TC_RETURN_IF_ERROR(CheckAccess(extent, offset, src, bytes, "write"));
+  if (bytes == 0) return Status::Ok();
+  const uint64_t start = NowNanoseconds();
+  Status status = WriteImpl(extent.offset + offset, src, bytes);
+  write_nanoseconds_.fetch_add(NowNanoseconds() - start, std::memory_order_relaxed);
+  writes_.fetch_add(1, std::memory_order_relaxed);
+  if (status.ok()) {
+    bytes_written_.fetch_add(bytes, std::memory_order_relaxed);
+  } else {
+    write_errors_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return status;
+}
+
+IoCallback Tier::Counted(IoCallback done, bool is_read, uint64_t bytes) {
+  const uint64_t start = NowNanoseconds();
+  return [this, done = std::move(done), is_read, bytes, start](Status status) {
+    const uint64_t elapsed = NowNanoseconds() - start;
+    if (is_read) {
+      read_nanoseconds_.fetch_add(elapsed, std::memory_order_relaxed);
+      reads_.fetch_add(1, std::memory_order_relaxed);
+      (status.ok() ? bytes_read_ : read_errors_)
+          .fetch_add(status.ok() ? bytes : 1, std::memory_order_relaxed);
+    } else {
+      write_nanoseconds_.fetch_add(elapsed, std::memory_order_relaxed);
+      writes_.fetch_add(1, std::memory_order_relaxed);
+      (status.ok() ? bytes_written_ : write_errors_)
+          .fetch_add(status.ok() ? bytes : 1, std::memory_order_relaxed);
+    }
+    done(std::move(status));
+  };
+}
+
+void Tier::ReadAsync(const Extent& extent, uint64_t offset, void* dst, uint64_t bytes,
+                     IoCallback done) {
+  Status status = CheckAccess(extent, offset, dst, bytes, "read");
+  if (!status.ok() || bytes == 0) {
+    done(std::move(status));
+    return;
+  }
+  ReadAsyncImpl(extent.offset + offset, dst, bytes, Counted(std::move(done), true, bytes));
+}
+
+void Tier::WriteAsync(const Extent& extent, uint64_t offset, const void* src, uint64_t bytes,
+                      IoCallback done) {
+  Status status = CheckAccess(extent, offset, src, bytes, "write");
+  if (!status.ok() || bytes == 0) {
+    done(std::move(status));
+    return;
+  }
+  WriteAsyncImpl(extent.offset + offset, src, bytes, Counted(std::move(done), false, bytes));
+}
+
+void Tier::ReadAsyncImpl(uint64_t address, void* dst, uint64_t bytes, IoCallback done) {
+  done(ReadImpl(address, dst, bytes));
+}
+
+void Tier::WriteAsyncImpl(uint64_t address, const void* src, uint64_t bytes, IoCallback done) {
+  done(WriteImpl(address, src, bytes));
+}
+
+Status Tier::Flush() { return FlushImpl(); }
+
+void* Tier::HostAddress(const Extent& extent) const {
+  {
+    std::lock_guard<std::mutex> lock(space_mutex_);
+    if (!space_.IsLive(extent)) return nullptr;
+  }
+  return HostAddressImpl(extent.offset);
+}
+
+Status Tier::Commit(uint64_t key, const Extent& extent) {
+  {
+    std::lock_guard<std::mutex> lock(space_mutex_);
+    if (!space_.IsLive(extent)) {
+      return Status::InvalidArgument(name_ + ": commit of an extent that is not allocated");
+    }
+  }
+  return CommitImpl(key, extent);
+}
+
+Result<Extent> Tier::Lookup(uint64_t key) { return LookupImpl(key); }
+Status Tier::Forget(uint64_t key) { return ForgetImpl(key); }
+
+Status Tier::CommitImpl(uint64_t, const Extent&) {
+  return Status::Unsupported(name_ + ": not a persistent tier");
+}
+Result<Extent> Tier::LookupImpl(uint64_t key) {
+  return Status::NotFound(name_ + ": no committed extent for key " + std::to_string(key));
+}
+Status Tier::ForgetImpl(uint64_t) {
+  return Status::Unsupported(name_ + ": not a persistent tier");
+}
+
+TierStats Tier::stats() const {
+  TierStats s;
+  s.capacity = capacity_;
+  s.used = used();
+  s.allocations = allocations_.load(std::memory_order_relaxed);
+  s.frees = frees_.load(std::memory_order_relaxed);
+  s.allocation_failures = allocation_failures_.load(std::memory_order_relaxed);
+  s.reads = reads_.load(std::memory_order_relaxed);
+  s.writes = writes_.load(std::memory_order_relaxed);
+  s.bytes_read = bytes_read_.load(std::memory_order_relaxed);
+  s.bytes_written = bytes_written_.load(std::memory_order_relaxed);
+  s.read_errors = read_errors_.load(std::memory_order_relaxed);
+  s.write_errors = write_errors_.load(std::memory_order_relaxed);
+  s.read_nanoseconds = read_nanoseconds_.load(std::memory_order_relaxed);
+  s.write_nanoseconds = write_nanoseconds_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace tiercache
