@@ -1,0 +1,37 @@
+// AccessPredictor: what the runtime asks of the prefetcher.
+//
+// The runtime reports every acquire (OnAccess) and explicit hints; it asks
+// which blocks come next (to issue prefetches) and when a block is next
+// needed (to feed next-use eviction). The prefetcher in prefetch/ implements
+// this; the runtime works without one (no prefetch, no predictions).
+//
+// Thread safety: none required of implementations; the runtime serialises
+// calls on one predictor.
+#ifndef TIERCACHE_RUNTIME_ACCESS_PREDICTOR_H_
+#define TIERCACHE_RUNTIME_ACCESS_PREDICTOR_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "runtime/eviction/eviction_policy.h"
+
+namespace tiercache {
+
+class AccessPredictor {
+ public:
+  virtual ~AccessPredictor() = default;
+  // `id` (of `bytes` bytes) was acquired at host time `now_ns`.
+  virtual void OnAccess(BlockId id, uint64_t bytes, uint64_t now_ns) = 0;
+  // Engine-supplied order of the next accesses; overrides learning until
+  // it is consumed or contradicted.
+  virtual void Hint(const std::vector<BlockId>& next) = 0;
+  // Up to `max_blocks` blocks expected next, nearest first.
+  virtual std::vector<BlockId> PredictNext(size_t max_blocks) = 0;
+  // Accesses until `id` is expected again; kNeverUsedAgain when unknown.
+  virtual uint64_t PredictDistance(BlockId id) = 0;
+};
+
+}  // namespace tiercache
+
+#endif  // TIERCACHE_RUNTIME_ACCESS_PREDICTOR_H_
