@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds tiercache with CUDA and packs what a GPU machine without the build
+# dependencies needs to run the tests and benchmarks: every test, benchmark
+# and tool binary, plus the shared libraries they load that are not part of
+# glibc or the NVIDIA driver. The result goes to .device-pack/ (git-ignored).
+#
+# On the GPU machine:  tools/device_check.sh .device-pack <output dir>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=build-device
+pack=.device-pack
+
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTIERCACHE_WITH_CUDA=ON >/dev/null
+cmake --build "$build" -j"$(nproc)"
+
+rm -rf "$pack"
+mkdir -p "$pack/bin" "$pack/lib"
+mapfile -t binaries < <(find "$build/tests" "$build/bench" "$build/tools" -maxdepth 2 -type f -perm -u+x \
+                          ! -name '*.so*' ! -name '*.sh' 2>/dev/null | sort)
+for b in "${binaries[@]}"; do
+  file -b "$b" | grep -q ELF || continue
+  cp "$b" "$pack/bin/"
+done
+for lib in $(find "$build" -name 'libtiercache*.so*' 2>/dev/null); do cp -P "$lib" "$pack/lib/"; done
+
+# Shared libraries: everything ldd resolves except glibc's own and the driver.
+skip='/(libc|libm|libdl|librt|libpthread|ld-linux-x86-64|libcuda|libnvidia-[a-z-]*)\.so'
+for b in "$pack"/bin/* "$pack"/lib/*; do
+  ldd "$b" 2>/dev/null | awk '/=> \// {print $3}'
+done | sort -u | grep -Ev "$skip" | while read -r lib; do
+  cp -L "$lib" "$pack/lib/"
+done
+cp tools/device_check.sh "$pack/"
+du -sh "$pack"
+echo "packed $(ls "$pack/bin" | wc -l) binaries and $(ls "$pack/lib" | wc -l) libraries into $pack"
