@@ -59,7 +59,19 @@ class Device {
   virtual Status UnregisterHost(void* pointer) = 0;
 
   virtual Result<Stream> CreateStream() = 0;
+  // Waits for the stream's enqueued work, then destroys it. Using the handle
+  // afterwards is an error (kInvalidArgument where the device can tell).
   virtual Status DestroyStream(Stream stream) = 0;
+  // A stream whose work the device prefers when several are ready; lower
+  // numbers mean higher priority, as in CUDA (e.g. -1 above 0). Devices
+  // without priorities ignore it.
+  virtual Result<Stream> CreateStreamWithPriority(int priority) { return CreateStream(); }
+  // How many streams this Device has destroyed so far. Caches keyed by stream
+  // (the pooled allocator's) revalidate only when this number moves.
+  virtual uint64_t DestroyedStreamCount() const { return 0; }
+  // False for a handle this Device destroyed; streams it did not create (an
+  // engine's own cudaStream_t) and nullptr are reported live.
+  virtual bool IsStreamLive(Stream stream) const { return true; }
   virtual Result<Event> CreateEvent() = 0;
   virtual Status DestroyEvent(Event event) = 0;
 
