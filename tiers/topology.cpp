@@ -373,6 +373,14 @@ Status Topology::BindThreadToNode(int os_index) const {
   return BindThreadToCpus(node.cpus);
 }
 
+// hwloc "binds" against a topology loaded from XML by doing nothing and
+// reporting success; refusing instead keeps a fake binding from looking real.
+Status Topology::RequireThisSystem(const char* what) const {
+  if (this_system_) return Status::Ok();
+  return Status::Unsupported(std::string(what) +
+                             " needs this machine's topology; this one was loaded from XML");
+}
+
 Status Topology::BindThreadToCpus(const std::vector<int>& cpus) const {
   hwloc_topology_t t = handle_->topology;
   hwloc_const_cpuset_t known = hwloc_topology_get_complete_cpuset(t);
@@ -384,6 +392,7 @@ Status Topology::BindThreadToCpus(const std::vector<int>& cpus) const {
     }
     hwloc_bitmap_set(set.set, static_cast<unsigned>(cpu));
   }
+  TC_RETURN_IF_ERROR(RequireThisSystem("binding a thread"));
   if (hwloc_set_cpubind(t, set.set, HWLOC_CPUBIND_THREAD) != 0) {
     return BindingError(errno, "binding the calling thread to " + std::to_string(cpus.size()) +
                                    " CPU(s)");
@@ -404,6 +413,8 @@ Result<NodeMemory> Topology::AllocateOnNode(int os_index, size_t bytes,
   std::string why;
   if (!options.allow_membind) {
     why = "memory binding disabled by the caller";
+  } else if (Status status = RequireThisSystem("memory binding"); !status.ok()) {
+    why = status.message();
   } else {
     Bitmap nodeset;
     hwloc_bitmap_only(nodeset.set, static_cast<unsigned>(os_index));
@@ -420,7 +431,7 @@ Result<NodeMemory> Topology::AllocateOnNode(int os_index, size_t bytes,
       return memory;
     }
     why = std::string("binding to NUMA node ") + std::to_string(os_index) + " refused (" +
-          std::strerror(errno) + (this_system_ ? ")" : "; the topology is not this machine's)");
+          std::strerror(errno) + ")";
   }
   void* data = mmap(nullptr, memory.size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                     -1, 0);
@@ -488,6 +499,7 @@ Result<std::vector<int>> Topology::NodesHoldingMemory(const void* address, size_
   if (address == nullptr || bytes == 0) {
     return Status::InvalidArgument("asking where an empty range lives");
   }
+  TC_RETURN_IF_ERROR(RequireThisSystem("locating memory"));
   Bitmap nodeset;
   if (hwloc_get_area_memlocation(handle_->topology, address, bytes, nodeset.set,
                                  HWLOC_MEMBIND_BYNODESET) != 0) {

@@ -120,9 +120,10 @@ class Topology : public std::enable_shared_from_this<Topology> {
   static Result<std::shared_ptr<const Topology>> ThisMachine();
   // A fresh load of this machine.
   static Result<std::shared_ptr<const Topology>> Load();
-  // A machine described by an hwloc v2 XML file (lstopo --of xml). Binding
-  // and allocation still work but cannot place anything: such a topology
-  // does not describe the machine the process runs on.
+  // A machine described by an hwloc v2 XML file (lstopo --of xml). It does
+  // not describe the machine the process runs on: binding a thread is
+  // kUnsupported, and allocation works but places nothing (kUnplaced, the
+  // fallback recorded).
   static Result<std::shared_ptr<const Topology>> FromXmlFile(const std::string& path);
 
   ~Topology();
@@ -171,6 +172,7 @@ class Topology : public std::enable_shared_from_this<Topology> {
   static Result<std::shared_ptr<const Topology>> LoadWith(const char* xml_path);
   void Scan();
   std::string NodeList() const;
+  Status RequireThisSystem(const char* what) const;
   Status PlaceByFirstTouch(NodeMemory& memory, const std::string& why) const;
 
   std::unique_ptr<Handle> handle_;
