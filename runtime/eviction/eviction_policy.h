@@ -46,6 +46,12 @@ class EvictionPolicy {
   // The logical clock: the number of accesses so far. Called before each
   // OnAccess/OnInsert by caches that feed predictions.
   virtual void OnTick(uint64_t now) {}
+  // Optional: where a prediction-driven policy re-asks for a block's next
+  // use (an absolute logical time, or kNeverUsedAgain) once the last
+  // prediction it was given has passed without the block being used; the
+  // estimate of an overdue block depends on how long it has been idle.
+  // Without a source an overdue prediction counts as unknown (far).
+  virtual void SetNextUseSource(std::function<uint64_t(BlockId)> source) {}
 };
 
 // "lru", "arc", "s3fifo", "next-use". kInvalidArgument for any other name.

@@ -1,0 +1,28 @@
+#include "runtime/eviction/eviction_policy.h"
+
+#include <string>
+
+#include "runtime/eviction/arc_policy.h"
+#include "runtime/eviction/lru_policy.h"
+#include "runtime/eviction/next_use_policy.h"
+#include "runtime/eviction/s3fifo_policy.h"
+
+namespace tiercache {
+
+Result<std::unique_ptr<EvictionPolicy>> MakeEvictionPolicy(std::string_view name,
+                                                           uint64_t capacity_bytes) {
+  if (name == "lru") return std::unique_ptr<EvictionPolicy>(new LruPolicy());
+  if (name == "next-use") return std::unique_ptr<EvictionPolicy>(new NextUsePolicy());
+  if (name == "arc" || name == "s3fifo") {
+    if (capacity_bytes == 0) {
+      return Status::InvalidArgument("eviction policy '" + std::string(name) +
+                                     "' needs a capacity above 0 bytes");
+    }
+    if (name == "arc") return std::unique_ptr<EvictionPolicy>(new ArcPolicy(capacity_bytes));
+    return std::unique_ptr<EvictionPolicy>(new S3FifoPolicy(capacity_bytes));
+  }
+  return Status::InvalidArgument("unknown eviction policy '" + std::string(name) +
+                                 "' (expected lru, arc, s3fifo or next-use)");
+}
+
+}  // namespace tiercache
