@@ -1,0 +1,186 @@
+// BlockPool: the DeviceAllocator's shared pool (internal to alloc/).
+//
+// Contract: owns the segments obtained from the Device and every free block
+// that is not in a stream's fast-path cache. A free block is either owned by
+// the stream it was freed on (reusable by that stream at once, by others
+// once the fence recorded on that stream when the block entered the pool
+// has completed) or settled (its fence completed: any stream may take it).
+// Best fit by (size, address) over the blocks the asking stream may use;
+// free neighbours coalesce (settled with settled, a stream's own with its
+// own or with settled ones, taking the later fence); a segment that is one settled free block may go back to the
+// device. The PointerMap is the address -> Block index shared with the
+// allocator's lock-free paths; the pool updates it when it splits, merges
+// or releases blocks.
+//
+// Thread safety: every public method takes the pool mutex; none calls back
+// into the allocator. Block::state, stream and requested are atomics because
+// the allocator's fast path touches blocks without the pool mutex; address,
+// size and neighbours change only under it, and only for free blocks.
+#ifndef TIERCACHE_ALLOC_BLOCK_POOL_H_
+#define TIERCACHE_ALLOC_BLOCK_POOL_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "alloc/device.h"
+
+namespace tiercache {
+namespace alloc_internal {
+
+enum class BlockState : uint8_t { kAllocated, kCached, kFree };
+
+struct Segment;
+
+struct Block {
+  uintptr_t address = 0;
+  uint64_t size = 0;
+  Segment* segment = nullptr;
+  Block* prev = nullptr;  // address neighbours inside the segment
+  Block* next = nullptr;
+  std::atomic<BlockState> state{BlockState::kFree};
+  std::atomic<Stream> stream{nullptr};   // allocated: handed to; cached/free: freed on
+  std::atomic<uint64_t> requested{0};    // bytes the caller asked for, while allocated
+  std::atomic<uint64_t> trace_id{0};
+  // Free blocks in the pool only:
+  bool settled = true;  // fence completed (or never had one): any stream may take it
+  uint64_t fence = 0;   // the fence id it waits for while !settled
+};
+
+struct Segment {
+  uintptr_t base = 0;
+  uint64_t size = 0;
+  bool small = false;
+  Block* first = nullptr;
+};
+
+// Address -> Block for every block of every segment, in 64 shards so the
+// fast path never takes a global lock.
+class PointerMap {
+ public:
+  // Calls fn(Block* or nullptr) with the shard locked and returns its result.
+  template <typename Fn>
+  auto WithBlock(uintptr_t address, Fn&& fn) {
+    Shard& shard = ShardFor(address);
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    auto it = shard.blocks.find(address);
+    return fn(it == shard.blocks.end() ? nullptr : it->second);
+  }
+  void Insert(Block* block);
+  void Erase(uintptr_t address);
+
+ private:
+  struct alignas(64) Shard {
+    std::mutex mutex;
+    std::unordered_map<uintptr_t, Block*> blocks;
+  };
+  Shard& ShardFor(uintptr_t address) { return shards_[(address >> 9) * 0x9E3779B97F4A7C15ull >> 58]; }
+  std::array<Shard, 64> shards_;
+};
+
+struct PoolOptions {
+  uint64_t small_segment_bytes = 0;
+  uint64_t large_segment_bytes = 0;
+  uint64_t large_rounding = 0;
+  uint64_t release_threshold_bytes = 0;
+};
+
+struct PoolCounters {
+  uint64_t reserved_bytes = 0;
+  uint64_t peak_reserved_bytes = 0;
+  uint64_t segments = 0;
+  uint64_t segments_allocated = 0;
+  uint64_t segments_released = 0;
+  uint64_t cross_stream_reuses = 0;
+  uint64_t pool_free_bytes = 0;   // free blocks in the pool (owned or settled)
+  uint64_t pending_fences = 0;
+};
+
+class BlockPool {
+ public:
+  BlockPool(Device& device, PointerMap& map, PoolOptions options, uint64_t budget_bytes);
+  ~BlockPool();  // returns every segment to the device
+
+  // A free block of at least `rounded` bytes for `stream`, split to size and
+  // marked allocated; nullptr when none fits (and, with `grow`, no new
+  // segment fits the budget or the device refused one: *device_status says
+  // why in that case).
+  Block* Take(uint64_t rounded, bool small, Stream stream, bool grow, Status* device_status);
+  // Blocks freed on `stream` (cached or allocated, not yet in the pool)
+  // enter it behind one fence recorded on `stream` now.
+  void Return(Stream stream, const std::vector<Block*>& blocks);
+  // Settles the blocks of every completed fence; returns how many fences completed.
+  size_t Poll();
+  // Waits for every pending fence (the host blocks): the last resort before OOM.
+  void WaitForFences();
+  // Releases settled, fully free segments while unused reserved bytes exceed
+  // `keep_unused_bytes`; returns the bytes released.
+  uint64_t ReleaseFree(uint64_t keep_unused_bytes, uint64_t allocated_bytes);
+
+  void set_budget(uint64_t bytes);
+  uint64_t budget() const;
+  PoolCounters counters() const;
+  // {"address":..., "bytes":..., "small":..., "blocks":[...]} for each segment.
+  std::string SegmentsJson() const;
+
+ private:
+  struct BySize {
+    bool operator()(const Block* a, const Block* b) const {
+      return a->size != b->size ? a->size < b->size : a->address < b->address;
+    }
+  };
+  using FreeSet = std::set<Block*, BySize>;
+  struct FreeSets {
+    FreeSet small;
+    FreeSet large;
+    FreeSet& of(bool is_small) { return is_small ? small : large; }
+  };
+  struct Fence {
+    uint64_t id = 0;
+    Event event = nullptr;
+  };
+  struct StreamFences {
+    std::deque<Fence> pending;  // in record order: they complete in this order
+  };
+
+  Block* BestFit(uint64_t rounded, bool small, Stream stream);
+  bool Mergeable(const Block* block, const Block* neighbour) const;
+  void Absorb(Block* low, Block* high, const Block* owner);
+  Block* Carve(Block* block, uint64_t rounded, Stream stream);
+  Block* Grow(uint64_t rounded, bool small, Status* device_status);
+  void InsertFree(Block* block);
+  void EraseFree(Block* block);
+  FreeSet& SetOf(Block* block);
+  void Settle(Stream stream, uint64_t fence_id);
+  Block* Coalesce(Block* block);
+  void ReleaseSegment(Segment* segment);
+  Event AcquireEvent();
+  size_t PollLocked();
+
+  Device& device_;
+  PointerMap& map_;
+  const PoolOptions options_;
+
+  mutable std::mutex mutex_;
+  uint64_t budget_bytes_;
+  std::map<uintptr_t, std::unique_ptr<Segment>> segments_;
+  FreeSets settled_;
+  std::unordered_map<Stream, FreeSets> owned_;
+  std::unordered_map<Stream, StreamFences> fences_;
+  std::vector<Event> spare_events_;
+  uint64_t next_fence_ = 1;
+  PoolCounters counters_;
+};
+
+}  // namespace alloc_internal
+}  // namespace tiercache
+
+#endif  // TIERCACHE_ALLOC_BLOCK_POOL_H_

@@ -1,0 +1,390 @@
+// DeviceAllocator on a device: built twice, once on the emulated device and
+// once (label gpu, TIERCACHE_TEST_CUDA) on the real CUDA device, which skips
+// when no GPU is present. Every check goes through the Device seam, so the
+// same assertions hold for both.
+#include "alloc/device_allocator.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "alloc/emulated_device.h"
+#include "tests/alloc/mini_json.h"
+#if TIERCACHE_TEST_CUDA && defined(TIERCACHE_HAVE_CUDA)
+#include "alloc/cuda_device.h"
+#endif
+
+namespace tiercache {
+namespace {
+
+constexpr unsigned long long kMiB = 1ull << 20;
+
+std::shared_ptr<Device> MakeDevice(std::string* why) {
+#if TIERCACHE_TEST_CUDA
+#if defined(TIERCACHE_HAVE_CUDA)
+  Result<std::shared_ptr<Device>> cuda = OpenCudaDevice(0);
+  if (!cuda.ok()) *why = cuda.status().ToString();
+  return cuda.ok() ? *cuda : nullptr;
+#else
+  *why = "built without CUDA";
+  return nullptr;
+#endif
+#else
+  EmulatedDeviceOptions options;
+  options.total_memory = 2048 * kMiB;
+  return std::make_shared<EmulatedDevice>(options);
+#endif
+}
+
+// Holds the stream for `arg` milliseconds: work enqueued after it is late.
+void SleepOnStream(void* arg) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(reinterpret_cast<uintptr_t>(arg)));
+}
+
+class DeviceAllocatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    device_ = MakeDevice(&why);
+    if (device_ == nullptr) GTEST_SKIP() << "no CUDA device: " << why;
+    for (Stream& stream : streams_) {
+      Result<Stream> created = device_->CreateStream();
+      ASSERT_TRUE(created.ok()) << created.status().ToString();
+      stream = *created;
+    }
+  }
+  void TearDown() override {
+    allocator_.reset();
+    if (device_ == nullptr) return;
+    for (Stream stream : streams_) {
+      if (stream != nullptr && device_->IsStreamLive(stream)) (void)device_->DestroyStream(stream);
+    }
+  }
+  DeviceAllocator& Make(DeviceAllocatorOptions options = {}) {
+    Result<std::unique_ptr<DeviceAllocator>> created = DeviceAllocator::Create(device_, options);
+    EXPECT_TRUE(created.ok()) << created.status().ToString();
+    allocator_ = std::move(*created);
+    return *allocator_;
+  }
+  EmulatedDevice* emulated() { return dynamic_cast<EmulatedDevice*>(device_.get()); }
+  void SyncAll() {
+    for (Stream stream : streams_) ASSERT_TRUE(device_->StreamSynchronize(stream).ok());
+  }
+  // Reads `bytes` of device memory back on `stream` (synchronously).
+  std::vector<unsigned char> ReadBack(void* pointer, size_t bytes, Stream stream) {
+    std::vector<unsigned char> host(bytes);
+    EXPECT_TRUE(device_->CopyAsync(host.data(), pointer, bytes, CopyKind::kDeviceToHost, stream).ok());
+    EXPECT_TRUE(device_->StreamSynchronize(stream).ok());
+    return host;
+  }
+
+  std::shared_ptr<Device> device_;
+  Stream streams_[4] = {};
+  std::unique_ptr<DeviceAllocator> allocator_;
+};
+
+TEST_F(DeviceAllocatorTest, AllocatesAlignedUsableBlocks) {
+  DeviceAllocator& allocator = Make();
+  Stream s = streams_[0];
+  std::vector<std::pair<void*, uint64_t>> blocks;
+  for (uint64_t bytes : {1ull, 100ull, 512ull, 4097ull, 100000ull, kMiB, kMiB + 1, 7 * kMiB, 40 * kMiB}) {
+    Result<void*> p = allocator.Allocate(bytes, s);
+    ASSERT_TRUE(p.ok()) << bytes << ": " << p.status().ToString();
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(*p) % 256, 0u);
+    ASSERT_TRUE(device_->MemsetAsync(*p, static_cast<int>(bytes & 0x7f) + 1, bytes, s).ok());
+    blocks.push_back({*p, bytes});
+  }
+  for (auto& [p, bytes] : blocks) {
+    std::vector<unsigned char> host = ReadBack(p, bytes, s);
+    EXPECT_EQ(host.front(), (bytes & 0x7f) + 1);
+    EXPECT_EQ(host.back(), (bytes & 0x7f) + 1);
+  }
+  DeviceAllocatorStats stats = allocator.GetStats();
+  EXPECT_EQ(stats.allocations, blocks.size());
+  EXPECT_GE(stats.allocated_bytes, stats.requested_bytes);
+  EXPECT_LE(stats.allocated_bytes, stats.reserved_bytes);
+  for (auto& [p, bytes] : blocks) ASSERT_TRUE(allocator.Free(p, s).ok());
+  stats = allocator.GetStats();
+  EXPECT_EQ(stats.allocated_bytes, 0u);
+  EXPECT_EQ(stats.requested_bytes, 0u);
+  EXPECT_EQ(stats.frees, blocks.size());
+}
+
+TEST_F(DeviceAllocatorTest, BadInputGetsErrorCodesAndLeavesThePoolIntact) {
+  DeviceAllocator& allocator = Make(DeviceAllocatorOptions{.budget_bytes = 64 * kMiB});
+  Stream s = streams_[0];
+  EXPECT_EQ(allocator.Allocate(0, s).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(allocator.Allocate(device_->info().total_memory + 1, s).status().code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(allocator.Allocate(UINT64_MAX, s).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(allocator.Allocate(65 * kMiB, s).status().code(), ErrorCode::kOutOfMemory);
+
+  void* small = *allocator.Allocate(1000, s);
+  void* large = *allocator.Allocate(3 * kMiB, s);
+  char host[64];
+  EXPECT_EQ(allocator.Free(nullptr, s).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(allocator.Free(host, s).code(), ErrorCode::kInvalidArgument);                // foreign
+  EXPECT_EQ(allocator.Free(static_cast<char*>(large) + 512, s).code(), ErrorCode::kInvalidArgument);  // interior
+  ASSERT_TRUE(allocator.Free(small, s).ok());
+  EXPECT_EQ(allocator.Free(small, s).code(), ErrorCode::kInvalidArgument);  // double free
+
+  // Free on a destroyed stream: refused, and the block stays the caller's.
+  Stream doomed = streams_[3];
+  ASSERT_TRUE(device_->DestroyStream(doomed).ok());
+  streams_[3] = nullptr;
+  EXPECT_EQ(allocator.Free(large, doomed).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(allocator.Allocate(10, doomed).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(allocator.GetStats().allocated_bytes, 3 * kMiB);
+  ASSERT_TRUE(allocator.Free(large, s).ok());
+
+  DeviceAllocatorStats stats = allocator.GetStats();
+  EXPECT_EQ(stats.allocated_bytes, 0u);
+  EXPECT_EQ(stats.invalid_frees, 5u);
+  // Still fully usable.
+  Result<void*> again = allocator.Allocate(3 * kMiB, s);
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(allocator.Free(*again, s).ok());
+}
+
+TEST_F(DeviceAllocatorTest, SameStreamReuseIsImmediate) {
+  DeviceAllocator& allocator = Make();
+  Stream s = streams_[0];
+  for (uint64_t bytes : {4096ull, 5 * kMiB}) {
+    void* first = *allocator.Allocate(bytes, s);
+    ASSERT_TRUE(device_->LaunchHostFunc(s, SleepOnStream, reinterpret_cast<void*>(20)).ok());
+    ASSERT_TRUE(allocator.Free(first, s).ok());
+    Result<void*> second = allocator.Allocate(bytes, s);  // the stream's work is still pending
+    ASSERT_TRUE(second.ok());
+    EXPECT_EQ(*second, first);
+    ASSERT_TRUE(allocator.Free(*second, s).ok());
+  }
+}
+
+// A block freed on s1 while s1 still has work queued must not go to s2;
+// once s1 is past the free, s2 may take it. The data shows a premature
+// reuse: s1's late memset would overwrite what s2 wrote.
+TEST_F(DeviceAllocatorTest, CrossStreamReuseOnlyAfterTheEvent) {
+  DeviceAllocator& allocator = Make();
+  Stream s1 = streams_[0], s2 = streams_[1];
+  constexpr uint64_t kBytes = 256 * 1024;
+  void* p = *allocator.Allocate(kBytes, s1);
+  ASSERT_TRUE(device_->LaunchHostFunc(s1, SleepOnStream, reinterpret_cast<void*>(50)).ok());
+  ASSERT_TRUE(device_->MemsetAsync(p, 0xAA, kBytes, s1).ok());
+  ASSERT_TRUE(allocator.Free(p, s1).ok());
+  allocator.Trim(UINT64_MAX);  // push s1's cache into the pool behind a fence; release nothing
+
+  void* q = *allocator.Allocate(kBytes, s2);
+  EXPECT_NE(q, p) << "reused on another stream before the freeing stream reached the free";
+  ASSERT_TRUE(device_->MemsetAsync(q, 0xBB, kBytes, s2).ok());
+  SyncAll();
+  std::vector<unsigned char> host = ReadBack(q, kBytes, s2);
+  EXPECT_EQ(std::count(host.begin(), host.end(), 0xBB), static_cast<long>(kBytes));
+  ASSERT_TRUE(allocator.Free(q, s2).ok());
+
+  // s1 is idle now: its fence has completed, so s2 may reuse what s1 freed.
+  allocator.Trim(UINT64_MAX);
+  SyncAll();
+  uint64_t before = allocator.GetStats().cross_stream_reuses;
+  void* r = *allocator.Allocate(kBytes, s2);
+  void* t = *allocator.Allocate(kBytes, s2);
+  EXPECT_GT(allocator.GetStats().cross_stream_reuses, before);
+  EXPECT_TRUE(r == p || t == p);
+  ASSERT_TRUE(allocator.Free(r, s2).ok());
+  ASSERT_TRUE(allocator.Free(t, s2).ok());
+}
+
+TEST_F(DeviceAllocatorTest, BudgetIsEnforced) {
+  DeviceAllocator& allocator = Make(DeviceAllocatorOptions{.budget_bytes = 16 * kMiB});
+  Stream s = streams_[0];
+  std::vector<void*> blocks;
+  Status last;
+  for (int i = 0; i < 64; ++i) {
+    Result<void*> p = allocator.Allocate(kMiB + 4096, s);  // large class
+    if (!p.ok()) {
+      last = p.status();
+      break;
+    }
+    blocks.push_back(*p);
+    EXPECT_LE(allocator.GetStats().reserved_bytes, 16 * kMiB);
+  }
+  EXPECT_EQ(last.code(), ErrorCode::kOutOfMemory) << last.ToString();
+  EXPECT_GE(blocks.size(), 12u);  // the budget is used, not wasted
+  DeviceAllocatorStats stats = allocator.GetStats();
+  EXPECT_LE(stats.peak_reserved_bytes, 16 * kMiB);
+  EXPECT_EQ(stats.oom_events, 1u);
+  EXPECT_EQ(stats.retries, 1u);
+  for (void* p : blocks) ASSERT_TRUE(allocator.Free(p, s).ok());
+  // Lowering the budget below what is reserved trims cached segments.
+  SyncAll();
+  ASSERT_TRUE(allocator.SetBudget(4 * kMiB).ok());
+  SyncAll();
+  allocator.Trim(0);
+  EXPECT_LE(allocator.GetStats().reserved_bytes, 4 * kMiB);
+  EXPECT_EQ(allocator.SetBudget(0).code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(DeviceAllocatorTest, PressureCallbackRunsBeforeOutOfMemoryAndItsBytesAreUsed) {
+  DeviceAllocator& allocator = Make(DeviceAllocatorOptions{.budget_bytes = 8 * kMiB});
+  Stream s = streams_[0];
+  std::vector<void*> cached;  // what a GPU cache tier would hold
+  for (int i = 0; i < 4; ++i) cached.push_back(*allocator.Allocate(2 * kMiB, s));
+  std::vector<uint64_t> asked;
+  allocator.SetPressureCallback([&](uint64_t bytes_needed) -> uint64_t {
+    asked.push_back(bytes_needed);
+    if (cached.empty()) return 0;
+    void* victim = cached.back();
+    cached.pop_back();
+    EXPECT_TRUE(allocator.Free(victim, s).ok());  // re-entrant Free is allowed
+    return 2 * kMiB;
+  });
+  Result<void*> activation = allocator.Allocate(2 * kMiB, s);
+  ASSERT_TRUE(activation.ok()) << activation.status().ToString();
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_GE(asked[0], 2 * kMiB);
+  EXPECT_EQ(cached.size(), 3u);
+  DeviceAllocatorStats stats = allocator.GetStats();
+  EXPECT_EQ(stats.pressure_calls, 1u);
+  EXPECT_EQ(stats.pressure_freed_bytes, 2 * kMiB);
+  EXPECT_EQ(stats.oom_events, 0u);
+  EXPECT_LE(stats.reserved_bytes, 8 * kMiB);
+
+  // A callback that cannot help: out-of-memory, after it was asked.
+  allocator.SetPressureCallback([&](uint64_t bytes_needed) -> uint64_t {
+    asked.push_back(bytes_needed);
+    return 0;
+  });
+  Result<void*> more = allocator.Allocate(2 * kMiB, s);
+  EXPECT_EQ(more.status().code(), ErrorCode::kOutOfMemory);
+  EXPECT_EQ(asked.size(), 2u);
+  EXPECT_EQ(allocator.GetStats().oom_events, 1u);
+  ASSERT_TRUE(allocator.Free(*activation, s).ok());
+  for (void* p : cached) ASSERT_TRUE(allocator.Free(p, s).ok());
+}
+
+TEST_F(DeviceAllocatorTest, TrimReturnsSettledSegments) {
+  DeviceAllocator& allocator = Make();
+  Stream s = streams_[0];
+  std::vector<void*> blocks;
+  for (int i = 0; i < 8; ++i) blocks.push_back(*allocator.Allocate(20 * kMiB, s));
+  for (int i = 0; i < 64; ++i) blocks.push_back(*allocator.Allocate(3000, s));
+  uint64_t reserved = allocator.GetStats().reserved_bytes;
+  EXPECT_GE(reserved, 160 * kMiB);
+  for (void* p : blocks) ASSERT_TRUE(allocator.Free(p, s).ok());
+  allocator.Trim(UINT64_MAX);  // into the pool, fences recorded
+  SyncAll();
+  uint64_t released = allocator.Trim(0);
+  DeviceAllocatorStats stats = allocator.GetStats();
+  EXPECT_EQ(released, reserved);
+  EXPECT_EQ(stats.reserved_bytes, 0u);
+  EXPECT_EQ(stats.segments, 0u);
+  EXPECT_EQ(stats.segments_released, stats.segments_allocated);
+}
+
+TEST_F(DeviceAllocatorTest, ReleaseThresholdBoundsCachedMemory) {
+  DeviceAllocatorOptions options;
+  options.release_threshold_bytes = 0;
+  options.stream_cache_bytes = 1 * kMiB;
+  DeviceAllocator& allocator = Make(options);
+  Stream s = streams_[0];
+  std::vector<void*> blocks;
+  for (int i = 0; i < 4; ++i) blocks.push_back(*allocator.Allocate(40 * kMiB, s));  // a segment each
+  for (void* p : blocks) ASSERT_TRUE(allocator.Free(p, s).ok());
+  SyncAll();
+  // The next eviction settles the earlier fences and releases what is free.
+  void* a = *allocator.Allocate(2 * kMiB, s);
+  ASSERT_TRUE(allocator.Free(a, s).ok());
+  void* b = *allocator.Allocate(3 * kMiB, s);
+  ASSERT_TRUE(allocator.Free(b, s).ok());
+  EXPECT_LT(allocator.GetStats().reserved_bytes, 160 * kMiB);
+  EXPECT_GT(allocator.GetStats().segments_released, 0u);
+}
+
+TEST_F(DeviceAllocatorTest, SnapshotIsWellFormedAndMatchesStats) {
+  DeviceAllocator& allocator = Make();
+  std::vector<std::pair<void*, Stream>> live;
+  std::mt19937 random(7);
+  for (int i = 0; i < 200; ++i) {
+    Stream s = streams_[i % 4];
+    uint64_t bytes = random() % 3 == 0 ? (random() % (8 * kMiB)) + 1 : (random() % 20000) + 1;
+    live.push_back({*allocator.Allocate(bytes, s), s});
+    if (random() % 2 == 0) {
+      size_t victim = random() % live.size();
+      ASSERT_TRUE(allocator.Free(live[victim].first, live[victim].second).ok());
+      live.erase(live.begin() + static_cast<long>(victim));
+    }
+  }
+  DeviceAllocatorStats stats = allocator.GetStats();
+  testing_json::Value snapshot;
+  ASSERT_NO_THROW(snapshot = testing_json::Parse(allocator.SnapshotJson()));
+  EXPECT_EQ(snapshot["stats"]["reserved_bytes"].number, static_cast<double>(stats.reserved_bytes));
+  EXPECT_EQ(snapshot["stats"]["allocated_bytes"].number, static_cast<double>(stats.allocated_bytes));
+  const auto& segments = snapshot["segments"].items;
+  EXPECT_EQ(segments.size(), stats.segments);
+  double reserved = 0, allocated = 0, requested = 0;
+  size_t allocated_blocks = 0;
+  for (const auto& segment : segments) {
+    reserved += segment["bytes"].number;
+    double covered = 0;
+    for (const auto& block : segment["blocks"].items) {
+      covered += block["bytes"].number;
+      if (block["state"].text == "allocated") {
+        allocated += block["bytes"].number;
+        requested += block["requested"].number;
+        ++allocated_blocks;
+      }
+    }
+    EXPECT_EQ(covered, segment["bytes"].number) << "blocks must tile their segment";
+  }
+  EXPECT_EQ(reserved, static_cast<double>(stats.reserved_bytes));
+  EXPECT_EQ(allocated, static_cast<double>(stats.allocated_bytes));
+  EXPECT_EQ(requested, static_cast<double>(stats.requested_bytes));
+  EXPECT_EQ(allocated_blocks, live.size());
+  for (auto& [p, s] : live) ASSERT_TRUE(allocator.Free(p, s).ok());
+}
+
+TEST_F(DeviceAllocatorTest, TraceRecordsAndReplaysToTheSamePeak) {
+  InferenceTraceOptions shape;
+  shape.layers = 4;
+  shape.hidden = 1024;
+  shape.decode_steps = 64;
+  shape.batch = 4;
+  std::vector<TraceEvent> workload = MakeInferenceTrace(shape);
+  ASSERT_TRUE(ValidateTrace(workload).ok());
+
+  DeviceAllocatorOptions recording;
+  recording.record_trace = true;
+  DeviceAllocator& first = Make(recording);
+  // Both trace streams on one device stream: with two, whether a fence has
+  // completed when polled is a matter of timing, and so is the exact peak.
+  std::vector<Stream> streams = {streams_[0], streams_[0]};
+  Result<ReplayResult> original = ReplayTrace(first, workload, streams);
+  ASSERT_TRUE(original.ok()) << original.status().ToString();
+  EXPECT_EQ(original->failures, 0u);
+  std::vector<TraceEvent> recorded = first.TakeTrace();
+  // Every allocation and free is in the trace, including the final frees.
+  ASSERT_EQ(recorded.size(), workload.size());
+  EXPECT_EQ(PeakRequestedBytes(recorded), PeakRequestedBytes(workload));
+  Result<std::vector<TraceEvent>> parsed = ParseTrace(FormatTrace(recorded));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(*parsed, recorded);
+  SyncAll();
+
+  allocator_.reset();
+  DeviceAllocator& second = Make();
+  Result<ReplayResult> replayed = ReplayTrace(second, *parsed, streams);
+  ASSERT_TRUE(replayed.ok());
+  EXPECT_EQ(replayed->peak_requested_bytes, original->peak_requested_bytes);
+  EXPECT_EQ(replayed->peak_reserved_bytes, original->peak_reserved_bytes);
+  EXPECT_GE(replayed->peak_reserved_bytes, replayed->peak_requested_bytes);
+}
+
+}  // namespace
+}  // namespace tiercache
