@@ -240,6 +240,13 @@ Result<std::shared_ptr<const Topology>> Topology::LoadWith(const char* xml_path)
   // PCI devices are what GPUs are found by; bridges and OS devices that lead
   // nowhere important are dropped.
   hwloc_topology_set_io_types_filter(t, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+  // Linux's own backend reads PCI devices from sysfs. The libpciaccess
+  // component finds nothing more (and leaks on each load); the GPU-runtime,
+  // OpenCL and display components would initialise drivers just to name
+  // devices we find by bus id anyway.
+  for (const char* component : {"pci", "cuda", "nvml", "rsmi", "levelzero", "opencl", "gl"}) {
+    hwloc_topology_set_components(t, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, component);
+  }
   if (xml_path != nullptr && hwloc_topology_set_xml(t, xml_path) != 0) {
     return Status::InvalidArgument(source + " cannot be used: " + std::strerror(errno));
   }
