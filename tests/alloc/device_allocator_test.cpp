@@ -18,31 +18,12 @@
 
 #include "alloc/emulated_device.h"
 #include "tests/alloc/mini_json.h"
-#if TIERCACHE_TEST_CUDA && defined(TIERCACHE_HAVE_CUDA)
-#include "alloc/cuda_device.h"
-#endif
+#include "tests/alloc/test_device.h"
 
 namespace tiercache {
 namespace {
 
 constexpr unsigned long long kMiB = 1ull << 20;
-
-std::shared_ptr<Device> MakeDevice(std::string* why) {
-#if TIERCACHE_TEST_CUDA
-#if defined(TIERCACHE_HAVE_CUDA)
-  Result<std::shared_ptr<Device>> cuda = OpenCudaDevice(0);
-  if (!cuda.ok()) *why = cuda.status().ToString();
-  return cuda.ok() ? *cuda : nullptr;
-#else
-  *why = "built without CUDA";
-  return nullptr;
-#endif
-#else
-  EmulatedDeviceOptions options;
-  options.total_memory = 2048 * kMiB;
-  return std::make_shared<EmulatedDevice>(options);
-#endif
-}
 
 // Holds the stream for `arg` milliseconds: work enqueued after it is late.
 void SleepOnStream(void* arg) {
@@ -53,7 +34,7 @@ class DeviceAllocatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string why;
-    device_ = MakeDevice(&why);
+    device_ = MakeTestDevice(&why);
     if (device_ == nullptr) GTEST_SKIP() << "no CUDA device: " << why;
     for (Stream& stream : streams_) {
       Result<Stream> created = device_->CreateStream();
