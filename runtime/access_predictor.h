@@ -30,6 +30,15 @@ class AccessPredictor {
   virtual std::vector<BlockId> PredictNext(size_t max_blocks) = 0;
   // Accesses until `id` is expected again; kNeverUsedAgain when unknown.
   virtual uint64_t PredictDistance(BlockId id) = 0;
+
+  // Optional feedback and sizing; the defaults suit a predictor that does
+  // not measure. The runtime reports each prefetch it issues and when its
+  // copy completed (both in host ns), so accuracy, lateness, wasted bytes
+  // and the link bandwidth can be measured.
+  virtual void OnPrefetchIssued(BlockId id, uint64_t bytes, uint64_t now_ns) {}
+  virtual void OnPrefetchArrived(BlockId id, uint64_t now_ns) {}
+  // How many blocks ahead to prefetch now, given the free GPU budget.
+  virtual size_t Lookahead(uint64_t free_budget_bytes) { return 1; }
 };
 
 }  // namespace tiercache

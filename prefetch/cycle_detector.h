@@ -1,0 +1,55 @@
+// CycleDetector: learns a repeating sequence of block ids of any period up
+// to kMaxPeriod: a dense model's layer order, or forward-then-reverse
+// (0..L-1, L-1..0), which is simply a cycle of period 2L.
+//
+// A candidate period comes from the gaps between an id's last occurrences
+// (one or two back) and is adopted when the last kVerifyWindow accesses (at least
+// kMinMatchShare of them) repeat at that period. The period is kept while
+// the recent match rate stays above kMinMatchShare, so fresh ids
+// interleaved with the cycle (activations) do not break it.
+//
+// Thread safety: none.
+#ifndef TIERCACHE_PREFETCH_CYCLE_DETECTOR_H_
+#define TIERCACHE_PREFETCH_CYCLE_DETECTOR_H_
+
+#include <unordered_map>
+
+#include "prefetch/pattern_detector.h"
+
+namespace tiercache {
+
+class CycleDetector final : public PatternDetector {
+ public:
+  static constexpr uint64_t kMaxPeriod = 1 << 16;
+  static constexpr uint64_t kVerifyWindow = 32;
+  static constexpr double kMinMatchShare = 0.75;
+
+  CycleDetector();
+  std::string_view name() const override { return "cycle"; }
+  void Observe(BlockId id, uint64_t bytes, uint64_t now) override;
+  void PredictNext(size_t n, std::vector<BlockId>* out) const override;
+  uint64_t PredictDistance(BlockId id, uint64_t now) const override;
+
+  uint64_t period() const { return period_; }
+
+ private:
+  // The last three occurrences (kNeverUsedAgain until seen that often):
+  // an id seen twice per cycle (forward then reverse) needs the third to
+  // show the period.
+  struct Seen {
+    uint64_t at[3];  // at[0] newest
+  };
+  BlockId At(uint64_t t) const { return history_[t % history_.size()]; }
+  bool Verify(uint64_t candidate, uint64_t now) const;
+
+  std::vector<BlockId> history_;  // ring of the last 2 * kMaxPeriod ids
+  std::unordered_map<BlockId, Seen> seen_;
+  uint64_t now_ = 0;
+  uint64_t observed_ = 0;
+  uint64_t period_ = 0;     // 0: none
+  double match_rate_ = 0;   // EWMA of "id == id one period ago"
+};
+
+}  // namespace tiercache
+
+#endif  // TIERCACHE_PREFETCH_CYCLE_DETECTOR_H_
