@@ -157,6 +157,7 @@ void WriteTier(JsonWriter& json, const TierReport& tier, uint64_t all_requests) 
   json.Key("bytes_down").Uint(tier.bytes_down);
   json.Key("evictions").Uint(tier.evictions);
   json.Key("stall_ns").Uint(tier.stall_ns);
+  json.Key("link_bytes").Uint(tier.link_bytes);
   json.Key("transfer_ns").Uint(tier.transfer_ns);
   json.Key("achieved_bytes_per_second").Double(tier.AchievedBytesPerSecond());
   json.Key("link").BeginObject();

@@ -1,5 +1,7 @@
 #include "tools/bench/options.h"
 
+#include <unistd.h>
+
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -286,6 +288,12 @@ Status Validate(Options* options) {
   }
   if (!options->workload.empty() && !options->trace_path.empty()) {
     return Status::InvalidArgument("--workload and --trace are exclusive: give one");
+  }
+  if (!options->json_path.empty()) {
+    std::string parent = options->json_path.substr(0, options->json_path.find_last_of('/') + 1);
+    if (!parent.empty() && access(parent.c_str(), W_OK) != 0) {
+      return Status::InvalidArgument("--json: directory " + parent + " does not exist or is not writable");
+    }
   }
   if (options->IsSet("gpu_cache_bytes") && options->IsSet("gpu_budget_bytes") &&
       options->gpu_cache_bytes > options->gpu_budget_bytes) {

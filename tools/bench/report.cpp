@@ -18,7 +18,7 @@ double TierReport::LocalHitRatio() const {
 }
 
 double TierReport::AchievedBytesPerSecond() const {
-  return Ratio(static_cast<double>(bytes_up) * 1e9, static_cast<double>(transfer_ns));
+  return Ratio(static_cast<double>(link_bytes) * 1e9, static_cast<double>(transfer_ns));
 }
 
 double TierReport::FractionOfPeak() const {

@@ -43,13 +43,17 @@ struct TierReport {
   uint64_t bytes_down = 0;
   uint64_t evictions = 0;
   uint64_t stall_ns = 0;      // time requests waited on promotions from here
-  uint64_t transfer_ns = 0;   // time those promotions were in flight
+  // The link this row measures (`link`): for host tiers the way up out of
+  // the tier (link_bytes == bytes_up), for the GPU the way in from the host
+  // (link_bytes == bytes_down). transfer_ns is the time spent moving them.
+  uint64_t link_bytes = 0;
+  uint64_t transfer_ns = 0;
   LinkPeak link;
 
   uint64_t misses() const { return requests_reaching - hits; }
   double GlobalHitRatio(uint64_t all_requests) const;
   double LocalHitRatio() const;
-  double AchievedBytesPerSecond() const;  // bytes_up / transfer time; 0 if none
+  double AchievedBytesPerSecond() const;  // link_bytes / transfer time; 0 if none
   double FractionOfPeak() const;          // achieved / link peak; 0 if unknown
 };
 

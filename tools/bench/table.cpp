@@ -136,7 +136,8 @@ std::string RenderReport(const Report& report) {
     out << TierTable(report);
     out << "hit% of all = hits / all requests; hit% of reaching = hits / requests that missed "
            "every faster tier.\n";
-    out << "bytes up = promoted toward the GPU from this tier; GB/s = bytes up / transfer time.\n\n";
+    out << "bytes up = promoted toward the GPU from this tier, bytes down = written into it; GB/s = bytes over\n"
+           "the tier's link (gpu: host->gpu copies; others: reads toward the GPU) / time moving them.\n\n";
     out << PrefetchLine(report.prefetch);
     if (report.belady_hit_ratio) {
       double gap = *report.belady_hit_ratio - report.GpuHitRatio();
