@@ -45,16 +45,19 @@ class PmemFile {
   int fd() const { return fd_; }
   uint64_t size() const { return size_; }
   bool created() const { return created_; }
+  // created() and the file did not exist before: removing it loses nothing.
+  bool new_inode() const { return new_inode_; }
   const std::string& path() const { return path_; }
 
  private:
-  PmemFile(std::string path, int fd, uint64_t size, bool created)
-      : path_(std::move(path)), fd_(fd), size_(size), created_(created) {}
+  PmemFile(std::string path, int fd, uint64_t size, bool new_inode)
+      : path_(std::move(path)), fd_(fd), size_(size), created_(new_inode), new_inode_(new_inode) {}
 
   std::string path_;
   int fd_;
   uint64_t size_;
   bool created_;
+  bool new_inode_;
 };
 
 // kOutOfSpace unless the filesystem holding `path` has `bytes` free for an

@@ -1,6 +1,7 @@
 #include "tiers/pmem_tier.h"
 
 #include <libpmem2.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -119,6 +120,7 @@ Result<std::unique_ptr<PmemTier>> PmemTier::Open(const PmemTierOptions& options)
                       pmem::PmemFile::Open(options.path, options.create_if_missing,
                                            plan ? plan->file_bytes : 0));
   const bool created = file->created();
+  const bool new_inode = file->new_inode();
   Header header = created ? *plan : Header{};
   int chosen_copy = 0;
   if (!created) {
@@ -140,8 +142,13 @@ Result<std::unique_ptr<PmemTier>> PmemTier::Open(const PmemTierOptions& options)
     TC_LOG_INFO("%s: keeps its %s data region (asked for less; a tier never shrinks)",
                 options.path.c_str(), FormatBytes(header.data_bytes).c_str());
   }
-  TC_ASSIGN_OR_RETURN(std::unique_ptr<Mapping> mapping,
-                      MapFile(std::move(file), grown ? grown->file_bytes : header.file_bytes));
+  Result<std::unique_ptr<Mapping>> mapped =
+      MapFile(std::move(file), grown ? grown->file_bytes : header.file_bytes);
+  if (!mapped.ok()) {
+    if (new_inode) unlink(options.path.c_str());  // it never held a tier
+    return mapped.status();
+  }
+  std::unique_ptr<Mapping> mapping = std::move(mapped).value();
   if (created) {
     // The index is already zero (preallocated); the header goes in last, so
     // a file cut short during creation has no valid header.
@@ -189,19 +196,24 @@ PmemTier::~PmemTier() {
 }
 
 void PmemTier::Recover() {
-  std::lock_guard<std::mutex> lock(index_mutex_);
+  // Runs once, before Open() returns the tier. The allocator is filled first
+  // with only the space mutex taken (ReserveExtent); the index mutex is taken
+  // afterwards to install the result, keeping the one lock order (space, then
+  // index) that Free() -> OnFreeLocked() uses.
+  PmemIndexStats found;
   std::vector<std::pair<uint64_t, Entry>> valid;  // (slot, entry)
-  std::vector<uint64_t> free_slots;
+  std::vector<uint64_t> free_slots, losers;
+  uint64_t next_sequence = 1;
   for (uint64_t slot = 0; slot < header_.index_entries; ++slot) {
     Entry entry;
     std::memcpy(&entry, &slots_[slot], sizeof(entry));
     switch (pmem::ClassifyEntry(entry, header_)) {
       case EntryClass::kValid:
         valid.emplace_back(slot, entry);
-        next_sequence_ = std::max(next_sequence_, entry.sequence + 1);
+        next_sequence = std::max(next_sequence, entry.sequence + 1);
         continue;
-      case EntryClass::kTorn: ++stats_.skipped_torn; break;
-      case EntryClass::kInvalid: ++stats_.skipped_invalid; break;
+      case EntryClass::kTorn: ++found.skipped_torn; break;
+      case EntryClass::kInvalid: ++found.skipped_invalid; break;
       case EntryClass::kFree: break;
     }
     free_slots.push_back(slot);
@@ -212,27 +224,34 @@ void PmemTier::Recover() {
   std::stable_sort(valid.begin(), valid.end(), [](const auto& a, const auto& b) {
     return a.second.sequence > b.second.sequence;
   });
+  std::unordered_map<uint64_t, LiveEntry> by_key;
+  std::unordered_map<uint64_t, uint64_t> key_by_offset;
   for (const auto& [slot, entry] : valid) {
     const Extent extent{entry.offset, entry.length};
-    bool keep = false;
-    if (by_key_.count(entry.key) != 0) {
-      ++stats_.superseded;
-    } else if (key_by_offset_.count(entry.offset) != 0 || !ReserveExtent(extent).ok()) {
-      ++stats_.skipped_invalid;
+    if (by_key.count(entry.key) != 0) {
+      ++found.superseded;
+      losers.push_back(slot);
+    } else if (key_by_offset.count(entry.offset) != 0 || !ReserveExtent(extent).ok()) {
+      ++found.skipped_invalid;
+      losers.push_back(slot);
     } else {
-      keep = true;
+      by_key[entry.key] = LiveEntry{slot, extent, entry.data_checksum, entry.sequence, false};
+      key_by_offset[entry.offset] = entry.key;
+      ++found.recovered;
     }
-    if (!keep) {
-      SetSlotStateLocked(slot, EntryState::kFree);
-      free_slots.push_back(slot);
-      continue;
-    }
-    by_key_[entry.key] = LiveEntry{slot, extent, entry.data_checksum, entry.sequence, false};
-    key_by_offset_[entry.offset] = entry.key;
-    ++stats_.recovered;
   }
+  std::lock_guard<std::mutex> lock(index_mutex_);
+  for (uint64_t slot : losers) SetSlotStateLocked(slot, EntryState::kFree);
+  free_slots.insert(free_slots.end(), losers.begin(), losers.end());
   std::sort(free_slots.begin(), free_slots.end(), std::greater<uint64_t>());
   free_slots_ = std::move(free_slots);
+  by_key_ = std::move(by_key);
+  key_by_offset_ = std::move(key_by_offset);
+  next_sequence_ = next_sequence;
+  stats_.recovered = found.recovered;
+  stats_.skipped_torn = found.skipped_torn;
+  stats_.skipped_invalid = found.skipped_invalid;
+  stats_.superseded = found.superseded;
 }
 
 Status PmemTier::ReadImpl(uint64_t address, void* dst, uint64_t bytes) {
