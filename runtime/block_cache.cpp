@@ -1,0 +1,363 @@
+// BlockCache: the data path (acquire, release, loads, prefetch, hints).
+#include "runtime/block_cache.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+#include "runtime/block_cache_internal.h"
+
+namespace tiercache {
+
+// Tells the GPU policy that `b` was used (or just arrived), then re-sends
+// the engine's hint if it still lies ahead (an access consumes predictions).
+void BlockCache::TouchLocked(Block* b, bool inserted) {
+  gpu_policy_->OnTick(++clock_);
+  if (inserted) {
+    gpu_policy_->OnInsert(b->id, b->bytes);
+  } else {
+    gpu_policy_->OnAccess(b->id);
+  }
+  if (b->hinted_next_use != kNeverUsedAgain) {
+    if (b->hinted_next_use > clock_) {
+      gpu_policy_->OnPrediction(b->id, b->hinted_next_use);
+    } else if (!inserted) {
+      b->hinted_next_use = kNeverUsedAgain;  // this was the hinted use
+    }
+  }
+}
+
+// A resident block was hit: count it and tell the policy. REQUIRES: mutex_.
+void BlockCache::PinnedHitLocked(Block* b) {
+  ++b->pins;
+  ++b->held;
+  TouchLocked(b, false);
+  stats_.Hit(gpu_slot_);
+}
+
+// Hands a pinned, resident block to `stream`: if its upload has not run
+// yet, the stream waits on the upload's event (the host does not).
+Result<void*> BlockCache::ReturnPinned(Block* b, Stream stream) {
+  void* ptr = b->device_ptr;
+  TransferJob* upload = b->upload.get();
+  if (!upload->complete()) {
+    upload->NoteWaiter(MonotonicNanoseconds());
+    Status s = device_->StreamWaitEvent(stream, upload->done_event());
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      --b->pins;
+      --b->held;
+      return s;
+    }
+  }
+  return ptr;
+}
+
+Result<void*> BlockCache::Acquire(BlockId id, Stream stream) {
+  return AcquireImpl(id, stream, /*may_wait=*/true);
+}
+
+Result<void*> BlockCache::TryAcquire(BlockId id, Stream stream) {
+  return AcquireImpl(id, stream, /*may_wait=*/false);
+}
+
+Result<void*> BlockCache::AcquireImpl(BlockId id, Stream stream, bool may_wait) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  Block* b = LookupLocked(id);
+  if (b == nullptr) return Status::NotFound("cache: no block " + std::to_string(id));
+  const uint64_t bytes = b->bytes;
+  if (b->gpu == Block::Gpu::kResident) {
+    PinnedHitLocked(b);
+    lock.unlock();
+    Result<void*> ptr = ReturnPinned(b, stream);
+    if (has_predictor_.load(std::memory_order_relaxed)) AfterAccess(id, bytes);
+    return ptr;
+  }
+  if (!may_wait) {
+    lock.unlock();
+    if (b->gpu == Block::Gpu::kAbsent) (void)Prefetch({id});
+    return Status::Busy("cache: block " + std::to_string(id) + " is not on the GPU yet");
+  }
+  ++b->pins;  // held across the load so the block cannot be evicted under us
+  ++b->held;
+  if (b->gpu == Block::Gpu::kLoading) {
+    stats_.Hit(gpu_slot_);  // a prefetch got there first: a late hit
+    load_cv_.wait(lock, [b] { return b->gpu != Block::Gpu::kLoading; });
+  } else {
+    stats_.Miss(gpu_slot_);
+    b->gpu = Block::Gpu::kLoading;
+    lock.unlock();
+    (void)Load(b);
+    lock.lock();
+  }
+  if (b->gpu != Block::Gpu::kResident) {
+    --b->pins;
+    --b->held;
+    return b->last_error.ok() ? Status::Internal("cache: load ended without a status")
+                              : b->last_error;
+  }
+  TouchLocked(b, false);
+  lock.unlock();
+  Result<void*> ptr = ReturnPinned(b, stream);
+  if (has_predictor_.load(std::memory_order_relaxed)) AfterAccess(id, bytes);
+  return ptr;
+}
+
+Result<void*> BlockCache::AllocateForBlock(uint64_t bytes) {
+  // The allocator calls our pressure callback itself when its budget is
+  // short; a failure here means nothing unpinned was left to give.
+  Result<void*> ptr = allocator_->Allocate(bytes, transfer_->upload_stream());
+  if (ptr.ok() || ptr.status().code() != ErrorCode::kOutOfMemory) return ptr;
+  // Pins may have dropped since (fences complete): one more round.
+  if (EvictUnpinned(bytes) > 0) ptr = allocator_->Allocate(bytes, transfer_->upload_stream());
+  return ptr;
+}
+
+Status BlockCache::Load(Block* b) {
+  Status status = MakeRoomAndReserve(b);
+  void* ptr = nullptr;
+  if (status.ok()) {
+    Result<void*> allocated = AllocateForBlock(b->bytes);
+    if (allocated.ok()) {
+      ptr = *allocated;
+    } else {
+      status = allocated.status();
+    }
+  }
+  std::shared_ptr<TransferJob> job;
+  bool tried_home = false;
+  while (status.ok()) {
+    HostLocation source;
+    Event wait_event = nullptr;
+    bool from_dram = false;
+    const std::vector<uint32_t>* checksums = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (b->dram_valid && !tried_home) {
+        from_dram = true;
+        const AttachedTier* t = FindTierLocked(dram_);
+        source = {dram_, b->dram_extent, t->direct, t->stats_slot};
+        if (!b->dram_job->complete()) wait_event = b->dram_job->done_event();
+        b->dram_readers.fetch_add(1, std::memory_order_acq_rel);
+        stats_.Hit(source.stats_slot);
+      } else {
+        const AttachedTier* t = FindTierLocked(b->home);
+        source = {b->home, b->home_extent, t->direct, t->stats_slot};
+        if (dram_ != nullptr && b->home != dram_) stats_.Miss(FindTierLocked(dram_)->stats_slot);
+        stats_.Hit(source.stats_slot);
+      }
+      if (config_.verify_checksums && !b->checksums.empty()) checksums = &b->checksums;
+    }
+    auto filled = std::make_shared<std::vector<uint32_t>>();
+    const bool fill = config_.verify_checksums && checksums == nullptr && !from_dram;
+    std::function<void()> on_complete;
+    if (from_dram) on_complete = [b] { b->dram_readers.fetch_sub(1, std::memory_order_acq_rel); };
+    job = transfer_->Upload(source, ptr, b->bytes, wait_event, checksums,
+                            fill ? filled.get() : nullptr, std::move(on_complete));
+    status = job->WaitEnqueued();
+    if (status.ok()) {
+      if (fill && !filled->empty()) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (b->checksums.empty()) b->checksums = *filled;
+      }
+      break;
+    }
+    if (from_dram) {
+      // The copy is suspect: drop it and go back to the block's home.
+      TC_LOG_WARN("block %s: DRAM copy failed (%s); refetching from %s", b->name.c_str(),
+                  status.ToString().c_str(), b->home->name().c_str());
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (b->dram_readers.load(std::memory_order_acquire) == 0) DropDramCopyLocked(b);
+      tried_home = true;
+      status = Status::Ok();
+      continue;
+    }
+    break;
+  }
+  if (!status.ok() && ptr != nullptr) {
+    // Copies already enqueued may still write it: free in the upload
+    // stream's order.
+    (void)allocator_->Free(ptr, transfer_->upload_stream());
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (status.ok()) {
+      b->device_ptr = ptr;
+      b->upload = std::move(job);
+      b->gpu = Block::Gpu::kResident;
+      b->last_error = Status::Ok();
+      TouchLocked(b, true);
+    } else {
+      b->gpu = Block::Gpu::kAbsent;
+      if (b->reserved) cached_bytes_ -= b->bytes;
+      b->reserved = false;
+      b->last_error = status;
+      TC_LOG_WARN("block %s: load failed: %s", b->name.c_str(), status.ToString().c_str());
+    }
+  }
+  load_cv_.notify_all();
+  return status;
+}
+
+Status BlockCache::Release(BlockId id, Stream stream) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Block* b = LookupLocked(id);
+  if (b == nullptr) return Status::NotFound("cache: no block " + std::to_string(id));
+  if (b->held == 0) {
+    return Status::InvalidArgument("cache: release of block " + std::to_string(id) +
+                                   " that is not acquired");
+  }
+  --b->held;  // the pin itself stays until the stream's work is fenced
+  auto it = std::find_if(unfenced_.begin(), unfenced_.end(),
+                         [stream](const auto& entry) { return entry.first == stream; });
+  if (it == unfenced_.end()) {
+    unfenced_.emplace_back(stream, std::vector<BlockId>{});
+    it = unfenced_.end() - 1;
+  }
+  it->second.push_back(id);
+  // Bound the bookkeeping when nothing asks for room for a long time.
+  if (it->second.size() >= 256 || fences_.size() >= 64) {
+    FenceAllLocked();
+    PollFencesLocked();
+  }
+  return Status::Ok();
+}
+
+Status BlockCache::Prefetch(const std::vector<BlockId>& ids) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (BlockId id : ids) {
+      if (LookupLocked(id) == nullptr) {
+        return Status::NotFound("cache: no block " + std::to_string(id));
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(prefetch_mutex_);
+    for (BlockId id : ids) prefetch_queue_.push_back(id);
+  }
+  prefetch_cv_.notify_one();
+  return Status::Ok();
+}
+
+void BlockCache::PrefetchLoop() {
+  std::unique_lock<std::mutex> queue_lock(prefetch_mutex_);
+  while (true) {
+    prefetch_cv_.wait(queue_lock, [this] { return stopping_ || !prefetch_queue_.empty(); });
+    if (stopping_) return;
+    const BlockId id = prefetch_queue_.front();
+    prefetch_queue_.pop_front();
+    prefetch_busy_ = true;
+    queue_lock.unlock();
+    Block* b = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      b = LookupLocked(id);
+      if (b != nullptr && b->gpu == Block::Gpu::kAbsent) {
+        b->gpu = Block::Gpu::kLoading;
+      } else {
+        b = nullptr;  // gone, resident or already loading
+      }
+    }
+    if (b != nullptr) (void)Load(b);
+    queue_lock.lock();
+    prefetch_busy_ = false;
+    if (prefetch_queue_.empty()) prefetch_cv_.notify_all();
+  }
+}
+
+void BlockCache::AfterAccess(BlockId id, uint64_t bytes) {
+  std::vector<BlockId> next;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (predictor_ == nullptr) return;
+    predictor_->OnAccess(id, bytes, MonotonicNanoseconds());
+    if (const Block* b = LookupLocked(id); b != nullptr && b->gpu == Block::Gpu::kResident) {
+      const uint64_t distance = predictor_->PredictDistance(id);
+      gpu_policy_->OnPrediction(
+          id, distance == kNeverUsedAgain ? kNeverUsedAgain : clock_ + distance);
+    }
+    if (config_.prefetch_lookahead <= 0) return;
+    for (BlockId candidate :
+         predictor_->PredictNext(static_cast<size_t>(config_.prefetch_lookahead))) {
+      const Block* b = LookupLocked(candidate);
+      if (b != nullptr && b->gpu == Block::Gpu::kAbsent) next.push_back(candidate);
+    }
+  }
+  if (!next.empty()) (void)Prefetch(next);
+}
+
+Result<std::vector<void*>> BlockCache::AcquireGroup(GroupId group, Stream stream) {
+  TC_ASSIGN_OR_RETURN(std::vector<BlockId> members, GroupMembers(group));
+  std::vector<void*> pointers;
+  for (BlockId id : members) {
+    Result<void*> ptr = Acquire(id, stream);
+    if (!ptr.ok()) {
+      for (size_t i = 0; i < pointers.size(); ++i) (void)Release(members[i], stream);
+      return ptr.status();
+    }
+    pointers.push_back(*ptr);
+  }
+  return pointers;
+}
+
+Status BlockCache::ReleaseGroup(GroupId group, Stream stream) {
+  TC_ASSIGN_OR_RETURN(std::vector<BlockId> members, GroupMembers(group));
+  Status first;
+  for (BlockId id : members) {
+    Status s = Release(id, stream);
+    if (first.ok()) first = s;
+  }
+  return first;
+}
+
+void BlockCache::HintLocked(Block* b, uint64_t when) {
+  b->hinted_next_use = when;
+  if (b->gpu == Block::Gpu::kResident) gpu_policy_->OnPrediction(b->id, when);
+  if (b->dram_valid) dram_policy_->OnPrediction(b->id, when);
+}
+
+Status BlockCache::HintNextUse(BlockId id, uint64_t accesses_from_now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Block* b = LookupLocked(id);
+  if (b == nullptr) return Status::NotFound("cache: no block " + std::to_string(id));
+  HintLocked(b, accesses_from_now == kNeverUsedAgain ? kNeverUsedAgain
+                                                     : clock_ + accesses_from_now);
+  return Status::Ok();
+}
+
+Status BlockCache::HintOrder(const std::vector<BlockId>& next) {
+  std::vector<BlockId> to_prefetch;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (BlockId id : next) {
+      if (LookupLocked(id) == nullptr) {
+        return Status::NotFound("cache: no block " + std::to_string(id));
+      }
+    }
+    for (size_t i = next.size(); i-- > 0;) {  // the first mention of a block wins
+      HintLocked(blocks_[next[i]].get(), clock_ + i + 1);
+    }
+    if (predictor_ != nullptr) predictor_->Hint(next);
+    const size_t n = std::min(next.size(), static_cast<size_t>(config_.prefetch_lookahead));
+    for (size_t i = 0; i < n; ++i) {
+      if (blocks_[next[i]]->gpu == Block::Gpu::kAbsent) to_prefetch.push_back(next[i]);
+    }
+  }
+  return to_prefetch.empty() ? Status::Ok() : Prefetch(to_prefetch);
+}
+
+void BlockCache::SetPredictor(AccessPredictor* predictor) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  predictor_ = predictor;
+  has_predictor_.store(predictor != nullptr, std::memory_order_relaxed);
+}
+
+Status BlockCache::Drain() {
+  {
+    std::unique_lock<std::mutex> lock(prefetch_mutex_);
+    prefetch_cv_.wait(lock, [this] { return stopping_ || (prefetch_queue_.empty() && !prefetch_busy_); });
+  }
+  return transfer_->Drain();
+}
+
+}  // namespace tiercache

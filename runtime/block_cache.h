@@ -1,0 +1,262 @@
+// BlockCache: the heart of the runtime. It owns the registry of weight
+// blocks, knows where each block is resident (its home tier always, the GPU
+// and a DRAM copy possibly), pins what engines hold, evicts what they do not,
+// and moves bytes through the TransferEngine.
+//
+// The data path
+// - Register: a block's bytes go to (or already live in) its home tier and
+//   stay recoverable from there for the block's life. Blocks may be grouped
+//   (a layer, an expert) so one call acquires the group.
+// - Acquire(block, stream): a GPU-resident block is pinned and its pointer
+//   returned; if its upload is still running, `stream` is made to wait on
+//   the upload's event (StreamWaitEvent: the host does not wait). A block
+//   that is not resident is brought up first: from the DRAM copy if there
+//   is one, else from home (pinned DRAM directly; NVMe and PMEM through the
+//   staging ring). On a miss the calling thread waits for the host side of
+//   the transfer only (the I/O and the checksum checks, so that a failed or
+//   corrupted read is reported here rather than handed to the GPU); it
+//   never waits for the copy to the device.
+// - Release(block, stream): the pin is dropped once the work enqueued on
+//   `stream` so far has run. Releases are batched per stream and fenced
+//   with one event when the cache needs room, so a release is a few
+//   nanoseconds of bookkeeping, not a device call.
+// - Eviction: GPU residency is bounded by gpu_cache_bytes (when set) and by
+//   the device allocator's budget, whose pressure callback evicts unpinned
+//   blocks when the engine itself needs memory. The victim is chosen by the
+//   GPU EvictionPolicy among blocks with no pins and no upload running. An
+//   evicted NVMe/PMEM-homed block is demoted: copied to the DRAM tier on the
+//   download stream, concurrently with uploads, and refetched from there.
+// - Failures: a read error, a short read or a checksum mismatch is retried
+//   from the same tier (io_retries), then, if the source was the DRAM copy,
+//   from home; if home also fails the acquire returns the error. The block
+//   stays registered and intact at home; no other block is touched.
+//
+// Thread safety: every public method may be called from any thread. One
+// mutex guards the registry, residency and policies; it is never held
+// across a device allocation, a host wait or a tier I/O.
+#ifndef TIERCACHE_RUNTIME_BLOCK_CACHE_H_
+#define TIERCACHE_RUNTIME_BLOCK_CACHE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "alloc/device.h"
+#include "alloc/device_allocator.h"
+#include "runtime/access_predictor.h"
+#include "runtime/config.h"
+#include "runtime/eviction/eviction_policy.h"
+#include "runtime/staging_pool.h"
+#include "runtime/stats.h"
+#include "runtime/transfer_engine.h"
+#include "tiers/tier.h"
+
+namespace tiercache {
+
+using GroupId = uint64_t;
+constexpr GroupId kNoGroup = UINT64_MAX;
+
+// What the cache reports about one block (a snapshot).
+struct BlockInfo {
+  BlockId id = 0;
+  std::string name;
+  uint64_t bytes = 0;
+  std::string home_tier;
+  GroupId group = kNoGroup;
+  bool on_gpu = false;        // resident or loading
+  bool gpu_ready = false;     // the upload has run
+  bool in_dram = false;       // a DRAM copy exists (not counting a DRAM home)
+  uint32_t pins = 0;          // acquires not yet released and fenced
+};
+
+class BlockCache {
+ public:
+  // `dram` (may be null) is the host cache tier for demotions and the source
+  // of the staging ring; `dram_pinned` says its memory is registered with
+  // the device. `allocator` must outlive the cache; the cache installs its
+  // pressure callback and removes it on destruction.
+  static Result<std::unique_ptr<BlockCache>> Create(std::shared_ptr<Device> device,
+                                                    DeviceAllocator* allocator,
+                                                    const RuntimeConfig& config, Tier* dram,
+                                                    bool dram_pinned);
+  ~BlockCache();
+  BlockCache(const BlockCache&) = delete;
+  BlockCache& operator=(const BlockCache&) = delete;
+
+  // Makes `tier` usable as a home. `device_registered`: its memory is pinned,
+  // so uploads DMA straight from it. The DRAM tier is attached by Create.
+  Status AttachTier(Tier* tier, bool device_registered);
+
+  // ---- registry (block_registry.cpp) ---------------------------------------
+  Result<GroupId> CreateGroup(std::string name);
+  // Copies data[0, bytes) into a new extent of `home`.
+  Result<BlockId> RegisterFromBuffer(std::string name, const void* data, uint64_t bytes,
+                                     Tier* home, GroupId group = kNoGroup);
+  // Copies [offset, offset + bytes) of the file at `path` into `home`.
+  Result<BlockId> RegisterFromFile(std::string name, const std::string& path, uint64_t offset,
+                                   uint64_t bytes, Tier* home, GroupId group = kNoGroup);
+  // A block whose bytes already live in `extent` of `home` (not freed by
+  // the cache). Checksums are taken now when the tier is byte-addressable,
+  // else from the first read.
+  Result<BlockId> RegisterFromTier(std::string name, Tier* home, Extent extent,
+                                   GroupId group = kNoGroup);
+  // A block found again in a persistent tier's index (Tier::Lookup).
+  Result<BlockId> RegisterFromKey(std::string name, Tier* home, uint64_t key,
+                                  GroupId group = kNoGroup);
+  // kBusy while pinned or loading. Frees every copy the cache made.
+  Status Unregister(BlockId id);
+  Result<BlockId> FindBlock(std::string_view name) const;
+  Result<BlockInfo> Info(BlockId id) const;
+  Result<std::vector<BlockId>> GroupMembers(GroupId group) const;
+
+  // ---- data path (block_cache.cpp) -----------------------------------------
+  Result<void*> Acquire(BlockId id, Stream stream);
+  // Never waits: kBusy when the block is not on the GPU yet (a prefetch is
+  // started for it), else as Acquire.
+  Result<void*> TryAcquire(BlockId id, Stream stream);
+  // kInvalidArgument when the block is not acquired.
+  Status Release(BlockId id, Stream stream);
+  // Starts bringing `ids` to the GPU in the background, in order.
+  Status Prefetch(const std::vector<BlockId>& ids);
+  // Acquires every member in order (all or none).
+  Result<std::vector<void*>> AcquireGroup(GroupId group, Stream stream);
+  Status ReleaseGroup(GroupId group, Stream stream);
+
+  // ---- hints and prediction ------------------------------------------------
+  // `id` is next used `accesses_from_now` acquires from now (feeds the
+  // next-use policy; kNeverUsedAgain for never).
+  Status HintNextUse(BlockId id, uint64_t accesses_from_now);
+  // The next acquires, in order: feeds next-use predictions, the predictor,
+  // and prefetches the first prefetch_lookahead blocks.
+  Status HintOrder(const std::vector<BlockId>& next);
+  // Not owned; null removes it. With a predictor, every acquire reports to
+  // it and prefetches what it predicts.
+  void SetPredictor(AccessPredictor* predictor);
+
+  // ---- eviction (cache_eviction.cpp) ---------------------------------------
+  // Evicts unpinned GPU blocks until `bytes_needed` are freed or none is
+  // left; returns the bytes freed. The allocator's pressure callback.
+  uint64_t EvictUnpinned(uint64_t bytes_needed);
+  // Evicts one block from the GPU now (demoting it). kBusy when pinned.
+  Status Evict(BlockId id);
+
+  // Waits until every background load and transfer has finished (tests,
+  // shutdown, benchmarks between phases).
+  Status Drain();
+
+  RuntimeStats& stats() { return stats_; }
+  int gpu_stats_slot() const { return gpu_slot_; }
+  uint64_t gpu_cached_bytes() const;
+  TransferEngine& transfer() { return *transfer_; }
+  const RuntimeConfig& config() const { return config_; }
+  std::string StatsJson() const;
+  // For the activation store: the DRAM tier and its stats slot.
+  Tier* dram() const { return dram_; }
+  bool dram_pinned() const { return dram_pinned_; }
+  int StatsSlotOf(const Tier* tier) const;
+
+  struct Block;  // defined in block_cache_internal.h
+  struct AttachedTier {
+    Tier* tier;
+    bool direct;
+    int stats_slot;
+  };
+
+ private:
+  BlockCache(std::shared_ptr<Device> device, DeviceAllocator* allocator,
+             const RuntimeConfig& config);
+
+  // Registration helpers.
+  Result<BlockId> AddBlock(std::string name, uint64_t bytes, Tier* home, Extent extent,
+                           bool owns_extent, GroupId group, std::vector<uint32_t> checksums);
+  const AttachedTier* FindTierLocked(const Tier* tier) const;
+
+  // Data-path helpers (block_cache.cpp).
+  Block* LookupLocked(BlockId id) const;
+  Result<void*> AcquireImpl(BlockId id, Stream stream, bool may_wait);
+  void TouchLocked(Block* b, bool inserted);
+  void PinnedHitLocked(Block* b);
+  void HintLocked(Block* b, uint64_t when);
+  Result<void*> ReturnPinned(Block* b, Stream stream);
+  // Brings `b` (marked kLoading by the caller) to the GPU; called without
+  // mutex_. Returns the load status.
+  Status Load(Block* b);
+  Result<void*> AllocateForBlock(uint64_t bytes);
+  void AfterAccess(BlockId id, uint64_t bytes);
+  void PrefetchLoop();
+
+  // Eviction helpers (cache_eviction.cpp).
+  bool UploadDoneLocked(const Block* b) const;
+  bool EvictableLocked(const Block* b) const;
+  void PollFencesLocked();
+  void FenceAllLocked();
+  // Device memory to give back once mutex_ is released, each in the order
+  // of its stream.
+  using DeviceFrees = std::vector<std::pair<void*, Stream>>;
+  // Evicts one victim. False when none is evictable.
+  bool EvictOneLocked(DeviceFrees* frees, uint64_t* freed_bytes);
+  void EvictBlockLocked(Block* b, bool demote, DeviceFrees* frees);
+  // Starts copying the block's device bytes to a new DRAM copy; the device
+  // memory is then freed behind that copy. False when DRAM has no room.
+  bool DemoteLocked(Block* b, void* device_ptr, DeviceFrees* frees);
+  Result<Extent> AllocateDramLocked(uint64_t bytes);
+  void DropDramCopyLocked(Block* b);
+  void FreeDevice(const DeviceFrees& frees);
+  // Evicts until `b` fits in gpu_cache_bytes, then reserves its bytes; may
+  // wait for fences (without the lock). kOutOfSpace when everything stays
+  // acquired or the wait runs past acquire_wait_ms.
+  Status MakeRoomAndReserve(Block* b);
+
+  std::shared_ptr<Device> device_;
+  DeviceAllocator* allocator_;
+  const RuntimeConfig config_;
+  RuntimeStats stats_;
+  int gpu_slot_ = -1;
+  Tier* dram_ = nullptr;
+  bool dram_pinned_ = false;
+  std::unique_ptr<StagingPool> staging_;
+  std::unique_ptr<TransferEngine> transfer_;
+  Stream release_stream_ = nullptr;  // idle stream: frees on it are reusable at once
+
+  mutable std::mutex mutex_;
+  std::condition_variable load_cv_;  // a load finished (ok or not)
+  std::vector<AttachedTier> tiers_;                     // GUARDED_BY(mutex_)
+  std::deque<std::unique_ptr<Block>> blocks_;           // GUARDED_BY(mutex_), index = id
+  std::unordered_map<std::string, BlockId> by_name_;    // GUARDED_BY(mutex_)
+  struct Group {
+    std::string name;
+    std::vector<BlockId> members;
+  };
+  std::vector<Group> groups_;                           // GUARDED_BY(mutex_)
+  std::unique_ptr<EvictionPolicy> gpu_policy_;          // GUARDED_BY(mutex_)
+  std::unique_ptr<EvictionPolicy> dram_policy_;         // GUARDED_BY(mutex_)
+  uint64_t cached_bytes_ = 0;                           // GUARDED_BY(mutex_)
+  uint64_t clock_ = 0;                                  // GUARDED_BY(mutex_)
+  struct Fence {
+    Event event;
+    std::vector<BlockId> blocks;
+  };
+  std::vector<std::pair<Stream, std::vector<BlockId>>> unfenced_;  // GUARDED_BY(mutex_)
+  std::deque<Fence> fences_;                                      // GUARDED_BY(mutex_)
+  AccessPredictor* predictor_ = nullptr;                          // GUARDED_BY(mutex_)
+  std::atomic<bool> has_predictor_{false};
+
+  std::mutex prefetch_mutex_;
+  std::condition_variable prefetch_cv_;
+  std::deque<BlockId> prefetch_queue_;  // GUARDED_BY(prefetch_mutex_)
+  bool prefetch_busy_ = false;          // GUARDED_BY(prefetch_mutex_)
+  bool stopping_ = false;               // GUARDED_BY(prefetch_mutex_)
+  std::thread prefetch_thread_;
+};
+
+}  // namespace tiercache
+
+#endif  // TIERCACHE_RUNTIME_BLOCK_CACHE_H_

@@ -1,0 +1,54 @@
+// BlockCache::Block: the per-block record, shared by the cache's .cpp files.
+// Not a public header.
+//
+// Thread safety: every field is guarded by BlockCache::mutex_ except the
+// atomics, which transfer completions (device threads) also touch.
+#ifndef TIERCACHE_RUNTIME_BLOCK_CACHE_INTERNAL_H_
+#define TIERCACHE_RUNTIME_BLOCK_CACHE_INTERNAL_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/block_cache.h"
+
+namespace tiercache {
+
+struct BlockCache::Block {
+  enum class Gpu { kAbsent, kLoading, kResident };
+
+  // Fixed at registration.
+  BlockId id = 0;
+  std::string name;
+  uint64_t bytes = 0;
+  Tier* home = nullptr;
+  Extent home_extent;
+  bool owns_home = false;
+  GroupId group = kNoGroup;
+  bool alive = true;
+  // CRC32C per chunk_bytes of the block; empty until known.
+  std::vector<uint32_t> checksums;
+
+  // GPU residency.
+  Gpu gpu = Gpu::kAbsent;
+  bool reserved = false;  // its bytes count in cached_bytes_ (loading or resident)
+  void* device_ptr = nullptr;
+  std::shared_ptr<TransferJob> upload;  // the upload that filled device_ptr
+  uint32_t pins = 0;  // acquires whose release has not been fenced and run
+  uint32_t held = 0;  // acquires not yet released (pins >= held)
+  Status last_error;  // of the last failed load, for threads that waited on it
+  // The engine's hint of the next use (absolute logical time), re-sent to
+  // the policy after each insert/access since an access consumes it.
+  uint64_t hinted_next_use = kNeverUsedAgain;
+
+  // The DRAM copy (a demotion), when the home is not DRAM itself.
+  bool dram_valid = false;
+  Extent dram_extent;
+  std::shared_ptr<TransferJob> dram_job;  // the download that fills it
+  std::atomic<int> dram_readers{0};       // uploads reading the copy
+};
+
+}  // namespace tiercache
+
+#endif  // TIERCACHE_RUNTIME_BLOCK_CACHE_INTERNAL_H_

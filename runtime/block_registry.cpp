@@ -1,0 +1,351 @@
+// BlockCache: creation, tiers, the block registry and groups.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "common/log.h"
+#include "runtime/block_cache.h"
+#include "runtime/block_cache_internal.h"
+#include "runtime/checksum.h"
+
+namespace tiercache {
+
+BlockCache::BlockCache(std::shared_ptr<Device> device, DeviceAllocator* allocator,
+                       const RuntimeConfig& config)
+    : device_(std::move(device)), allocator_(allocator), config_(config) {}
+
+Result<std::unique_ptr<BlockCache>> BlockCache::Create(std::shared_ptr<Device> device,
+                                                       DeviceAllocator* allocator,
+                                                       const RuntimeConfig& config, Tier* dram,
+                                                       bool dram_pinned) {
+  if (device == nullptr || allocator == nullptr) {
+    return Status::InvalidArgument("cache: null device or allocator");
+  }
+  TC_RETURN_IF_ERROR(ValidateConfig(config));
+  std::unique_ptr<BlockCache> cache(new BlockCache(device, allocator, config));
+  cache->gpu_slot_ = cache->stats_.AddTier("gpu");
+  cache->dram_ = dram;
+  cache->dram_pinned_ = dram_pinned;
+  const uint64_t policy_capacity =
+      config.gpu_cache_bytes != 0 ? config.gpu_cache_bytes : allocator->budget();
+  TC_ASSIGN_OR_RETURN(cache->gpu_policy_, MakeEvictionPolicy(config.gpu_policy, policy_capacity));
+  TC_ASSIGN_OR_RETURN(cache->dram_policy_,
+                      MakeEvictionPolicy(config.dram_policy,
+                                         dram != nullptr ? dram->capacity() : 1));
+  TC_ASSIGN_OR_RETURN(cache->staging_,
+                      StagingPool::Create(device, dram, dram_pinned, config.chunk_bytes,
+                                          static_cast<int>(config.staging_buffers)));
+  TransferOptions transfer;
+  transfer.chunk_bytes = config.chunk_bytes;
+  transfer.io_retries = static_cast<int>(config.io_retries);
+  TC_ASSIGN_OR_RETURN(cache->transfer_, TransferEngine::Create(device, cache->staging_.get(),
+                                                               &cache->stats_, cache->gpu_slot_,
+                                                               transfer));
+  TC_ASSIGN_OR_RETURN(cache->release_stream_, device->CreateStream());
+  if (dram != nullptr) TC_RETURN_IF_ERROR(cache->AttachTier(dram, dram_pinned));
+  BlockCache* raw = cache.get();
+  // Overdue predictions are re-asked of the predictor. The policy calls
+  // this from ChooseVictim, with mutex_ already held by the cache.
+  cache->gpu_policy_->SetNextUseSource([raw](BlockId id) -> uint64_t {
+    if (raw->predictor_ == nullptr) return kNeverUsedAgain;
+    const uint64_t distance = raw->predictor_->PredictDistance(id);
+    return distance == kNeverUsedAgain ? kNeverUsedAgain : raw->clock_ + distance;
+  });
+  allocator->SetPressureCallback([raw](uint64_t needed) { return raw->EvictUnpinned(needed); });
+  cache->prefetch_thread_ = std::thread([raw] { raw->PrefetchLoop(); });
+  return cache;
+}
+
+BlockCache::~BlockCache() {
+  {
+    std::lock_guard<std::mutex> lock(prefetch_mutex_);
+    stopping_ = true;
+    prefetch_queue_.clear();
+  }
+  prefetch_cv_.notify_all();
+  if (prefetch_thread_.joinable()) prefetch_thread_.join();
+  allocator_->SetPressureCallback({});
+  if (transfer_ != nullptr) (void)transfer_->Drain();
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Fence& fence : fences_) {
+    (void)device_->EventSynchronize(fence.event);
+    transfer_->events().Put(fence.event);
+  }
+  fences_.clear();
+  for (auto& b : blocks_) {
+    if (b->device_ptr != nullptr) (void)allocator_->Free(b->device_ptr, release_stream_);
+    if (b->dram_valid) (void)dram_->Free(b->dram_extent);
+    if (b->owns_home && b->alive) (void)b->home->Free(b->home_extent);
+  }
+  blocks_.clear();  // drops the jobs (their events go back to the pool)
+  transfer_.reset();
+  staging_.reset();
+  if (release_stream_ != nullptr) (void)device_->DestroyStream(release_stream_);
+}
+
+Status BlockCache::AttachTier(Tier* tier, bool device_registered) {
+  if (tier == nullptr) return Status::InvalidArgument("cache: null tier");
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (FindTierLocked(tier) != nullptr) return Status::Ok();
+  tiers_.push_back({tier, device_registered, stats_.AddTier(tier->name())});
+  // The staging ring is the NVMe tier's usual I/O buffer: let it register
+  // it (io_uring fixed buffers). A hint, so failure is harmless.
+  (void)tier->RegisterBuffer(staging_->base(), staging_->bytes());
+  return Status::Ok();
+}
+
+const BlockCache::AttachedTier* BlockCache::FindTierLocked(const Tier* tier) const {
+  for (const AttachedTier& t : tiers_) {
+    if (t.tier == tier) return &t;
+  }
+  return nullptr;
+}
+
+int BlockCache::StatsSlotOf(const Tier* tier) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const AttachedTier* t = FindTierLocked(tier);
+  return t == nullptr ? -1 : t->stats_slot;
+}
+
+Result<GroupId> BlockCache::CreateGroup(std::string name) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  groups_.push_back({std::move(name), {}});
+  return static_cast<GroupId>(groups_.size() - 1);
+}
+
+Result<BlockId> BlockCache::AddBlock(std::string name, uint64_t bytes, Tier* home, Extent extent,
+                                     bool owns_extent, GroupId group,
+                                     std::vector<uint32_t> checksums) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (FindTierLocked(home) == nullptr) {
+    return Status::InvalidArgument("cache: tier " + home->name() + " is not attached");
+  }
+  if (group != kNoGroup && group >= groups_.size()) {
+    return Status::NotFound("cache: no group " + std::to_string(group));
+  }
+  if (!name.empty() && by_name_.count(name) != 0) {
+    return Status::AlreadyExists("cache: a block named '" + name + "' exists");
+  }
+  auto b = std::make_unique<Block>();
+  b->id = blocks_.size();
+  b->name = name;
+  b->bytes = bytes;
+  b->home = home;
+  b->home_extent = extent;
+  b->owns_home = owns_extent;
+  b->group = group;
+  b->checksums = std::move(checksums);
+  const BlockId id = b->id;
+  blocks_.push_back(std::move(b));
+  if (!name.empty()) by_name_[name] = id;
+  if (group != kNoGroup) groups_[group].members.push_back(id);
+  return id;
+}
+
+namespace {
+
+// CRC32C of each chunk of a host buffer.
+std::vector<uint32_t> ChunkChecksums(const unsigned char* data, uint64_t bytes, uint64_t chunk) {
+  std::vector<uint32_t> sums;
+  for (uint64_t offset = 0; offset < bytes; offset += chunk) {
+    sums.push_back(ChecksumBytes(data + offset, std::min(chunk, bytes - offset)));
+  }
+  return sums;
+}
+
+}  // namespace
+
+Result<BlockId> BlockCache::RegisterFromBuffer(std::string name, const void* data, uint64_t bytes,
+                                               Tier* home, GroupId group) {
+  if (home == nullptr || data == nullptr || bytes == 0) {
+    return Status::InvalidArgument("cache: register needs a home tier, data and bytes > 0");
+  }
+  TC_ASSIGN_OR_RETURN(Extent extent, home->Allocate(bytes));
+  Status s = home->Write(extent, 0, data, bytes);
+  if (!s.ok()) {
+    (void)home->Free(extent);
+    return s;
+  }
+  std::vector<uint32_t> sums;
+  if (config_.verify_checksums) {
+    sums = ChunkChecksums(static_cast<const unsigned char*>(data), bytes, config_.chunk_bytes);
+  }
+  Result<BlockId> id = AddBlock(std::move(name), bytes, home, extent, true, group, std::move(sums));
+  if (!id.ok()) (void)home->Free(extent);
+  return id;
+}
+
+Result<BlockId> BlockCache::RegisterFromFile(std::string name, const std::string& path,
+                                             uint64_t offset, uint64_t bytes, Tier* home,
+                                             GroupId group) {
+  if (home == nullptr || bytes == 0) {
+    return Status::InvalidArgument("cache: register needs a home tier and bytes > 0");
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "cache: open " + path);
+  Result<Extent> extent = home->Allocate(bytes);
+  if (!extent.ok()) {
+    ::close(fd);
+    return extent.status();
+  }
+  // Read through a bounded buffer so a large block does not need a second
+  // copy of itself in memory.
+  const uint64_t piece = std::min<uint64_t>(bytes, config_.chunk_bytes);
+  std::unique_ptr<unsigned char[]> buffer(new unsigned char[piece]);
+  std::vector<uint32_t> sums;
+  Status s;
+  for (uint64_t done = 0; s.ok() && done < bytes;) {
+    const uint64_t want = std::min(piece, bytes - done);
+    uint64_t got = 0;
+    while (got < want) {
+      const ssize_t n = ::pread(fd, buffer.get() + got, want - got,
+                                static_cast<off_t>(offset + done + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        s = Status::FromErrno(errno, "cache: read " + path);
+        break;
+      }
+      if (n == 0) {
+        s = Status::InvalidArgument("cache: " + path + " ends before offset " +
+                                    std::to_string(offset + bytes));
+        break;
+      }
+      got += static_cast<uint64_t>(n);
+    }
+    if (s.ok()) s = home->Write(*extent, done, buffer.get(), want);
+    if (s.ok() && config_.verify_checksums) sums.push_back(ChecksumBytes(buffer.get(), want));
+    done += want;
+  }
+  ::close(fd);
+  if (!s.ok()) {
+    (void)home->Free(*extent);
+    return s;
+  }
+  Result<BlockId> id =
+      AddBlock(std::move(name), bytes, home, *extent, true, group, std::move(sums));
+  if (!id.ok()) (void)home->Free(*extent);
+  return id;
+}
+
+Result<BlockId> BlockCache::RegisterFromTier(std::string name, Tier* home, Extent extent,
+                                             GroupId group) {
+  if (home == nullptr || extent.length == 0) {
+    return Status::InvalidArgument("cache: register needs a home tier and a non-empty extent");
+  }
+  std::vector<uint32_t> sums;
+  if (config_.verify_checksums) {
+    if (const void* p = home->HostAddress(extent); p != nullptr) {
+      sums = ChunkChecksums(static_cast<const unsigned char*>(p), extent.length,
+                            config_.chunk_bytes);
+    }  // else: taken from the first read
+  }
+  return AddBlock(std::move(name), extent.length, home, extent, false, group, std::move(sums));
+}
+
+Result<BlockId> BlockCache::RegisterFromKey(std::string name, Tier* home, uint64_t key,
+                                            GroupId group) {
+  if (home == nullptr) return Status::InvalidArgument("cache: null home tier");
+  TC_ASSIGN_OR_RETURN(Extent extent, home->Lookup(key));  // verifies the tier's checksum
+  return RegisterFromTier(std::move(name), home, extent, group);
+}
+
+Status BlockCache::Unregister(BlockId id) {
+  DeviceFrees frees;
+  std::shared_ptr<TransferJob> pending_demotion;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (true) {
+      Block* b = LookupLocked(id);
+      if (b == nullptr) return Status::NotFound("cache: no block " + std::to_string(id));
+      if (b->held > 0 || b->gpu == Block::Gpu::kLoading) {
+        return Status::Busy("cache: block " + b->name + " is acquired or loading");
+      }
+      FenceAllLocked();
+      PollFencesLocked();
+      if (b->pins == 0) break;
+      // Released, but work enqueued before the release may still read it.
+      Event wait_on = nullptr;
+      for (const Fence& f : fences_) {
+        if (std::find(f.blocks.begin(), f.blocks.end(), id) != f.blocks.end()) {
+          wait_on = f.event;
+          break;
+        }
+      }
+      lock.unlock();
+      if (wait_on != nullptr) (void)device_->EventSynchronize(wait_on);
+      lock.lock();
+    }
+    Block* b = blocks_[id].get();
+    if (b->gpu == Block::Gpu::kResident) EvictBlockLocked(b, /*demote=*/false, &frees);
+    b->alive = false;  // no new acquires from here on
+    pending_demotion = b->dram_job;
+    if (!b->name.empty()) by_name_.erase(b->name);
+    if (b->group != kNoGroup) {
+      auto& members = groups_[b->group].members;
+      members.erase(std::remove(members.begin(), members.end(), id), members.end());
+    }
+  }
+  // A demotion may still be writing the DRAM copy, and uploads may read it.
+  if (pending_demotion != nullptr) (void)pending_demotion->WaitComplete();
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    Block* b = blocks_[id].get();
+    while (b->dram_readers.load(std::memory_order_acquire) > 0) {
+      lock.unlock();
+      std::this_thread::yield();
+      lock.lock();
+    }
+    if (b->dram_valid) DropDramCopyLocked(b);
+    if (b->owns_home) (void)b->home->Free(b->home_extent);
+    b->owns_home = false;
+  }
+  FreeDevice(frees);
+  return Status::Ok();
+}
+
+Result<BlockId> BlockCache::FindBlock(std::string_view name) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = by_name_.find(std::string(name));
+  if (it == by_name_.end()) return Status::NotFound("cache: no block named '" + std::string(name) + "'");
+  return it->second;
+}
+
+Result<BlockInfo> BlockCache::Info(BlockId id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const Block* b = LookupLocked(id);
+  if (b == nullptr) return Status::NotFound("cache: no block " + std::to_string(id));
+  BlockInfo info;
+  info.id = b->id;
+  info.name = b->name;
+  info.bytes = b->bytes;
+  info.home_tier = b->home->name();
+  info.group = b->group;
+  info.on_gpu = b->gpu != Block::Gpu::kAbsent;
+  info.gpu_ready = b->gpu == Block::Gpu::kResident && b->upload && b->upload->complete();
+  info.in_dram = b->dram_valid;
+  info.pins = b->pins;
+  return info;
+}
+
+Result<std::vector<BlockId>> BlockCache::GroupMembers(GroupId group) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (group >= groups_.size()) return Status::NotFound("cache: no group " + std::to_string(group));
+  return groups_[group].members;
+}
+
+BlockCache::Block* BlockCache::LookupLocked(BlockId id) const {
+  if (id >= blocks_.size()) return nullptr;
+  Block* b = blocks_[id].get();
+  return b->alive ? b : nullptr;
+}
+
+uint64_t BlockCache::gpu_cached_bytes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return cached_bytes_;
+}
+
+}  // namespace tiercache

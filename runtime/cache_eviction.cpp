@@ -1,0 +1,301 @@
+// BlockCache: pins and fences, eviction, demotion to DRAM, the allocator's
+// pressure callback, and the stats export.
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "common/log.h"
+#include "runtime/block_cache.h"
+#include "runtime/block_cache_internal.h"
+
+namespace tiercache {
+
+// The upload must have run: its event has fired (its completion callback
+// may lag a little behind the event).
+bool BlockCache::UploadDoneLocked(const Block* b) const {
+  if (b->upload == nullptr) return false;
+  if (b->upload->complete()) return true;
+  Result<bool> fired = device_->EventQuery(b->upload->done_event());
+  return fired.ok() && *fired;
+}
+
+bool BlockCache::EvictableLocked(const Block* b) const {
+  return b->alive && b->gpu == Block::Gpu::kResident && b->pins == 0 && UploadDoneLocked(b);
+}
+
+// One event per stream with pending releases: once it has run, so has the
+// work the engine enqueued before each release.
+void BlockCache::FenceAllLocked() {
+  for (auto& [stream, ids] : unfenced_) {
+    if (ids.empty()) continue;
+    Result<Event> event = transfer_->events().Get();
+    Status s = event.ok() ? device_->RecordEvent(*event, stream) : event.status();
+    if (!s.ok()) {
+      // A stream the engine destroyed has drained: its pins can go now.
+      if (event.ok()) transfer_->events().Put(*event);
+      for (BlockId id : ids) --blocks_[id]->pins;
+    } else {
+      fences_.push_back({*event, std::move(ids)});
+    }
+    ids.clear();
+  }
+  unfenced_.erase(std::remove_if(unfenced_.begin(), unfenced_.end(),
+                                 [](const auto& entry) { return entry.second.empty(); }),
+                  unfenced_.end());
+}
+
+void BlockCache::PollFencesLocked() {
+  // Fences complete in any order across streams; check them all.
+  for (auto it = fences_.begin(); it != fences_.end();) {
+    Result<bool> done = device_->EventQuery(it->event);
+    if (done.ok() && !*done) {
+      ++it;
+      continue;
+    }
+    for (BlockId id : it->blocks) --blocks_[id]->pins;
+    transfer_->events().Put(it->event);
+    it = fences_.erase(it);
+  }
+}
+
+bool BlockCache::EvictOneLocked(DeviceFrees* frees, uint64_t* freed_bytes) {
+  auto evictable = [this](BlockId id) {
+    const Block* b = id < blocks_.size() ? blocks_[id].get() : nullptr;
+    return b != nullptr && EvictableLocked(b);
+  };
+  PollFencesLocked();
+  std::optional<BlockId> victim = gpu_policy_->ChooseVictim(evictable);
+  if (!victim && !unfenced_.empty()) {
+    FenceAllLocked();
+    PollFencesLocked();
+    victim = gpu_policy_->ChooseVictim(evictable);
+  }
+  if (!victim || !evictable(*victim)) return false;
+  Block* b = blocks_[*victim].get();
+  *freed_bytes += b->bytes;
+  EvictBlockLocked(b, config_.demote_on_evict, frees);
+  return true;
+}
+
+void BlockCache::EvictBlockLocked(Block* b, bool demote, DeviceFrees* frees) {
+  gpu_policy_->OnErase(b->id);
+  stats_.Eviction(gpu_slot_);
+  cached_bytes_ -= b->bytes;
+  b->reserved = false;
+  void* ptr = b->device_ptr;
+  // An upload still running writes the memory: free behind it.
+  const bool upload_done = b->upload == nullptr || UploadDoneLocked(b);
+  b->device_ptr = nullptr;
+  b->upload.reset();
+  b->gpu = Block::Gpu::kAbsent;
+  const AttachedTier* home = FindTierLocked(b->home);
+  // Demote only what is slow to refetch: a pinned DRAM home is already as
+  // close as a DRAM copy would be.
+  if (demote && upload_done && dram_ != nullptr && dram_pinned_ && b->home != dram_ &&
+      !home->direct && !b->dram_valid && DemoteLocked(b, ptr, frees)) {
+    return;
+  }
+  frees->emplace_back(ptr, upload_done ? release_stream_ : transfer_->upload_stream());
+}
+
+Result<Extent> BlockCache::AllocateDramLocked(uint64_t bytes) {
+  while (true) {
+    Result<Extent> extent = dram_->Allocate(bytes);
+    if (extent.ok() || extent.status().code() != ErrorCode::kOutOfSpace) return extent;
+    std::optional<BlockId> victim = dram_policy_->ChooseVictim([this](BlockId id) {
+      const Block* b = id < blocks_.size() ? blocks_[id].get() : nullptr;
+      return b != nullptr && b->dram_valid && b->dram_job->complete() &&
+             b->dram_readers.load(std::memory_order_acquire) == 0;
+    });
+    if (!victim) return extent;
+    DropDramCopyLocked(blocks_[*victim].get());
+    stats_.Eviction(FindTierLocked(dram_)->stats_slot);
+  }
+}
+
+bool BlockCache::DemoteLocked(Block* b, void* device_ptr, DeviceFrees* frees) {
+  Result<Extent> extent = AllocateDramLocked(b->bytes);
+  if (!extent.ok()) return false;
+  const AttachedTier* dram = FindTierLocked(dram_);
+  HostLocation target{dram_, *extent, dram->direct, dram->stats_slot};
+  // The block's users have all run (no pins), so the copy can start at once
+  // on the download stream, alongside uploads.
+  std::shared_ptr<TransferJob> job = transfer_->Download(
+      device_ptr, b->bytes, target, transfer_->download_stream(), nullptr);
+  if (job->enqueued() && !job->status().ok()) {
+    (void)dram_->Free(*extent);
+    return false;
+  }
+  b->dram_valid = true;
+  b->dram_extent = *extent;
+  b->dram_job = std::move(job);
+  dram_policy_->OnTick(clock_);
+  dram_policy_->OnInsert(b->id, b->bytes);
+  // Freed in the download stream's order: after the copy has read it.
+  frees->emplace_back(device_ptr, transfer_->download_stream());
+  return true;
+}
+
+void BlockCache::DropDramCopyLocked(Block* b) {
+  if (!b->dram_valid) return;
+  dram_policy_->OnErase(b->id);
+  (void)dram_->Free(b->dram_extent);
+  b->dram_valid = false;
+  b->dram_job.reset();
+}
+
+void BlockCache::FreeDevice(const DeviceFrees& frees) {
+  for (const auto& [ptr, stream] : frees) {
+    Status s = allocator_->Free(ptr, stream);
+    if (!s.ok()) TC_LOG_ERROR("cache: freeing device memory failed: %s", s.ToString().c_str());
+  }
+}
+
+uint64_t BlockCache::EvictUnpinned(uint64_t bytes_needed) {
+  DeviceFrees frees;
+  uint64_t freed = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (freed < bytes_needed && EvictOneLocked(&frees, &freed)) {
+    }
+  }
+  FreeDevice(frees);
+  return freed;
+}
+
+Status BlockCache::Evict(BlockId id) {
+  DeviceFrees frees;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Block* b = LookupLocked(id);
+    if (b == nullptr) return Status::NotFound("cache: no block " + std::to_string(id));
+    if (b->gpu == Block::Gpu::kAbsent) return Status::Ok();
+    FenceAllLocked();
+    PollFencesLocked();
+    if (!EvictableLocked(b)) {
+      return Status::Busy("cache: block " + b->name + " is pinned or still loading");
+    }
+    EvictBlockLocked(b, config_.demote_on_evict, &frees);
+  }
+  FreeDevice(frees);
+  return Status::Ok();
+}
+
+Status BlockCache::MakeRoomAndReserve(Block* b) {
+  const uint64_t cap = config_.gpu_cache_bytes;
+  if (cap != 0 && b->bytes > cap) {
+    return Status::OutOfSpace("cache: block " + b->name + " is larger than gpu_cache_bytes");
+  }
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.acquire_wait_ms);
+  while (true) {
+    DeviceFrees frees;
+    Event wait_on = nullptr;
+    bool transient = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      uint64_t freed = 0;
+      while (cap != 0 && cached_bytes_ + b->bytes > cap && EvictOneLocked(&frees, &freed)) {
+      }
+      if (cap == 0 || cached_bytes_ + b->bytes <= cap) {
+        cached_bytes_ += b->bytes;  // reserved: other loaders see it at once
+        b->reserved = true;
+      } else {
+        FenceAllLocked();
+        if (!fences_.empty()) {
+          wait_on = fences_.front().event;
+        } else {
+          // Uploads still running or other loads in flight will become
+          // evictable unless their acquirers keep them.
+          for (const auto& other : blocks_) {
+            if (other.get() != b && ((other->gpu == Block::Gpu::kLoading) ||
+                                     (other->gpu == Block::Gpu::kResident && other->pins == 0))) {
+              transient = true;
+              break;
+            }
+          }
+        }
+      }
+    }
+    FreeDevice(frees);
+    if (b->reserved) return Status::Ok();
+    if (wait_on == nullptr && !transient) {
+      return Status::OutOfSpace("cache: gpu_cache_bytes is full of acquired blocks");
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Status::OutOfSpace("cache: timed out waiting for cached blocks to be released");
+    }
+    // Back-pressure: every cached block is in use by work still running.
+    // Waiting for the oldest release (or a moment, for a running upload)
+    // is the only way to make progress.
+    const uint64_t start = MonotonicNanoseconds();
+    if (wait_on != nullptr) {
+      (void)device_->EventSynchronize(wait_on);
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    stats_.Stall(gpu_slot_, MonotonicNanoseconds() - start);
+  }
+}
+
+std::string BlockCache::StatsJson() const {
+  JsonWriter w;
+  w.BeginObject().Key("tiers");
+  stats_.AppendJson(&w);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    uint64_t resident = 0, pinned = 0, in_dram = 0, live = 0;
+    for (const auto& b : blocks_) {
+      if (!b->alive) continue;
+      ++live;
+      resident += b->gpu == Block::Gpu::kResident;
+      pinned += b->pins > 0;
+      in_dram += b->dram_valid;
+    }
+    w.Key("blocks").BeginObject()
+        .Key("registered").Uint(live)
+        .Key("gpu_resident").Uint(resident)
+        .Key("pinned").Uint(pinned)
+        .Key("dram_copies").Uint(in_dram)
+        .Key("gpu_cached_bytes").Uint(cached_bytes_)
+        .Key("gpu_cache_limit").Uint(config_.gpu_cache_bytes)
+        .Key("gpu_policy").String(gpu_policy_->name())
+        .Key("dram_policy").String(dram_policy_->name())
+        .EndObject();
+    w.Key("host_tiers").BeginArray();
+    for (const AttachedTier& t : tiers_) {
+      const TierStats s = t.tier->stats();
+      w.BeginObject()
+          .Key("name").String(t.tier->name())
+          .Key("kind").String(TierKindName(t.tier->kind()))
+          .Key("direct").Bool(t.direct)
+          .Key("capacity").Uint(s.capacity)
+          .Key("used").Uint(s.used)
+          .Key("bytes_read").Uint(s.bytes_read)
+          .Key("bytes_written").Uint(s.bytes_written)
+          .Key("read_errors").Uint(s.read_errors)
+          .Key("write_errors").Uint(s.write_errors)
+          .EndObject();
+    }
+    w.EndArray();
+  }
+  const DeviceAllocatorStats a = allocator_->GetStats();
+  w.Key("allocator").BeginObject()
+      .Key("budget_bytes").Uint(a.budget_bytes)
+      .Key("reserved_bytes").Uint(a.reserved_bytes)
+      .Key("allocated_bytes").Uint(a.allocated_bytes)
+      .Key("peak_allocated_bytes").Uint(a.peak_allocated_bytes)
+      .Key("pressure_calls").Uint(a.pressure_calls)
+      .Key("pressure_freed_bytes").Uint(a.pressure_freed_bytes)
+      .Key("oom_events").Uint(a.oom_events)
+      .EndObject();
+  w.Key("fallbacks").BeginArray();
+  for (const FallbackEvent& f : Fallbacks()) {
+    w.BeginObject().Key("name").String(f.name).Key("reason").String(f.reason)
+        .Key("count").Uint(f.count).EndObject();
+  }
+  w.EndArray().EndObject();
+  return w.text();
+}
+
+}  // namespace tiercache

@@ -1,0 +1,420 @@
+#include "runtime/transfer_engine.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "common/log.h"
+#include "runtime/checksum.h"
+
+namespace tiercache {
+
+// ---- EventPool ------------------------------------------------------------
+
+EventPool::~EventPool() {
+  for (Event e : free_) (void)device_->DestroyEvent(e);
+}
+
+Result<Event> EventPool::Get() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!free_.empty()) {
+      Event e = free_.back();
+      free_.pop_back();
+      return e;
+    }
+  }
+  return device_->CreateEvent();
+}
+
+void EventPool::Put(Event event) {
+  if (event == nullptr) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  free_.push_back(event);
+}
+
+// ---- TransferJob ----------------------------------------------------------
+
+Status TransferJob::WaitEnqueued() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  cv_.wait(lock, [this] { return enqueued_.load(std::memory_order_acquire); });
+  return status_;
+}
+
+Status TransferJob::WaitComplete() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  cv_.wait(lock, [this] { return complete_.load(std::memory_order_acquire); });
+  return status_;
+}
+
+Status TransferJob::status() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return status_;
+}
+
+TransferJob::~TransferJob() {
+  // Every holder is gone, so the copies these events mark have run.
+  if (pool_ != nullptr) {
+    pool_->Put(done_event_);
+    pool_->Put(after_event_);
+  }
+}
+
+void TransferJob::NoteWaiter(uint64_t now_ns) {
+  uint64_t expected = 0;
+  first_waiter_ns_.compare_exchange_strong(expected, now_ns, std::memory_order_relaxed);
+}
+
+void TransferJob::Finish(Status status) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    status_ = std::move(status);
+    enqueued_.store(true, std::memory_order_release);
+  }
+  cv_.notify_all();
+}
+
+void TransferJob::MarkComplete(uint64_t now_ns) {
+  std::shared_ptr<TransferJob> keep = std::move(self_);  // may free *this on return
+  complete_ns_.store(now_ns, std::memory_order_release);
+  if (stats_ != nullptr) {
+    const bool ok = status().ok();
+    const uint64_t waiter = first_waiter_ns_.load(std::memory_order_relaxed);
+    for (int slot : {source_slot_, target_slot_}) {
+      stats_->TransferEnd(slot, now_ns);
+      if (waiter != 0 && now_ns > waiter) stats_->Stall(slot, now_ns - waiter);
+    }
+    if (ok) {
+      stats_->BytesOut(source_slot_, bytes_);
+      stats_->BytesIn(target_slot_, bytes_);
+    }
+  }
+  if (on_complete_) on_complete_();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    complete_.store(true, std::memory_order_release);
+  }
+  cv_.notify_all();
+}
+
+// ---- TransferEngine ---------------------------------------------------------
+
+TransferEngine::TransferEngine(std::shared_ptr<Device> device, StagingPool* staging,
+                               RuntimeStats* stats, int gpu_slot, TransferOptions options)
+    : device_(std::move(device)),
+      staging_(staging),
+      stats_(stats),
+      gpu_slot_(gpu_slot),
+      options_(options),
+      events_(device_) {}
+
+Result<std::unique_ptr<TransferEngine>> TransferEngine::Create(std::shared_ptr<Device> device,
+                                                               StagingPool* staging,
+                                                               RuntimeStats* stats, int gpu_slot,
+                                                               TransferOptions options) {
+  if (device == nullptr || staging == nullptr || stats == nullptr) {
+    return Status::InvalidArgument("transfer engine: null device, staging pool or stats");
+  }
+  if (options.chunk_bytes == 0 || options.chunk_bytes > staging->slot_bytes()) {
+    return Status::InvalidArgument("transfer engine: chunk_bytes must be in (0, slot bytes]");
+  }
+  std::unique_ptr<TransferEngine> engine(
+      new TransferEngine(std::move(device), staging, stats, gpu_slot, options));
+  // Copies run at high priority so they are not queued behind compute
+  // (a no-op on devices without priorities).
+  TC_ASSIGN_OR_RETURN(engine->upload_stream_, engine->device_->CreateStreamWithPriority(-1));
+  TC_ASSIGN_OR_RETURN(engine->download_stream_, engine->device_->CreateStreamWithPriority(-1));
+  engine->worker_ = std::thread([e = engine.get()] { e->WorkerLoop(); });
+  return engine;
+}
+
+TransferEngine::~TransferEngine() {
+  (void)Drain();
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  if (upload_stream_ != nullptr) (void)device_->DestroyStream(upload_stream_);
+  if (download_stream_ != nullptr) (void)device_->DestroyStream(download_stream_);
+}
+
+std::shared_ptr<TransferJob> TransferEngine::NewJob(uint64_t bytes, int source_slot,
+                                                    int target_slot,
+                                                    std::function<void()> on_complete) {
+  auto job = std::make_shared<TransferJob>();
+  job->bytes_ = bytes;
+  job->source_slot_ = source_slot;
+  job->target_slot_ = target_slot;
+  job->stats_ = stats_;
+  job->on_complete_ = std::move(on_complete);
+  const uint64_t now = MonotonicNanoseconds();
+  stats_->TransferBegin(source_slot, now);
+  stats_->TransferBegin(target_slot, now);
+  job->pool_ = &events_;
+  Result<Event> event = events_.Get();
+  if (event.ok()) {
+    job->done_event_ = *event;  // back to the pool when the last holder drops the job
+  } else {
+    job->Finish(event.status());
+  }
+  return job;
+}
+
+void TransferEngine::Fail(const std::shared_ptr<TransferJob>& job, Status status) {
+  if (stats_ != nullptr) {
+    stats_->Error(job->source_slot_);
+  }
+  job->Finish(std::move(status));
+  job->MarkComplete(MonotonicNanoseconds());
+}
+
+void TransferEngine::CompleteHostFunc(void* raw) {
+  static_cast<TransferJob*>(raw)->MarkComplete(MonotonicNanoseconds());
+}
+
+void TransferEngine::Seal(const std::shared_ptr<TransferJob>& job, Stream stream) {
+  Status s = device_->RecordEvent(job->done_event_, stream);
+  if (!s.ok()) return Fail(job, std::move(s));
+  job->self_ = job;  // dropped by MarkComplete on the device thread
+  s = device_->LaunchHostFunc(stream, &TransferEngine::CompleteHostFunc, job.get());
+  if (!s.ok()) {
+    job->self_.reset();
+    return Fail(job, std::move(s));
+  }
+  job->Finish(Status::Ok());
+}
+
+std::shared_ptr<TransferJob> TransferEngine::Upload(const HostLocation& source, void* device_dst,
+                                                    uint64_t bytes, Event wait_event,
+                                                    const std::vector<uint32_t>* checksums,
+                                                    std::vector<uint32_t>* fill_checksums,
+                                                    std::function<void()> on_complete) {
+  auto job = NewJob(bytes, source.stats_slot, gpu_slot_, std::move(on_complete));
+  if (job->enqueued()) return job;  // no event could be had
+  if (source.tier == nullptr || device_dst == nullptr || bytes == 0 ||
+      bytes > source.extent.length) {
+    Fail(job, Status::InvalidArgument("upload: bad source, destination or size"));
+    return job;
+  }
+  auto* dst = static_cast<unsigned char*>(device_dst);
+  const auto* src = static_cast<const unsigned char*>(source.tier->HostAddress(source.extent));
+  if (!source.direct || src == nullptr) {
+    Post([this, job, source, dst, bytes, wait_event, checksums, fill_checksums] {
+      StagedUpload(job, source, dst, bytes, wait_event, checksums, fill_checksums);
+    });
+    return job;
+  }
+  if (wait_event != nullptr) {
+    Status s = device_->StreamWaitEvent(upload_stream_, wait_event);
+    if (!s.ok()) {
+      Fail(job, std::move(s));
+      return job;
+    }
+  }
+  for (uint64_t offset = 0; offset < bytes; offset += options_.chunk_bytes) {
+    const uint64_t n = std::min(options_.chunk_bytes, bytes - offset);
+    Status s = device_->CopyAsync(dst + offset, src + offset, n, CopyKind::kHostToDevice,
+                                  upload_stream_);
+    if (!s.ok()) {
+      Fail(job, std::move(s));
+      return job;
+    }
+  }
+  Seal(job, upload_stream_);
+  return job;
+}
+
+Status TransferEngine::ReadChunk(const HostLocation& source, uint64_t offset, unsigned char* dst,
+                                 uint64_t bytes, const std::vector<uint32_t>* checksums,
+                                 uint64_t chunk_index) {
+  Status status;
+  for (int attempt = 0; attempt <= options_.io_retries; ++attempt) {
+    status = source.tier->Read(source.extent, offset, dst, bytes);
+    if (status.ok() && checksums != nullptr && chunk_index < checksums->size() &&
+        ChecksumBytes(dst, bytes) != (*checksums)[chunk_index]) {
+      status = Status::Corruption(source.tier->name() + ": checksum mismatch in chunk " +
+                                  std::to_string(chunk_index) + " at offset " +
+                                  std::to_string(offset));
+    }
+    if (status.ok()) return status;
+    TC_LOG_WARN("read of %llu bytes from %s failed (attempt %d): %s",
+                static_cast<unsigned long long>(bytes), source.tier->name().c_str(), attempt + 1,
+                status.ToString().c_str());
+  }
+  return status;
+}
+
+void TransferEngine::StagedUpload(std::shared_ptr<TransferJob> job, HostLocation source,
+                                  unsigned char* dst, uint64_t bytes, Event wait_event,
+                                  const std::vector<uint32_t>* checksums,
+                                  std::vector<uint32_t>* fill_checksums) {
+  if (wait_event != nullptr) {
+    Status s = device_->EventSynchronize(wait_event);  // worker thread, not an acquirer
+    if (!s.ok()) return Fail(job, std::move(s));
+  }
+  const bool verify = checksums != nullptr && !checksums->empty();
+  if (!verify && fill_checksums != nullptr) fill_checksums->clear();
+  uint64_t chunk = 0;
+  for (uint64_t offset = 0; offset < bytes; offset += options_.chunk_bytes, ++chunk) {
+    const uint64_t n = std::min(options_.chunk_bytes, bytes - offset);
+    Result<StagingPool::Slot*> slot = staging_->Acquire();
+    if (!slot.ok()) return Fail(job, slot.status());
+    Status s = ReadChunk(source, offset, (*slot)->data, n, verify ? checksums : nullptr, chunk);
+    if (s.ok() && !verify && fill_checksums != nullptr) {
+      fill_checksums->push_back(ChecksumBytes((*slot)->data, n));
+    }
+    if (s.ok()) {
+      s = device_->CopyAsync(dst + offset, (*slot)->data, n, CopyKind::kHostToDevice,
+                             upload_stream_);
+    }
+    bool recorded = false;
+    if (s.ok()) {
+      s = device_->RecordEvent((*slot)->event, upload_stream_);
+      recorded = s.ok();
+    }
+    staging_->Release(*slot, recorded);
+    if (!s.ok()) return Fail(job, std::move(s));
+  }
+  Seal(job, upload_stream_);
+}
+
+std::shared_ptr<TransferJob> TransferEngine::Download(const void* device_src, uint64_t bytes,
+                                                      const HostLocation& target,
+                                                      Stream after_stream,
+                                                      std::vector<uint32_t>* checksums_out,
+                                                      std::function<void()> on_enqueued,
+                                                      std::function<void()> on_complete) {
+  auto job = NewJob(bytes, gpu_slot_, target.stats_slot, std::move(on_complete));
+  auto fail = [&](Status s) {
+    Fail(job, std::move(s));
+    if (on_enqueued) on_enqueued();
+    return job;
+  };
+  if (job->enqueued()) {
+    if (on_enqueued) on_enqueued();
+    return job;
+  }
+  if (target.tier == nullptr || device_src == nullptr || bytes == 0 ||
+      bytes > target.extent.length) {
+    return fail(Status::InvalidArgument("download: bad source, target or size"));
+  }
+  // The order point is taken now, on the caller's thread: the copies follow
+  // whatever the caller enqueued on `after_stream` before this call.
+  Result<Event> after = events_.Get();
+  if (!after.ok()) return fail(after.status());
+  Event after_event = *after;
+  job->after_event_ = after_event;
+  Status s = device_->RecordEvent(after_event, after_stream);
+  if (!s.ok()) return fail(std::move(s));
+  const auto* src = static_cast<const unsigned char*>(device_src);
+  auto* dst = static_cast<unsigned char*>(target.tier->HostAddress(target.extent));
+  if (!target.direct || dst == nullptr) {
+    Post([this, job, src, bytes, target, after_event, checksums_out,
+          on_enqueued = std::move(on_enqueued)]() mutable {
+      StagedDownload(job, src, bytes, target, after_event, checksums_out,
+                     std::move(on_enqueued));
+    });
+    return job;
+  }
+  s = device_->StreamWaitEvent(download_stream_, after_event);
+  for (uint64_t offset = 0; s.ok() && offset < bytes; offset += options_.chunk_bytes) {
+    const uint64_t n = std::min(options_.chunk_bytes, bytes - offset);
+    s = device_->CopyAsync(dst + offset, src + offset, n, CopyKind::kDeviceToHost,
+                           download_stream_);
+  }
+  if (!s.ok()) return fail(std::move(s));
+  if (checksums_out != nullptr) checksums_out->clear();  // direct copies are not checksummed
+  Seal(job, download_stream_);
+  if (on_enqueued) on_enqueued();
+  return job;
+}
+
+void TransferEngine::StagedDownload(std::shared_ptr<TransferJob> job, const unsigned char* src,
+                                    uint64_t bytes, HostLocation target, Event after,
+                                    std::vector<uint32_t>* checksums_out,
+                                    std::function<void()> on_enqueued) {
+  struct InFlight {
+    StagingPool::Slot* slot;
+    uint64_t offset;
+    uint64_t bytes;
+  };
+  if (checksums_out != nullptr) checksums_out->clear();
+  Status s = device_->StreamWaitEvent(download_stream_, after);
+  std::deque<InFlight> in_flight;
+  const size_t depth = static_cast<size_t>(std::max(1, staging_->slots() - 1));
+  auto drain_one = [&]() -> Status {
+    InFlight f = in_flight.front();
+    in_flight.pop_front();
+    Status st = device_->EventSynchronize(f.slot->event);
+    if (st.ok()) st = target.tier->Write(target.extent, f.offset, f.slot->data, f.bytes);
+    if (st.ok() && checksums_out != nullptr) {
+      checksums_out->push_back(ChecksumBytes(f.slot->data, f.bytes));
+    }
+    staging_->Release(f.slot, false);
+    return st;
+  };
+  for (uint64_t offset = 0; s.ok() && offset < bytes; offset += options_.chunk_bytes) {
+    if (in_flight.size() >= depth) s = drain_one();
+    if (!s.ok()) break;
+    const uint64_t n = std::min(options_.chunk_bytes, bytes - offset);
+    Result<StagingPool::Slot*> slot = staging_->Acquire();
+    if (!slot.ok()) {
+      s = slot.status();
+      break;
+    }
+    s = device_->CopyAsync((*slot)->data, src + offset, n, CopyKind::kDeviceToHost,
+                           download_stream_);
+    if (s.ok()) s = device_->RecordEvent((*slot)->event, download_stream_);
+    if (!s.ok()) {
+      staging_->Release(*slot, false);
+      break;
+    }
+    in_flight.push_back({*slot, offset, n});
+  }
+  if (s.ok()) s = device_->RecordEvent(job->done_event_, download_stream_);
+  if (on_enqueued) on_enqueued();  // every copy out of device memory is on the stream
+  while (!in_flight.empty()) {
+    Status st = drain_one();
+    if (s.ok()) s = st;
+  }
+  if (!s.ok()) return Fail(job, std::move(s));
+  job->Finish(Status::Ok());
+  job->MarkComplete(MonotonicNanoseconds());  // the bytes are in the tier now
+}
+
+void TransferEngine::Post(std::function<void()> work) {
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    queue_.push_back(std::move(work));
+  }
+  queue_cv_.notify_one();
+}
+
+void TransferEngine::WorkerLoop() {
+  std::unique_lock<std::mutex> lock(queue_mutex_);
+  while (true) {
+    queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping and drained
+    std::function<void()> work = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = true;
+    lock.unlock();
+    work();
+    lock.lock();
+    busy_ = false;
+    if (queue_.empty()) idle_cv_.notify_all();
+  }
+}
+
+Status TransferEngine::Drain() {
+  {
+    std::unique_lock<std::mutex> lock(queue_mutex_);
+    idle_cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
+  }
+  Status a = upload_stream_ ? device_->StreamSynchronize(upload_stream_) : Status::Ok();
+  Status b = download_stream_ ? device_->StreamSynchronize(download_stream_) : Status::Ok();
+  return a.ok() ? b : a;
+}
+
+}  // namespace tiercache

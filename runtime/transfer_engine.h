@@ -1,0 +1,200 @@
+// TransferEngine: moves a block's bytes between a host tier and device
+// memory, in chunks, on the runtime's own copy streams.
+//
+// Paths
+// - Direct upload (the source is pinned host memory: a pinned DRAM tier):
+//   the calling thread enqueues chunk copies on the upload stream and
+//   returns; nothing waits on the host.
+// - Staged upload (NVMe, PMEM, any tier whose memory is not registered):
+//   the engine's worker reads chunk i into a pinned staging slot while the
+//   device copies chunk i-1 out of another slot, checks each chunk against
+//   its CRC32C when the caller supplies checksums, re-reads a failed chunk
+//   up to `io_retries` times, then enqueues the chunk's copy.
+// - Direct download (GPU -> pinned DRAM): enqueued by the caller on the
+//   download stream, concurrent with uploads.
+// - Staged download (GPU -> NVMe/PMEM): the worker copies chunks into
+//   staging slots and writes them to the tier as each copy completes.
+//
+// A TransferJob reports two moments: `enqueued` (every copy is on the
+// stream, or the job failed; a waiter can then make its stream wait on
+// done_event) and `complete` (the copies have run; for staged downloads,
+// the bytes are in the tier). Completion is signalled from a host function
+// on the copy stream that touches only atomics, so it can never deadlock
+// with a thread that holds a runtime lock while calling into the device.
+//
+// Thread safety: Upload/Download may be called from any thread. A job's
+// accessors may be called from any thread.
+#ifndef TIERCACHE_RUNTIME_TRANSFER_ENGINE_H_
+#define TIERCACHE_RUNTIME_TRANSFER_ENGINE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "alloc/device.h"
+#include "common/status.h"
+#include "runtime/staging_pool.h"
+#include "runtime/stats.h"
+#include "tiers/tier.h"
+
+namespace tiercache {
+
+// Events are cheap to reuse and not free to create (cudaEventCreate), so
+// the runtime keeps a pool. Thread-safe.
+class EventPool {
+ public:
+  explicit EventPool(std::shared_ptr<Device> device) : device_(std::move(device)) {}
+  ~EventPool();
+  Result<Event> Get();
+  // REQUIRES: nothing will wait on `event` any more unless recorded again.
+  void Put(Event event);
+
+ private:
+  std::shared_ptr<Device> device_;
+  std::mutex mutex_;
+  std::vector<Event> free_;
+};
+
+// One side of a transfer in a host tier.
+struct HostLocation {
+  Tier* tier = nullptr;
+  Extent extent;
+  bool direct = false;  // tier memory is registered with the device: DMA from it
+  int stats_slot = -1;  // RuntimeStats slot of `tier`
+};
+
+class TransferJob {
+ public:
+  TransferJob() = default;
+  ~TransferJob();
+  TransferJob(const TransferJob&) = delete;
+  TransferJob& operator=(const TransferJob&) = delete;
+  bool enqueued() const { return enqueued_.load(std::memory_order_acquire); }
+  bool complete() const { return complete_.load(std::memory_order_acquire); }
+  // Blocks until enqueued(); returns the job's status.
+  Status WaitEnqueued();
+  // Blocks (host) until complete(); returns the job's status.
+  Status WaitComplete();
+  // Valid once enqueued() with an ok status: recorded after the last copy.
+  Event done_event() const { return done_event_; }
+  Status status() const;
+  uint64_t complete_ns() const { return complete_ns_.load(std::memory_order_acquire); }
+  // Called by an acquirer that found the job unfinished: stall accounting.
+  void NoteWaiter(uint64_t now_ns);
+
+ private:
+  friend class TransferEngine;
+  void Finish(Status status);          // enqueued (and complete if failed)
+  void MarkComplete(uint64_t now_ns);  // from the host function, atomics only
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  Status status_;                      // GUARDED_BY(mutex_)
+  std::atomic<bool> enqueued_{false};
+  std::atomic<bool> complete_{false};
+  std::atomic<uint64_t> complete_ns_{0};
+  std::atomic<uint64_t> first_waiter_ns_{0};
+  Event done_event_ = nullptr;
+  Event after_event_ = nullptr;  // downloads: the order point on the caller's stream
+  EventPool* pool_ = nullptr;
+  // Filled by the engine: what completion credits in the stats.
+  uint64_t bytes_ = 0;
+  int source_slot_ = -1;
+  int target_slot_ = -1;
+  RuntimeStats* stats_ = nullptr;
+  std::function<void()> on_complete_;  // atomics only; runs on a device thread
+  std::shared_ptr<TransferJob> self_;  // keeps the job alive until completion
+};
+
+struct TransferOptions {
+  uint64_t chunk_bytes = 16ull << 20;
+  int io_retries = 1;
+};
+
+class TransferEngine {
+ public:
+  // `staging` and `stats` must outlive the engine; `gpu_slot` is the GPU's
+  // stats slot.
+  static Result<std::unique_ptr<TransferEngine>> Create(std::shared_ptr<Device> device,
+                                                        StagingPool* staging, RuntimeStats* stats,
+                                                        int gpu_slot, TransferOptions options);
+  ~TransferEngine();  // drains the worker and the copy streams
+
+  // Copies source[0, bytes) to `device_dst`. `wait_event` (may be null) is
+  // made to precede the copies (a demotion still writing the source).
+  // `checksums` (may be empty) hold one CRC32C per chunk_bytes of the
+  // source; staged reads are verified against them. `fill_checksums`, when
+  // non-null and `checksums` is empty, receives the checksums computed from
+  // the bytes read (trust on first read). `on_complete` runs on a device
+  // thread and must only touch atomics.
+  std::shared_ptr<TransferJob> Upload(const HostLocation& source, void* device_dst, uint64_t bytes,
+                                      Event wait_event, const std::vector<uint32_t>* checksums,
+                                      std::vector<uint32_t>* fill_checksums,
+                                      std::function<void()> on_complete = {});
+  // Copies device_src[0, bytes) to target, after the work enqueued on
+  // `after_stream` so far. Fills `checksums_out` (may be null) per chunk of
+  // a staged download. `on_enqueued` runs once every copy reading
+  // device_src is on download_stream() (inline, or on the worker), whatever
+  // the outcome: the place to free device_src in that stream's order.
+  std::shared_ptr<TransferJob> Download(const void* device_src, uint64_t bytes,
+                                        const HostLocation& target, Stream after_stream,
+                                        std::vector<uint32_t>* checksums_out,
+                                        std::function<void()> on_enqueued = {},
+                                        std::function<void()> on_complete = {});
+
+  Stream upload_stream() const { return upload_stream_; }
+  Stream download_stream() const { return download_stream_; }
+  uint64_t chunk_bytes() const { return options_.chunk_bytes; }
+  EventPool& events() { return events_; }
+  // Waits until the worker queue is empty and every copy has run.
+  Status Drain();
+
+ private:
+  TransferEngine(std::shared_ptr<Device> device, StagingPool* staging, RuntimeStats* stats,
+                 int gpu_slot, TransferOptions options);
+  std::shared_ptr<TransferJob> NewJob(uint64_t bytes, int source_slot, int target_slot,
+                                      std::function<void()> on_complete);
+  // Records done_event on `stream`, queues the completion host function
+  // and marks the job enqueued.
+  void Seal(const std::shared_ptr<TransferJob>& job, Stream stream);
+  void Fail(const std::shared_ptr<TransferJob>& job, Status status);
+  Status ReadChunk(const HostLocation& source, uint64_t offset, unsigned char* dst,
+                   uint64_t bytes, const std::vector<uint32_t>* checksums,
+                   uint64_t chunk_index);
+  void StagedUpload(std::shared_ptr<TransferJob> job, HostLocation source, unsigned char* dst,
+                    uint64_t bytes, Event wait_event, const std::vector<uint32_t>* checksums,
+                    std::vector<uint32_t>* fill_checksums);
+  void StagedDownload(std::shared_ptr<TransferJob> job, const unsigned char* src, uint64_t bytes,
+                      HostLocation target, Event after, std::vector<uint32_t>* checksums_out,
+                      std::function<void()> on_enqueued);
+  void Post(std::function<void()> work);
+  void WorkerLoop();
+  static void CompleteHostFunc(void* job);
+
+  std::shared_ptr<Device> device_;
+  StagingPool* staging_;
+  RuntimeStats* stats_;
+  const int gpu_slot_;
+  const TransferOptions options_;
+  EventPool events_;
+  Stream upload_stream_ = nullptr;
+  Stream download_stream_ = nullptr;
+
+  std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::condition_variable idle_cv_;
+  std::deque<std::function<void()>> queue_;  // GUARDED_BY(queue_mutex_)
+  bool busy_ = false;                         // GUARDED_BY(queue_mutex_)
+  bool stopping_ = false;                     // GUARDED_BY(queue_mutex_)
+  std::thread worker_;
+};
+
+}  // namespace tiercache
+
+#endif  // TIERCACHE_RUNTIME_TRANSFER_ENGINE_H_
