@@ -2,13 +2,17 @@
 
 namespace tiercache {
 
-CycleDetector::CycleDetector() : history_(2 * kMaxPeriod) {}
+CycleDetector::CycleDetector() : history_(2 * kMaxPeriod), first_seen_(2 * kMaxPeriod) {}
 
 bool CycleDetector::Verify(uint64_t candidate, uint64_t now) const {
   if (candidate == 0 || candidate > kMaxPeriod || now + 1 < candidate + kVerifyWindow) return false;
-  uint64_t matches = 0;
-  for (uint64_t j = 0; j < kVerifyWindow; ++j) matches += At(now - j) == At(now - j - candidate);
-  return static_cast<double>(matches) >= kMinMatchShare * kVerifyWindow;
+  uint64_t matches = 0, compared = 0;
+  for (uint64_t j = 0; j < kVerifyWindow; ++j) {
+    if (first_seen_[(now - j) % history_.size()]) continue;
+    ++compared;
+    matches += At(now - j) == At(now - j - candidate);
+  }
+  return compared >= kVerifyWindow / 2 && static_cast<double>(matches) >= kMinMatchShare * static_cast<double>(compared);
 }
 
 void CycleDetector::Observe(BlockId id, uint64_t bytes, uint64_t now) {
@@ -16,6 +20,7 @@ void CycleDetector::Observe(BlockId id, uint64_t bytes, uint64_t now) {
   ++observed_;
   history_[now % history_.size()] = id;
   auto [it, fresh] = seen_.try_emplace(id, Seen{{now, kNeverUsedAgain, kNeverUsedAgain}});
+  first_seen_[now % history_.size()] = fresh;
   uint64_t* at = it->second.at;
   if (!fresh) {
     at[2] = at[1];

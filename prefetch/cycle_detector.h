@@ -5,8 +5,9 @@
 // A candidate period comes from the gaps between an id's last occurrences
 // (one or two back) and is adopted when the last kVerifyWindow accesses (at least
 // kMinMatchShare of them) repeat at that period. The period is kept while
-// the recent match rate stays above kMinMatchShare, so fresh ids
-// interleaved with the cycle (activations) do not break it.
+// the recent match rate stays above kMinMatchShare. Accesses to ids never
+// seen before (fresh activations interleaved with the weights) cannot repeat
+// anything, so they count neither for nor against a period.
 //
 // Thread safety: none.
 #ifndef TIERCACHE_PREFETCH_CYCLE_DETECTOR_H_
@@ -43,6 +44,7 @@ class CycleDetector final : public PatternDetector {
   bool Verify(uint64_t candidate, uint64_t now) const;
 
   std::vector<BlockId> history_;  // ring of the last 2 * kMaxPeriod ids
+  std::vector<bool> first_seen_;  // same ring: was this the id's first access?
   std::unordered_map<BlockId, Seen> seen_;
   uint64_t now_ = 0;
   uint64_t observed_ = 0;

@@ -1,0 +1,180 @@
+// The detectors learn what they claim to, hints and schedules override
+// them, and the accounting counts what happened.
+#include <gtest/gtest.h>
+
+#include "prefetch/cycle_detector.h"
+#include "prefetch/markov_detector.h"
+#include "prefetch/prefetcher.h"
+#include "prefetch/reuse_detector.h"
+#include "prefetch/stride_detector.h"
+
+namespace tiercache {
+namespace {
+
+template <typename Detector>
+void Feed(Detector& d, const std::vector<BlockId>& ids, uint64_t* now) {
+  for (BlockId id : ids) d.Observe(id, 1, (*now)++);
+}
+
+std::vector<BlockId> Next(const PatternDetector& d, size_t n) {
+  std::vector<BlockId> out;
+  d.PredictNext(n, &out);
+  return out;
+}
+
+TEST(CycleDetector, LearnsALayerCycle) {
+  CycleDetector cycle;
+  uint64_t now = 0;
+  std::vector<BlockId> order = {10, 11, 12, 13, 14, 15, 16, 17, 18, 19};
+  for (int round = 0; round < 5; ++round) Feed(cycle, order, &now);
+  EXPECT_EQ(cycle.period(), 10u);
+  Feed(cycle, {10, 11, 12, 13, 14}, &now);
+  EXPECT_EQ(Next(cycle, 3), (std::vector<BlockId>{15, 16, 17}));
+  // From 14: 15 16 17 18 19 10 11 12 -> 12 is 8 accesses away.
+  EXPECT_EQ(cycle.PredictDistance(12, now - 1), 8u);
+  EXPECT_EQ(cycle.PredictDistance(99, now - 1), kNeverUsedAgain);
+}
+
+TEST(CycleDetector, LearnsForwardThenReverse) {
+  CycleDetector cycle;
+  uint64_t now = 0;
+  std::vector<BlockId> step;
+  for (BlockId l = 0; l < 8; ++l) step.push_back(l);
+  for (BlockId l = 8; l-- > 0;) step.push_back(l);  // 0..7 7..0: period 16
+  for (int round = 0; round < 5; ++round) Feed(cycle, step, &now);
+  EXPECT_EQ(cycle.period(), 16u);
+  Feed(cycle, {0, 1, 2, 3, 4}, &now);
+  // After forward layer 4: 5 6 7 | 7 6 5 4 3 2 -> layer 2 in 9 accesses.
+  EXPECT_EQ(cycle.PredictDistance(2, now - 1), 9u);
+  EXPECT_EQ(cycle.PredictDistance(6, now - 1), 2u);
+  EXPECT_EQ(Next(cycle, 5), (std::vector<BlockId>{5, 6, 7, 7, 6}));
+}
+
+TEST(CycleDetector, KeepsTheCycleThroughFreshIds) {
+  CycleDetector cycle;
+  uint64_t now = 0;
+  BlockId fresh = 1000;
+  for (int round = 0; round < 6; ++round) {
+    for (BlockId l = 0; l < 6; ++l) Feed(cycle, {l, fresh++}, &now);  // weights + new activations
+  }
+  EXPECT_EQ(cycle.period(), 12u);
+  EXPECT_EQ(cycle.PredictDistance(0, now - 1), 1u);
+}
+
+TEST(StrideDetector, PredictsAlongTheStrideInEitherDirection) {
+  StrideDetector stride;
+  uint64_t now = 0;
+  Feed(stride, {100, 103, 106, 109}, &now);
+  EXPECT_EQ(stride.stride(), 3);
+  EXPECT_EQ(Next(stride, 2), (std::vector<BlockId>{112, 115}));
+  EXPECT_EQ(stride.PredictDistance(118, now - 1), 3u);
+  EXPECT_EQ(stride.PredictDistance(110, now - 1), kNeverUsedAgain);
+  Feed(stride, {50, 40, 30, 20}, &now);
+  EXPECT_EQ(stride.stride(), -10);
+  EXPECT_EQ(Next(stride, 1), (std::vector<BlockId>{10}));
+  Feed(stride, {7}, &now);
+  EXPECT_EQ(stride.stride(), 0);
+}
+
+TEST(MarkovDetector, LearnsWhichBlocksFollowWhich) {
+  MarkovDetector markov;
+  uint64_t now = 0;
+  // After 1: 2 four times out of five, 3 once; after 2 always 4.
+  for (int i = 0; i < 4; ++i) Feed(markov, {1, 2, 4}, &now);
+  Feed(markov, {1, 3, 4}, &now);
+  EXPECT_DOUBLE_EQ(markov.TransitionProbability(1, 2), 0.8);
+  EXPECT_DOUBLE_EQ(markov.TransitionProbability(1, 3), 0.2);
+  Feed(markov, {1}, &now);
+  const auto next = Next(markov, 3);
+  ASSERT_GE(next.size(), 2u);
+  EXPECT_EQ(next[0], 2u);  // most likely first
+  EXPECT_EQ(next[1], 3u);
+  EXPECT_EQ(markov.PredictDistance(2, now - 1), 1u);
+}
+
+TEST(ReuseDetector, PredictsFromGapsGivenTheAge) {
+  ReuseDetector reuse;
+  for (uint64_t t = 0; t <= 40; t += 10) reuse.Observe(7, 1, t);  // gaps of 10
+  EXPECT_EQ(reuse.PredictDistance(7, 40), 10u);
+  EXPECT_EQ(reuse.PredictDistance(7, 44), 6u);
+  EXPECT_EQ(reuse.PredictDistance(7, 65), 25u + 10u);  // overdue: age + mean gap
+  reuse.Observe(8, 1, 41);
+  EXPECT_EQ(reuse.PredictDistance(8, 41), kNeverUsedAgain);  // seen once
+  std::vector<BlockId> next;
+  reuse.PredictNext(1, &next);
+  EXPECT_EQ(next, (std::vector<BlockId>{7}));
+}
+
+TEST(Prefetcher, LearnsACycleWithoutHints) {
+  Prefetcher p;
+  for (int round = 0; round < 6; ++round) {
+    for (BlockId l = 0; l < 12; ++l) p.OnAccess(l, 100, 1000 * (round * 12 + l));
+  }
+  EXPECT_EQ(p.PredictNext(3), (std::vector<BlockId>{0, 1, 2}));
+  EXPECT_EQ(p.PredictDistance(5), 6u);
+  EXPECT_EQ(p.PredictNextUseTick(5), p.ticks() - 1 + 6);
+  EXPECT_GT(p.Confidence("cycle"), 0.5);
+  EXPECT_GT(p.stats().top1_accuracy(), 0.7);
+  EXPECT_EQ(p.compute_ns(), 1000u);
+  EXPECT_EQ(p.Confidence("nonsense"), -1);
+}
+
+TEST(Prefetcher, HintsOverrideLearningUntilConsumedOrContradicted) {
+  Prefetcher p;
+  for (int round = 0; round < 4; ++round) {
+    for (BlockId l = 0; l < 5; ++l) p.OnAccess(l, 1, 0);
+  }
+  p.Hint({42, 43, 44});
+  EXPECT_EQ(p.PredictNext(2), (std::vector<BlockId>{42, 43}));
+  EXPECT_EQ(p.PredictDistance(44), 3u);
+  p.OnAccess(42, 1, 0);
+  EXPECT_EQ(p.PredictNext(1), (std::vector<BlockId>{43}));
+  p.OnAccess(7, 1, 0);  // not hinted: the hints are dropped
+  EXPECT_EQ(p.PredictDistance(44), kNeverUsedAgain);
+}
+
+TEST(Prefetcher, ARecordedScheduleDrivesPredictions) {
+  Prefetcher p;
+  p.SetSchedule({10, 20, 30, 40});
+  p.OnAccess(20, 1, 0);
+  EXPECT_EQ(p.PredictNext(3), (std::vector<BlockId>{30, 40, 10}));
+  EXPECT_EQ(p.PredictDistance(10), 3u);
+  p.OnAccess(999, 1, 0);  // outside the schedule: ignored
+  p.OnAccess(30, 1, 0);
+  EXPECT_EQ(p.PredictDistance(40), 1u);
+  EXPECT_EQ(p.PredictDistance(20), 3u);
+}
+
+TEST(Prefetcher, CountsUsefulLateAndWastedPrefetchesAndMeasuresTheLink) {
+  PrefetcherOptions options;
+  options.waste_horizon = 10;
+  Prefetcher p(options);
+  p.OnPrefetchIssued(1, 1000, 0);
+  p.OnPrefetchArrived(1, 100);  // 1000 B in 100 ns = 10 GB/s
+  EXPECT_LT(p.link_bytes_per_s(), options.initial_link_bytes_per_s);
+  p.OnPrefetchIssued(2, 500, 100);
+  p.OnPrefetchIssued(3, 700, 100);
+  p.OnAccess(1, 1000, 200);  // arrived at 100: on time
+  p.OnAccess(2, 500, 300);   // never arrived: late
+  for (BlockId id = 10; id < 25; ++id) p.OnAccess(id, 1, 400 + id);  // 3 never read
+  const PrefetchStats& s = p.stats();
+  EXPECT_EQ(s.issued, 3u);
+  EXPECT_EQ(s.useful, 2u);
+  EXPECT_EQ(s.late, 1u);
+  EXPECT_EQ(s.wasted, 1u);
+  EXPECT_EQ(s.wasted_bytes, 700u);
+  EXPECT_DOUBLE_EQ(s.accuracy(), 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(s.lateness(), 0.5);
+}
+
+TEST(Prefetcher, LookaheadUsesWhatItMeasured) {
+  PrefetcherOptions options;
+  options.initial_link_bytes_per_s = 1e9;  // 1 GB/s: a 1 MB block takes 1 ms
+  Prefetcher p(options);
+  for (int i = 0; i < 50; ++i) p.OnAccess(i % 5, 1'000'000, 250'000ull * i);  // 0.25 ms apart
+  EXPECT_EQ(p.Lookahead(100'000'000), 5u);  // 4 intervals + 1
+  EXPECT_EQ(p.Lookahead(2'500'000), 2u);    // the budget holds two
+}
+
+}  // namespace
+}  // namespace tiercache
