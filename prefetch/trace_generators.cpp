@@ -202,7 +202,7 @@ class SpecParams {
     auto it = values_.find(key);
     if (it == values_.end()) return Status::Ok();
     uint64_t v = 0;
-    const std::string& s = it->second;
+    const std::string s = it->second;  // a copy: the entry is erased below
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     values_.erase(it);
     if (ec != std::errc() || end != s.data() + s.size() || v < min || v > max) {
