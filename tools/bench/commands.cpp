@@ -42,7 +42,7 @@ bool IsBadInput(const Status& status) {
 Result<Workload> LoadWorkload(const Options& options) {
   if (!options.trace_path.empty()) return LoadTrace(options.trace_path, options.trace_format);
   std::string spec = options.workload.empty() ? DefaultWorkload(options.command) : options.workload;
-  return GenerateWorkload(spec, options.seed);
+  return GenerateWorkload(spec);
 }
 
 Result<Report> RunReportCommand(const Options& options) {

@@ -80,7 +80,8 @@ std::vector<std::string> SplitList(const std::string& value) {
 }
 
 Status SetPolicies(const std::string& value, Options* options) {
-  static const char* kKnown[] = {"lru", "arc", "s3fifo", "tiercache", "next-use", "min"};
+  static const char* kKnown[] = {"lru", "arc", "s3fifo", "next-use", "tiercache",
+                                 "tiercache+prefetch", "min"};
   std::vector<std::string> policies = SplitList(value);
   if (policies.empty()) return Status::InvalidArgument("needs at least one policy");
   for (const std::string& policy : policies) {
@@ -88,7 +89,7 @@ Status SetPolicies(const std::string& value, Options* options) {
     for (const char* name : kKnown) known = known || policy == name;
     if (!known) {
       return Status::InvalidArgument("unknown policy '" + policy +
-                                     "' (known: lru, arc, s3fifo, tiercache, next-use, min)");
+                                     "' (known: lru, arc, s3fifo, next-use, tiercache, tiercache+prefetch, min)");
     }
   }
   options->policies = policies;
@@ -114,22 +115,18 @@ Status SetSizes(const std::string& value, Options* options) {
 const std::vector<Setting>& Settings() {
   static const std::vector<Setting> kSettings = {
       {"workload", false, "SPEC",
-       "synthetic workload: dense:layers=N,blocks=N,block=SIZE,steps=N or\n"
-       "moe:layers=N,experts=N,topk=N,zipf=X,corr=X,tokens=N,block=SIZE\n"
-       "e.g. --workload=dense:layers=32,block=8MiB,steps=10",
+       "synthetic workload (docs/traces.md lists every parameter):\n"
+       "  dense:layers=N,blocks=N,bytes=SIZE,steps=N\n"
+       "  moe:layers=N,experts=N,topk=N,zipf=X,corr=X,tokens=N,expert_bytes=SIZE,dense_bytes=SIZE\n"
+       "  training:layers=N,steps=N,bytes=SIZE,act_bytes=SIZE\n"
+       "e.g. --workload=dense:layers=32,bytes=8MiB,steps=10",
        Text(&Options::workload)},
-      {"trace", false, "FILE", "replay a trace file instead of a generator, e.g. --trace=run.tct",
+      {"trace", false, "FILE", "replay a trace file instead of a generator, e.g. --trace=run.trace",
        Text(&Options::trace_path)},
       {"trace_format", false, "FMT",
-       "format of --trace: auto, binary (tiercache), csv, oracle-general; e.g. --trace-format=csv",
+       "format of --trace: auto, tiercache, tiercache-csv, csv (timestamp,obj_id,obj_size),\n"
+       "oracleGeneral (libCacheSim); e.g. --trace-format=csv",
        Text(&Options::trace_format)},
-      {"seed", false, "N", "random seed of the generators, e.g. --seed=7",
-       [](const std::string& value, Options* options) -> Status {
-         Result<uint64_t> seed = ParseCount(value);
-         if (!seed.ok()) return seed.status();
-         options->seed = *seed;
-         return Status::Ok();
-       }},
       {"gpu_budget_bytes", true, "SIZE",
        "GPU memory the runtime may use (must be > 0), e.g. --gpu-budget-bytes=8GiB;\n"
        "default: half the working set",
@@ -182,20 +179,20 @@ const std::vector<Setting>& Settings() {
          return Status::Ok();
        }},
       {"policies", false, "LIST",
-       "simulate: policies to compare, e.g. --policies=lru,s3fifo,tiercache,min", SetPolicies},
+       "policies to simulate: lru, arc, s3fifo, next-use (no predictions), tiercache (next-use\n"
+       "fed by the learning prefetcher), tiercache+prefetch (also fetching ahead), min (Belady);\n"
+       "e.g. --policies=lru,s3fifo,tiercache,min", SetPolicies},
       {"sizes", false, "LIST",
        "simulate: cache sizes in % of the working set, e.g. --sizes=10,25,50,75", SetSizes},
       {"json", false, "FILE",
        "write the report as JSON, and the SVG plots next to it, e.g. --json=out/run.json",
        Text(&Options::json_path)},
-      {"out", false, "FILE", "trace record/convert: the file to write, e.g. --out=decode.tct",
+      {"out", false, "FILE", "trace record/convert: the file to write, e.g. --out=decode.trace",
        Text(&Options::out_path)},
-      {"format", false, "FMT", "trace record/convert: binary or csv, e.g. --format=csv",
-       [](const std::string& value, Options* options) -> Status {
-         if (value != "binary" && value != "csv") return Bad("format", value, "expected binary or csv");
-         options->out_format = value;
-         return Status::Ok();
-       }},
+      {"format", false, "FMT",
+       "trace record/convert: tiercache (default), tiercache-csv, csv or oracleGeneral;\n"
+       "e.g. --format=csv",
+       Text(&Options::out_format)},
       {"progress", false, "WHEN",
        "progress bar on stderr: auto (only on a terminal), always, never; e.g. --progress=never",
        [](const std::string& value, Options* options) -> Status {
@@ -317,8 +314,8 @@ std::map<std::string, std::string> ProcessEnvironment() {
 
 std::string DefaultWorkload(Command command) {
   // A dense decoder: 16 layers of 4 blocks of 4 MiB (256 MiB), 8 decode steps.
-  if (command == Command::kSimulate) return "dense:layers=32,blocks=4,block=4MiB,steps=20";
-  return "dense:layers=16,blocks=4,block=4MiB,steps=8";
+  if (command == Command::kSimulate) return "dense:layers=32,blocks=4,bytes=4MiB,steps=20";
+  return "dense:layers=16,blocks=4,bytes=4MiB,steps=8";
 }
 
 Result<Options> ParseOptions(int argc, const char* const* argv,
@@ -406,14 +403,14 @@ std::string HelpText(const std::string& topic) {
              "                   through the runtime on this machine's GPU (or the emulated\n"
              "                   device), DRAM, PMEM and NVMe tiers.  e.g. tiercache-bench\n"
              "  replay           a workload or trace through the same tiers.\n"
-             "                   e.g. tiercache-bench replay --workload=moe:layers=8,experts=16\n"
+             "                   e.g. tiercache-bench replay --workload=moe:layers=8,experts=16,tokens=64\n"
              "  simulate         every policy at many cache sizes, no data moved (fast), with\n"
              "                   Belady's MIN as the bound.\n"
              "                   e.g. tiercache-bench simulate --trace=run.csv --json=sim.json\n"
              "  trace record     write a generated workload as a trace file.\n"
-             "                   e.g. tiercache-bench trace record --workload=dense:layers=8 --out=d.tct\n"
+             "                   e.g. tiercache-bench trace record --workload=dense:layers=8 --out=d.trace\n"
              "  trace convert    rewrite a trace in another format.\n"
-             "                   e.g. tiercache-bench trace convert --trace=a.bin --trace-format=oracle-general\n"
+             "                   e.g. tiercache-bench trace convert --trace=a.bin --trace-format=oracleGeneral\n"
              "                        --out=a.csv --format=csv\n\n"
              "options (also --name VALUE; settings marked * may come from a config file or\n"
              "the TIERCACHE_<NAME> variable, with the runtime's names):\n";

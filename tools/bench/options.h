@@ -43,7 +43,6 @@ struct Options {
   std::string workload;          // generator spec; empty: the command's default
   std::string trace_path;        // a trace file instead of a generator
   std::string trace_format = "auto";
-  uint64_t seed = 1;
 
   // ---- the tiers (runtime names) -------------------------------------------
   uint64_t gpu_budget_bytes = 0;  // 0: chosen from the working set
@@ -59,13 +58,14 @@ struct Options {
   uint64_t compute_ns = 100000;   // simulated compute per block use
 
   // ---- simulate ------------------------------------------------------------
-  std::vector<std::string> policies = {"lru", "arc", "s3fifo", "tiercache", "min"};
+  std::vector<std::string> policies = {"lru", "arc", "s3fifo", "tiercache", "tiercache+prefetch",
+                                       "min"};
   std::vector<double> cache_fractions = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
 
   // ---- output --------------------------------------------------------------
   std::string json_path;     // also decides where the SVGs go
   std::string out_path;      // trace record/convert
-  std::string out_format = "binary";
+  std::string out_format = "tiercache";
   ProgressMode progress = ProgressMode::kAuto;
   bool quiet = false;        // no table on stdout
 

@@ -10,6 +10,7 @@
 
 #include "alloc/device.h"
 #include "common/units.h"
+#include "prefetch/prefetcher.h"
 #include "runtime/eviction/eviction_policy.h"
 #include "tools/bench/progress.h"
 #include "tools/bench/simulate.h"
@@ -67,6 +68,9 @@ class DirectReplay {
   std::unique_ptr<AlignedBuffer> staging_;
   uint64_t staging_bytes_ = 0;
   std::unique_ptr<EvictionPolicy> policy_;
+  // Learns the access pattern as the replay goes and tells the policy when
+  // each block is next needed (what next-use eviction runs on).
+  Prefetcher predictor_;
   std::vector<void*> on_gpu_;            // device copy per block, or nullptr
   std::vector<size_t> home_tier_;        // index into host_
   std::vector<Extent> home_extent_;
@@ -101,6 +105,7 @@ Status DirectReplay::Setup() {
     (void)registered;  // a hint; tiers that cannot use it read through bounce buffers
   }
   TC_ASSIGN_OR_RETURN(policy_, MakeEvictionPolicy(options_.gpu_policy, sizes_.gpu_cache));
+  policy_->SetNextUseSource([this](BlockId id) { return predictor_.PredictNextUseTick(id); });
 
   report_.device = device_->info().name;
   TierReport gpu;
@@ -290,6 +295,7 @@ Result<Report> DirectReplay::Run() {
                           "without the runtime's prefetcher or overlap");
   ProgressBar progress("replay", workload_.requests.size(), options_.progress);
   const std::vector<uint64_t>& requests = workload_.requests;
+  auto run_start = Clock::now();
   for (size_t s = 0; s < workload_.step_starts.size(); ++s) {
     size_t first = workload_.step_starts[s];
     size_t last = s + 1 < workload_.step_starts.size() ? workload_.step_starts[s + 1] : requests.size();
@@ -299,6 +305,9 @@ Result<Report> DirectReplay::Run() {
     for (size_t r = first; r < last; ++r) {
       policy_->OnTick(r);
       TC_RETURN_IF_ERROR(Serve(requests[r], &step));
+      uint64_t block = requests[r];
+      predictor_.OnAccess(block, workload_.block_bytes[block], Nanoseconds(run_start, Clock::now()));
+      policy_->OnPrediction(block, predictor_.PredictNextUseTick(block));
       // The engine's compute on this block; sleeping leaves the cores to
       // the tiers' I/O threads, as a GPU kernel would.
       if (options_.compute_ns > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(options_.compute_ns));
@@ -327,7 +336,7 @@ Result<Report> ReplayCommand(const Options& options, const Workload& workload) {
   Result<double> belady = BeladyHitRatio(workload, report.tiers.front().capacity_bytes);
   if (belady.ok()) report.belady_hit_ratio = *belady;
   Result<std::vector<PolicyCurve>> curves =
-      SimulatePolicies(workload, options.policies, options.cache_fractions, options.prefetch, nullptr);
+      SimulatePolicies(workload, options.policies, options.cache_fractions, nullptr);
   if (curves.ok()) report.curves = std::move(*curves);
   return report;
 }

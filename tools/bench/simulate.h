@@ -20,11 +20,14 @@ namespace tiercache::bench {
 class ProgressBar;
 
 // One curve per policy, one point per cache size (fractions of the working
-// set). `progress` may be null.
+// set). Policies: lru, arc, s3fifo, next-use, min, tiercache (next-use fed by
+// the learning prefetcher, demand only: comparable with MIN) and
+// tiercache+prefetch (also fetching ahead; prefetched reads count as hits).
+// `progress` may be null.
 Result<std::vector<PolicyCurve>> SimulatePolicies(const Workload& workload,
                                                   const std::vector<std::string>& policies,
                                                   const std::vector<double>& fractions,
-                                                  bool prefetch, ProgressBar* progress);
+                                                  ProgressBar* progress);
 
 // Belady's MIN hit ratio at one capacity.
 Result<double> BeladyHitRatio(const Workload& workload, uint64_t cache_bytes);

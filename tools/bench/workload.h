@@ -1,10 +1,9 @@
 // Workload: the sequence of block requests a run replays or simulates.
 //
-// A workload comes from a generator spec ("dense:layers=16,blocks=4,
-// block=4MiB,steps=8", "moe:...") or a trace file. Requests are grouped in
-// steps (one decode step: a pass over the layers) so the report can give time
-// per step. Block ids are dense, 0..unique_blocks-1, so tiers and the
-// simulator can index arrays by id.
+// A workload wraps a Trace (prefetch/trace.h) from a generator spec or a
+// trace file, plus what a replay needs: the reads as dense block ids
+// (0..blocks-1, so tiers index arrays by id) grouped in steps (one decode
+// step: a pass over the layers) so the report can give time per step.
 //
 // Thread safety: a value; the functions are pure apart from file I/O.
 #ifndef TIERCACHE_TOOLS_BENCH_WORKLOAD_H_
@@ -15,34 +14,36 @@
 #include <vector>
 
 #include "common/status.h"
+#include "prefetch/trace.h"
 
 namespace tiercache::bench {
 
 struct Workload {
-  std::string description;           // the spec or the trace path
-  std::vector<uint64_t> block_bytes;  // indexed by block id
-  std::vector<uint64_t> requests;     // block ids in request order
-  std::vector<uint64_t> step_starts;  // index of each step's first request
+  std::string description;            // the spec or the trace path
+  Trace trace;                        // as generated or read: what simulate runs
+  std::vector<uint64_t> block_bytes;  // indexed by dense block id
+  std::vector<uint64_t> requests;     // the trace's reads, as dense block ids
+  std::vector<uint64_t> step_starts;  // index into requests of each step's first
 
   uint64_t WorkingSetBytes() const;
   uint64_t UniformBlockBytes() const;  // 0 when block sizes differ
-  uint64_t StepOf(uint64_t request) const;
 };
 
-// Generator specs; kInvalidArgument naming the bad key or value.
-//   dense:layers=16,blocks=4,block=4MiB,steps=8
-//     each step reads layers × blocks blocks in layer order.
-//   moe:layers=8,experts=16,topk=2,zipf=1.1,corr=0.7,tokens=64,block=2MiB
-//     per token and layer, an attention block then top-k experts drawn from
-//     a Zipf popularity; with probability corr an expert repeats the
-//     previous token's choice at that layer.
-Result<Workload> GenerateWorkload(const std::string& spec, uint64_t seed);
+// A workload from the generators of prefetch/trace_generators.h
+// ("dense:layers=16,blocks=4,bytes=4MiB,steps=8", "moe:...", "training:...");
+// kInvalidArgument naming the bad parameter.
+Result<Workload> GenerateWorkload(const std::string& spec);
 
-// Trace files: "binary" (tiercache's own), "csv" (timestamp,obj_id,obj_size),
-// "oracle-general" (libCacheSim), or "auto" (from the contents). Object ids
-// are renumbered densely in order of first appearance.
+// A trace file in any format of prefetch/trace_io.h; `format` "auto"
+// detects it. A missing file is kNotFound, a garbled one kCorruption or
+// kInvalidArgument naming the record.
 Result<Workload> LoadTrace(const std::string& path, const std::string& format);
 Status SaveTrace(const Workload& workload, const std::string& path, const std::string& format);
+
+// Reads become requests over dense ids (in order of first appearance), and a
+// change of the records' phase mark starts a new step (one step when the
+// trace has no marks).
+Workload MakeWorkload(std::string description, Trace trace);
 
 }  // namespace tiercache::bench
 
