@@ -357,7 +357,18 @@ Status BlockCache::Drain() {
     std::unique_lock<std::mutex> lock(prefetch_mutex_);
     prefetch_cv_.wait(lock, [this] { return stopping_ || (prefetch_queue_.empty() && !prefetch_busy_); });
   }
-  return transfer_->Drain();
+  TC_RETURN_IF_ERROR(transfer_->Drain());
+  // Settle released pins: fence every stream and wait for the fences.
+  std::vector<Event> waits;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    FenceAllLocked();
+    for (const Fence& f : fences_) waits.push_back(f.event);
+  }
+  for (Event e : waits) (void)device_->EventSynchronize(e);
+  std::lock_guard<std::mutex> lock(mutex_);
+  PollFencesLocked();
+  return Status::Ok();
 }
 
 }  // namespace tiercache

@@ -148,8 +148,9 @@ class BlockCache {
   // Evicts one block from the GPU now (demoting it). kBusy when pinned.
   Status Evict(BlockId id);
 
-  // Waits until every background load and transfer has finished (tests,
-  // shutdown, benchmarks between phases).
+  // Waits until every background load and transfer has finished and every
+  // released pin has been settled (tests, shutdown, benchmarks between
+  // phases). A host wait: never call it on a latency path.
   Status Drain();
 
   RuntimeStats& stats() { return stats_; }
