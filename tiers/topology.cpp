@@ -111,55 +111,6 @@ hwloc_obj_t MemoryAncestor(hwloc_obj_t object) {
   return ancestor;
 }
 
-std::string FormatBusId(unsigned domain, unsigned bus, unsigned dev, unsigned func) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%04x:%02x:%02x.%x", domain, bus, dev, func);
-  return text;
-}
-
-bool ParseHex(std::string_view text, size_t max_digits, unsigned* value) {
-  if (text.empty() || text.size() > max_digits) return false;
-  unsigned result = 0;
-  for (char c : text) {
-    int digit;
-    if (c >= '0' && c <= '9') digit = c - '0';
-    else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') digit = c - 'A' + 10;
-    else return false;
-    result = result * 16 + static_cast<unsigned>(digit);
-  }
-  *value = result;
-  return true;
-}
-
-struct BusId {
-  unsigned domain = 0, bus = 0, dev = 0, func = 0;
-};
-
-Result<BusId> ParseBusId(std::string_view text) {
-  BusId id;
-  const std::string quoted = "\"" + std::string(text) + "\"";
-  const size_t dot = text.rfind('.');
-  const size_t last_colon = text.rfind(':');
-  if (dot == std::string_view::npos || last_colon == std::string_view::npos || dot < last_colon) {
-    return Status::InvalidArgument("PCI bus id " + quoted + " is not of the form DDDD:BB:DD.F");
-  }
-  const size_t first_colon = text.find(':');
-  std::string_view bus_text = text.substr(0, last_colon);
-  bool ok = true;
-  if (first_colon != last_colon) {
-    ok = ParseHex(text.substr(0, first_colon), 8, &id.domain);
-    bus_text = text.substr(first_colon + 1, last_colon - first_colon - 1);
-  }
-  ok = ok && ParseHex(bus_text, 2, &id.bus) &&
-       ParseHex(text.substr(last_colon + 1, dot - last_colon - 1), 2, &id.dev) &&
-       ParseHex(text.substr(dot + 1), 1, &id.func) && id.dev < 32 && id.func < 8;
-  if (!ok) {
-    return Status::InvalidArgument("PCI bus id " + quoted + " is not of the form DDDD:BB:DD.F");
-  }
-  return id;
-}
-
 }  // namespace
 
 const char* PlacementName(Placement placement) {
@@ -291,7 +242,7 @@ void Topology::Scan() {
   for (hwloc_obj_t o = nullptr; (o = hwloc_get_next_pcidev(t, o)) != nullptr;) {
     const auto& pci = o->attr->pcidev;
     PciDevice device;
-    device.bus_id = FormatBusId(pci.domain, pci.bus, pci.dev, pci.func);
+    device.bus_id = FormatPciBusId(PciAddress{pci.domain, pci.bus, pci.dev, pci.func});
     device.vendor_id = pci.vendor_id;
     device.device_id = pci.device_id;
     device.class_id = pci.class_id;
@@ -336,10 +287,10 @@ Result<NumaNode> Topology::Node(int os_index) const {
 }
 
 Result<PciLocality> Topology::LocatePci(std::string_view bus_id) const {
-  TC_ASSIGN_OR_RETURN(BusId id, ParseBusId(bus_id));
+  TC_ASSIGN_OR_RETURN(PciAddress id, ParsePciBusId(bus_id));
   hwloc_topology_t t = handle_->topology;
-  hwloc_obj_t device = hwloc_get_pcidev_by_busid(t, id.domain, id.bus, id.dev, id.func);
-  const std::string canonical = FormatBusId(id.domain, id.bus, id.dev, id.func);
+  hwloc_obj_t device = hwloc_get_pcidev_by_busid(t, id.domain, id.bus, id.device, id.function);
+  const std::string canonical = FormatPciBusId(id);
   if (device == nullptr) {
     return Status::NotFound("PCI device " + canonical + " is not in the topology (it lists " +
                             std::to_string(pci_devices_.size()) + " PCI devices)");
@@ -413,6 +364,11 @@ Result<NodeMemory> Topology::AllocateOnNode(int os_index, size_t bytes,
                                             NodeAllocationOptions options) const {
   if (bytes == 0) return Status::InvalidArgument("allocation of 0 bytes on a NUMA node");
   TC_ASSIGN_OR_RETURN(NumaNode node, Node(os_index));
+  if (node.local_memory_bytes > 0 && bytes > node.local_memory_bytes) {
+    return Status::OutOfMemory("cannot place " + FormatBytes(bytes) + " on NUMA node " +
+                               std::to_string(os_index) + ", which has " +
+                               FormatBytes(node.local_memory_bytes));
+  }
   NodeMemory memory;
   memory.owner_ = shared_from_this();
   memory.node_ = os_index;
@@ -465,10 +421,14 @@ Status Topology::PlaceByFirstTouch(NodeMemory& memory, const std::string& why) c
   auto touch = [bytes, page](uint64_t first, uint64_t last) {
     for (uint64_t p = first; p < last; ++p) bytes[p * page] = 0;
   };
-  if (cpus.empty()) {
+  // A page goes to the toucher's own node, so a node without CPUs of its
+  // own (CXL, PMEM as RAM) cannot be reached this way: touching from the
+  // CPUs near it would fill the DRAM node next to it instead.
+  if (cpus.empty() || node->far_memory) {
     touch(0, pages);
     memory.placement_ = Placement::kUnplaced;
-    memory.fallback_reason_ = why + "; the node has no CPUs to touch its pages from";
+    memory.fallback_reason_ =
+        why + "; the node has no CPUs of its own to touch its pages from, pages placed by the kernel";
     return Status::Ok();
   }
   const uint64_t workers =

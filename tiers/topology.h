@@ -66,6 +66,17 @@ struct PciLocality {
   int core_count = 0;
 };
 
+// A PCI function's address. ParsePciBusId() accepts "DDDD:BB:DD.F" (what
+// cudaDeviceGetPCIBusId writes), nvidia-smi's "DDDDDDDD:BB:DD.F" and
+// "BB:DD.F" (domain 0), hex digits in either case; anything else is
+// kInvalidArgument. FormatPciBusId() writes the canonical lower-case
+// "dddd:bb:dd.f" that PciDevice::bus_id uses.
+struct PciAddress {
+  unsigned domain = 0, bus = 0, device = 0, function = 0;
+};
+Result<PciAddress> ParsePciBusId(std::string_view text);
+std::string FormatPciBusId(const PciAddress& address);
+
 // How an allocation's pages were placed.
 enum class Placement {
   kBound,       // hwloc memory binding to the node (the normal case)
@@ -140,9 +151,8 @@ class Topology : public std::enable_shared_from_this<Topology> {
   // kInvalidArgument when no node has that os index.
   Result<NumaNode> Node(int os_index) const;
 
-  // Accepts "DDDD:BB:DD.F", nvidia-smi's "DDDDDDDD:BB:DD.F" and "BB:DD.F"
-  // (domain 0), hex digits in either case. kInvalidArgument for a malformed
-  // id, kNotFound when the topology has no such PCI device.
+  // `bus_id` in any spelling ParsePciBusId() accepts. kInvalidArgument for a
+  // malformed id, kNotFound when the topology has no such PCI device.
   Result<PciLocality> LocatePci(std::string_view bus_id) const;
   // The first CPU-attached node of LocatePci() (its first node when all are
   // far).

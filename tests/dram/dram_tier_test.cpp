@@ -240,6 +240,19 @@ TEST(DramTier, RejectsBadOptions) {
   EXPECT_EQ(ErrorCode::kInvalidArgument, DramTier::Create(half).status().code());
 }
 
+TEST(DramTier, MoreThanTheNodeHoldsIsOutOfMemoryNotACrash) {
+  auto topology = Topology::ThisMachine().value();
+  const NumaNode& node = topology->numa_nodes().front();
+  DramTierOptions options;
+  options.numa_node = node.os_index;
+  options.capacity = node.local_memory_bytes + kGiB;
+  auto tier = DramTier::Create(options);
+  EXPECT_EQ(ErrorCode::kOutOfMemory, tier.status().code()) << tier.status().ToString();
+  options.allow_membind = false;  // the fallback would touch every page: it must not try
+  tier = DramTier::Create(options);
+  EXPECT_EQ(ErrorCode::kOutOfMemory, tier.status().code()) << tier.status().ToString();
+}
+
 TEST(DramTier, RoundsCapacityUpToGranularityAndPages) {
   DramTierOptions options;
   options.capacity = 5000;

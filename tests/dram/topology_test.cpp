@@ -180,6 +180,48 @@ TEST(TopologyFarMemory, GpuPrefersTheCpuAttachedNodeOverFarMemory) {
   EXPECT_NE(std::string::npos, topology->Describe().find("far memory"));
 }
 
+TEST(TopologyFarMemory, FirstTouchCannotReachACpulessNode) {
+  auto topology = LoadFixture("cxl_far_memory.xml");
+  ASSERT_TRUE(topology);
+  Result<NodeMemory> memory = topology->AllocateOnNode(2, kMiB);
+  ASSERT_TRUE(memory.ok()) << memory.status().ToString();
+  EXPECT_EQ(Placement::kUnplaced, memory->placement());
+  EXPECT_NE(std::string::npos, memory->fallback_reason().find("no CPUs of its own"))
+      << memory->fallback_reason();
+}
+
+TEST(TopologyFarMemory, MoreThanTheNodeHoldsIsOutOfMemory) {
+  auto topology = LoadFixture("cxl_far_memory.xml");
+  ASSERT_TRUE(topology);
+  Result<NodeMemory> memory = topology->AllocateOnNode(0, 32 * kGiB + 1);
+  EXPECT_EQ(ErrorCode::kOutOfMemory, memory.status().code());
+  EXPECT_NE(std::string::npos, memory.status().message().find("32.00 GiB"))
+      << memory.status().message();
+}
+
+// ---- bus ids -----------------------------------------------------------------------------
+
+TEST(PciBusId, ParsesTheSpellingsDriversUseAndFormatsCanonically) {
+  Result<PciAddress> cuda = ParsePciBusId("0000:00:06.0");
+  ASSERT_TRUE(cuda.ok());
+  EXPECT_EQ(0u, cuda->domain);
+  EXPECT_EQ(0u, cuda->bus);
+  EXPECT_EQ(6u, cuda->device);
+  EXPECT_EQ(0u, cuda->function);
+  Result<PciAddress> smi = ParsePciBusId("0001:C3:1F.7");
+  ASSERT_TRUE(smi.ok());
+  EXPECT_EQ(1u, smi->domain);
+  EXPECT_EQ(0xc3u, smi->bus);
+  EXPECT_EQ(0x1fu, smi->device);
+  EXPECT_EQ(7u, smi->function);
+  EXPECT_EQ("0001:c3:1f.7", FormatPciBusId(*smi));
+  EXPECT_EQ("0000:b1:00.0", FormatPciBusId(ParsePciBusId("00000000:B1:00.0").value()));
+  EXPECT_EQ("0000:17:00.0", FormatPciBusId(ParsePciBusId("17:00.0").value()));
+  Result<PciAddress> bad = ParsePciBusId("0000:17:00");
+  EXPECT_EQ(ErrorCode::kInvalidArgument, bad.status().code());
+  EXPECT_NE(std::string::npos, bad.status().message().find("0000:17:00"));
+}
+
 // ---- loading errors ------------------------------------------------------------------
 
 TEST(TopologyLoad, MissingOrBrokenXmlIsAClearError) {
