@@ -15,6 +15,13 @@ mkdir -p "$final"
 export LD_LIBRARY_PATH="$pack/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export TIERCACHE_DEVICE=cuda
 export TMPDIR=${TMPDIR:-/tmp}
+# Tests find their fixtures by the source path they were built from: make
+# that path lead to this checkout when it differs.
+src=$(cat "$pack/source_dir.txt" 2>/dev/null || true)
+repo=$(cd "$(dirname "$0")/.." && pwd)
+if [ -n "$src" ] && [ ! -e "$src" ]; then
+  mkdir -p "$(dirname "$src")" && ln -s "$repo" "$src"
+fi
 
 { nvidia-smi --query-gpu=name,pci.bus_id,memory.total,driver_version --format=csv,noheader;
   nproc; uname -r; date -u +%FT%TZ; } >"$out/machine.txt" 2>&1
@@ -25,7 +32,7 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   for t in "$pack"/bin/*_test; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
-    timeout 300 "$t" --gtest_brief=1 >"$out/$name.log" 2>&1
+    timeout 300 "$t" >"$out/$name.log" 2>&1
     rc=$?
     passed=$(grep -c '^\[       OK \]' "$out/$name.log")
     failed=$(grep -c '^\[  FAILED  \]' "$out/$name.log")

@@ -30,6 +30,6 @@ for b in "$pack"/bin/* "$pack"/lib/*; do
 done | sort -u | grep -Ev "$skip" | while read -r lib; do
   cp -L "$lib" "$pack/lib/"
 done
-cp tools/device_check.sh "$pack/"
+pwd >"$pack/source_dir.txt"
 du -sh "$pack"
 echo "packed $(ls "$pack/bin" | wc -l) binaries and $(ls "$pack/lib" | wc -l) libraries into $pack"
