@@ -41,7 +41,9 @@ TEST(Crc32c, AcceleratedPathAgreesWithTheTableAtEveryAlignment) {
   std::mt19937 rng(11);
   for (auto& b : data) b = static_cast<unsigned char>(rng());
   for (size_t start = 0; start < 16; ++start) {
-    for (size_t length : {0ul, 1ul, 3ul, 8ul, 15ul, 64ul, 1000ul, 65536ul}) {
+    // Lengths around the three-stream block sizes (3 x 256 and 3 x 8192).
+    for (size_t length : {0ul, 1ul, 3ul, 8ul, 15ul, 64ul, 767ul, 768ul, 775ul, 1000ul, 24575ul,
+                          24576ul, 24583ul, 49152ul + 768ul + 9ul, 65536ul}) {
       ASSERT_EQ(Crc32cPortable(data.data() + start, length),
                 Crc32c(data.data() + start, length))
           << "start " << start << " length " << length;
