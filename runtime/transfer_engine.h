@@ -148,6 +148,7 @@ class TransferEngine {
                                         std::function<void()> on_enqueued = {},
                                         std::function<void()> on_complete = {});
 
+  Device& device() const { return *device_; }
   Stream upload_stream() const { return upload_stream_; }
   Stream download_stream() const { return download_stream_; }
   uint64_t chunk_bytes() const { return options_.chunk_bytes; }
