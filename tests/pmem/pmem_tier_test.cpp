@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <thread>
 
 #include "tests/pmem/pmem_test_util.h"
 #include "tests/tiers/tier_conformance.h"
@@ -264,6 +265,50 @@ TEST_F(PmemTierTest, GrowsWhenAskedForMoreAndNeverShrinks) {
     EXPECT_EQ(3 * kMiB, tier->capacity());
     ExpectStored(*tier, 1, 300000);
     ExpectStored(*tier, 2, 2 * kMiB);
+  }
+}
+
+TEST_F(PmemTierTest, ConcurrentCommitsLookupsForgetsAndFrees) {
+  constexpr int kThreads = 4;
+  constexpr uint64_t kRounds = 30;
+  std::atomic<int> errors{0};
+  {
+    auto tier = OpenOrDie(SmallOptions(path_, 16 * kMiB, 256));
+    ASSERT_TRUE(tier);
+    auto worker = [&](uint64_t id) {
+      for (uint64_t round = 0; round < kRounds; ++round) {
+        const uint64_t key = id * 1000 + round;
+        const uint64_t bytes = 1 + (key * 7919) % 20000;
+        Result<Extent> e = tier->Allocate(bytes);
+        if (!e.ok()) { ++errors; continue; }
+        std::vector<unsigned char> data = Pattern(bytes, key);
+        if (!tier->Write(*e, 0, data.data(), bytes).ok()) ++errors;
+        if (!tier->Commit(key, *e).ok()) ++errors;
+        Result<Extent> found = tier->Lookup(key);
+        if (!found.ok() || !(*found == *e)) ++errors;
+        // Keep one round in three; drop the others both ways.
+        if (round % 3 == 1 && !tier->Free(*e).ok()) ++errors;
+        if (round % 3 == 2 && (!tier->Forget(key).ok() || !tier->Free(*e).ok())) ++errors;
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) threads.emplace_back(worker, i + 1);
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(0, errors.load());
+    EXPECT_EQ(kThreads * kRounds / 3, tier->index_stats().index_used);
+  }
+  auto tier = OpenOrDie(SmallOptions(path_, 0));
+  ASSERT_TRUE(tier);
+  EXPECT_EQ(kThreads * kRounds / 3, tier->index_stats().recovered);
+  for (uint64_t id = 1; id <= kThreads; ++id) {
+    for (uint64_t round = 0; round < kRounds; ++round) {
+      const uint64_t key = id * 1000 + round;
+      if (round % 3 == 0) {
+        ExpectStored(*tier, key, 1 + (key * 7919) % 20000);
+      } else {
+        EXPECT_EQ(ErrorCode::kNotFound, tier->Lookup(key).status().code()) << key;
+      }
+    }
   }
 }
 
