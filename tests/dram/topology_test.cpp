@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -239,6 +240,19 @@ TEST(TopologyLoad, MissingOrBrokenXmlIsAClearError) {
   Result<std::shared_ptr<const Topology>> broken = Topology::FromXmlFile(path);
   unlink(path);
   EXPECT_EQ(ErrorCode::kInvalidArgument, broken.status().code()) << broken.status().ToString();
+}
+
+// Debian's libhwloc reads XML with libxml2 only when libhwloc-plugins is
+// installed; without it hwloc's own minimal parser must read the fixtures.
+TEST(TopologyLoad, FixturesLoadWithHwlocsMinimalXmlParserToo) {
+  setenv("HWLOC_LIBXML_IMPORT", "0", 1);
+  auto two_socket = Topology::FromXmlFile(Fixture("two_socket_gpus.xml"));
+  auto far = Topology::FromXmlFile(Fixture("cxl_far_memory.xml"));
+  unsetenv("HWLOC_LIBXML_IMPORT");
+  ASSERT_TRUE(two_socket.ok()) << two_socket.status().ToString();
+  ASSERT_TRUE(far.ok()) << far.status().ToString();
+  EXPECT_EQ(1, (*two_socket)->NearestNode("0000:b1:00.0").value());
+  EXPECT_EQ((std::vector<int>{2, 3}), (*far)->FarMemoryNodes());
 }
 
 // ---- this machine ----------------------------------------------------------------------
