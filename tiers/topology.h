@@ -165,7 +165,8 @@ class Topology : public std::enable_shared_from_this<Topology> {
   Status BindThreadToCpus(const std::vector<int>& cpus) const;
 
   // `bytes` (> 0) of zeroed memory on node `os_index`, placed as the
-  // contract above says.
+  // contract above says (a far node cannot be reached by first touch: its
+  // fallback is kUnplaced). More than the node's memory is kOutOfMemory.
   Result<NodeMemory> AllocateOnNode(int os_index, size_t bytes,
                                     NodeAllocationOptions options = {}) const;
 
