@@ -32,13 +32,13 @@ std::string Hex(uintptr_t value) {
 
 void PointerMap::Insert(Block* block) {
   Shard& shard = ShardFor(block->address);
-  std::lock_guard<std::mutex> lock(shard.mutex);
+  std::lock_guard<SpinLock> lock(shard.mutex);
   shard.blocks[block->address] = block;
 }
 
 void PointerMap::Erase(uintptr_t address) {
   Shard& shard = ShardFor(address);
-  std::lock_guard<std::mutex> lock(shard.mutex);
+  std::lock_guard<SpinLock> lock(shard.mutex);
   shard.blocks.erase(address);
 }
 

@@ -64,11 +64,13 @@ namespace alloc_internal {
 struct StreamCache {
   StreamCache(Stream s, size_t classes) : stream(s), small_bins(classes) {}
   const Stream stream;
-  std::mutex mutex;
+  alloc_internal::SpinLock mutex;
   std::vector<std::vector<Block*>> small_bins;
   std::vector<Block*> large;  // newest last
   std::atomic<uint64_t> cached_bytes{0};
   std::atomic<uint64_t> cached_blocks{0};
+  std::atomic<uint64_t> allocations{0};  // per stream, so threads on different
+  std::atomic<uint64_t> frees{0};        // streams do not share a counter line
   std::atomic<uint64_t> validated_epoch{UINT64_MAX};
   std::atomic<bool> dead{false};
 };
@@ -83,9 +85,11 @@ struct DeviceAllocator::Impl {
 
   PointerMap map;
   std::unique_ptr<BlockPool> pool;
+  std::atomic<uint64_t> budget{0};  // mirrors the pool's, read without its lock
+  uint64_t device_bytes = 0;        // the device's total memory
 
   std::atomic<uint64_t> allocated{0}, requested{0}, peak_allocated{0}, peak_requested{0};
-  std::atomic<uint64_t> allocations{0}, frees{0}, retries{0}, pressure_calls{0};
+  std::atomic<uint64_t> retries{0}, pressure_calls{0};
   std::atomic<uint64_t> pressure_freed{0}, oom_events{0}, invalid_frees{0};
 
   mutable std::shared_mutex streams_mutex;
@@ -112,7 +116,7 @@ struct DeviceAllocator::Impl {
   void PushCached(StreamCache* cache, Block* block);
   std::vector<Block*> DrainCache(StreamCache* cache, uint64_t keep_bytes);
   void FlushCaches();
-  Result<Block*> AllocateSlow(uint64_t rounded, bool small, Stream stream);
+  Result<Block*> AllocateSlow(uint64_t rounded, bool small, Stream stream, StreamCache* own);
   void MaybeRelease();
   void Record(TraceEvent::Op op, uint64_t trace_id, uint64_t bytes, Stream stream);
 };
@@ -166,7 +170,7 @@ void DeviceAllocator::Impl::Revalidate(StreamCache* cache, uint64_t epoch) {
 }
 
 Block* DeviceAllocator::Impl::PopCached(StreamCache* cache, uint64_t rounded, bool small) {
-  std::lock_guard<std::mutex> lock(cache->mutex);
+  std::lock_guard<alloc_internal::SpinLock> lock(cache->mutex);
   Block* block = nullptr;
   if (small) {
     std::vector<Block*>& bin = cache->small_bins[ClassOf(rounded)];
@@ -194,7 +198,7 @@ Block* DeviceAllocator::Impl::PopCached(StreamCache* cache, uint64_t rounded, bo
 void DeviceAllocator::Impl::PushCached(StreamCache* cache, Block* block) {
   bool over;
   {
-    std::lock_guard<std::mutex> lock(cache->mutex);
+    std::lock_guard<alloc_internal::SpinLock> lock(cache->mutex);
     if (block->segment->small) {
       cache->small_bins[FloorClassOf(block->size)].push_back(block);
     } else {
@@ -211,11 +215,12 @@ void DeviceAllocator::Impl::PushCached(StreamCache* cache, Block* block) {
 }
 
 // Takes blocks out of `cache` until at most `keep_bytes` stay: large ones
-// first (the newest large block stays while anything may), then small ones
-// from the biggest class down.
+// first, oldest first, then small ones from the biggest class down. Unless
+// `keep_bytes` is 0 the newest large block always stays, whatever its size,
+// so a stream cycling one big buffer keeps its fast path.
 std::vector<Block*> DeviceAllocator::Impl::DrainCache(StreamCache* cache, uint64_t keep_bytes) {
   std::vector<Block*> out;
-  std::lock_guard<std::mutex> lock(cache->mutex);
+  std::lock_guard<alloc_internal::SpinLock> lock(cache->mutex);
   uint64_t bytes = cache->cached_bytes.load(std::memory_order_relaxed);
   auto take = [&](Block* block) {
     out.push_back(block);
@@ -232,10 +237,6 @@ std::vector<Block*> DeviceAllocator::Impl::DrainCache(StreamCache* cache, uint64
       take(bin.back());
       bin.pop_back();
     }
-  }
-  while (bytes > keep_bytes && !cache->large.empty()) {
-    take(cache->large.back());
-    cache->large.pop_back();
   }
   cache->cached_bytes.store(bytes, std::memory_order_relaxed);
   cache->cached_blocks.fetch_sub(out.size(), std::memory_order_relaxed);
@@ -262,14 +263,21 @@ void DeviceAllocator::Impl::MaybeRelease() {
 
 // ---- the slow path -------------------------------------------------------------
 
-Result<Block*> DeviceAllocator::Impl::AllocateSlow(uint64_t rounded, bool small, Stream stream) {
+Result<Block*> DeviceAllocator::Impl::AllocateSlow(uint64_t rounded, bool small, Stream stream,
+                                                   StreamCache* own) {
   Status device_status;
   if (Block* block = pool->Take(rounded, small, stream, /*grow=*/false, &device_status)) return block;
-  // Before growing, let blocks cached by every stream (this one included)
-  // join the pool: its own coalesce at once, others' once their fence is done.
-  FlushCaches();
+  // Before growing, this stream's cached blocks join the pool, where they
+  // coalesce and it may use them at once. Other streams keep their caches
+  // (flushing them would cost their fast path and, their fences being
+  // fresh, rarely help now); they are reclaimed below, under pressure.
+  if (own->cached_blocks.load(std::memory_order_relaxed) != 0) {
+    pool->Return(stream, DrainCache(own, 0));
+  }
   if (Block* block = pool->Take(rounded, small, stream, /*grow=*/true, &device_status)) return block;
   retries.fetch_add(1, std::memory_order_relaxed);
+  FlushCaches();
+  if (Block* block = pool->Take(rounded, small, stream, true, &device_status)) return block;
   for (int round = 0; round < 4; ++round) {
     uint64_t in_use = allocated.load(std::memory_order_relaxed);
     pool->ReleaseFree(0, in_use);
@@ -343,6 +351,8 @@ Result<std::unique_ptr<DeviceAllocator>> DeviceAllocator::Create(std::shared_ptr
   pool_options.large_rounding = options.large_rounding;
   pool_options.release_threshold_bytes = options.release_threshold_bytes;
   impl->pool = std::make_unique<BlockPool>(*impl->device, impl->map, pool_options, options.budget_bytes);
+  impl->budget.store(options.budget_bytes);
+  impl->device_bytes = impl->device->info().total_memory;
   if (options.record_trace) {
     impl->trace_start = std::chrono::steady_clock::now();
     impl->tracing.store(true);
@@ -353,12 +363,12 @@ Result<std::unique_ptr<DeviceAllocator>> DeviceAllocator::Create(std::shared_ptr
 Result<void*> DeviceAllocator::Allocate(uint64_t bytes, Stream stream) {
   Impl& impl = *impl_;
   if (bytes == 0) return Status::InvalidArgument("Allocate of 0 bytes");
-  uint64_t device_bytes = impl.device->info().total_memory;
+  uint64_t device_bytes = impl.device_bytes;
   if (bytes > device_bytes) {
     return Status::InvalidArgument("Allocate of " + FormatBytes(bytes) + " exceeds the device's " +
                                    FormatBytes(device_bytes));
   }
-  uint64_t budget = impl.pool->budget();
+  uint64_t budget = impl.budget.load(std::memory_order_relaxed);
   if (bytes > budget) {
     impl.oom_events.fetch_add(1, std::memory_order_relaxed);
     return Status::OutOfMemory("Allocate of " + FormatBytes(bytes) + " exceeds the " +
@@ -369,7 +379,7 @@ Result<void*> DeviceAllocator::Allocate(uint64_t bytes, Stream stream) {
   uint64_t rounded = small ? RoundSmall(bytes) : AlignUp(bytes, kGranule);
   Block* block = impl.PopCached(cache, rounded, small);
   if (block == nullptr) {
-    TC_ASSIGN_OR_RETURN(block, impl.AllocateSlow(rounded, small, stream));
+    TC_ASSIGN_OR_RETURN(block, impl.AllocateSlow(rounded, small, stream, cache));
   }
   block->requested.store(bytes, std::memory_order_relaxed);
   block->stream.store(stream, std::memory_order_relaxed);
@@ -378,7 +388,7 @@ Result<void*> DeviceAllocator::Allocate(uint64_t bytes, Stream stream) {
                                      block->size);
   AtomicMax(impl.peak_requested,
             impl.requested.fetch_add(bytes, std::memory_order_relaxed) + bytes);
-  impl.allocations.fetch_add(1, std::memory_order_relaxed);
+  cache->allocations.fetch_add(1, std::memory_order_relaxed);
   if (impl.tracing.load(std::memory_order_relaxed)) {
     uint64_t trace_id = impl.next_trace_id.fetch_add(1, std::memory_order_relaxed);
     block->trace_id.store(trace_id, std::memory_order_relaxed);
@@ -418,7 +428,7 @@ Status DeviceAllocator::Free(void* pointer, Stream stream) {
   }
   impl.allocated.fetch_sub(block->size, std::memory_order_relaxed);
   impl.requested.fetch_sub(block->requested.load(std::memory_order_relaxed), std::memory_order_relaxed);
-  impl.frees.fetch_add(1, std::memory_order_relaxed);
+  (*cache)->frees.fetch_add(1, std::memory_order_relaxed);
   if (impl.tracing.load(std::memory_order_relaxed)) {
     impl.Record(TraceEvent::Op::kFree, block->trace_id.load(std::memory_order_relaxed), 0, stream);
   }
@@ -435,6 +445,7 @@ void DeviceAllocator::SetPressureCallback(PressureCallback callback) {
 Status DeviceAllocator::SetBudget(uint64_t bytes) {
   if (bytes == 0) return Status::InvalidArgument("a budget of 0 bytes");
   impl_->pool->set_budget(bytes);
+  impl_->budget.store(bytes, std::memory_order_relaxed);
   if (impl_->pool->counters().reserved_bytes > bytes) {
     uint64_t in_use = impl_->allocated.load();
     Trim(bytes > in_use ? bytes - in_use : 0);
@@ -442,7 +453,7 @@ Status DeviceAllocator::SetBudget(uint64_t bytes) {
   return Status::Ok();
 }
 
-uint64_t DeviceAllocator::budget() const { return impl_->pool->budget(); }
+uint64_t DeviceAllocator::budget() const { return impl_->budget.load(std::memory_order_relaxed); }
 
 uint64_t DeviceAllocator::Trim(uint64_t keep_bytes) {
   impl_->FlushCaches();
@@ -466,8 +477,6 @@ DeviceAllocatorStats DeviceAllocator::GetStats() const {
                             ? 0.0
                             : 1.0 - static_cast<double>(std::min(stats.allocated_bytes, pool.reserved_bytes)) /
                                         static_cast<double>(pool.reserved_bytes);
-  stats.allocations = impl.allocations.load();
-  stats.frees = impl.frees.load();
   stats.cross_stream_reuses = pool.cross_stream_reuses;
   stats.retries = impl.retries.load();
   stats.pressure_calls = impl.pressure_calls.load();
@@ -478,6 +487,8 @@ DeviceAllocatorStats DeviceAllocator::GetStats() const {
   stats.invalid_frees = impl.invalid_frees.load();
   std::shared_lock<std::shared_mutex> lock(impl.streams_mutex);
   for (const auto& [stream, cache] : impl.streams) {
+    stats.allocations += cache->allocations.load();
+    stats.frees += cache->frees.load();
     stats.per_stream.push_back(
         {stream, cache->cached_bytes.load(), cache->cached_blocks.load()});
   }
