@@ -179,8 +179,9 @@ const std::vector<Setting>& Settings() {
          return Status::Ok();
        }},
       {"policies", false, "LIST",
-       "policies to simulate: lru, arc, s3fifo, next-use (no predictions), tiercache (next-use\n"
-       "fed by the learning prefetcher), tiercache+prefetch (also fetching ahead), min (Belady);\n"
+       "policies to simulate: lru, arc, s3fifo, tiercache (next-use eviction fed by the\n"
+       "learning prefetcher; also 'next-use'), tiercache+prefetch (also fetching ahead; its\n"
+       "prefetched reads count as hits), min (Belady's optimum on demand);\n"
        "e.g. --policies=lru,s3fifo,tiercache,min", SetPolicies},
       {"sizes", false, "LIST",
        "simulate: cache sizes in % of the working set, e.g. --sizes=10,25,50,75", SetSizes},
