@@ -50,13 +50,14 @@ TEST(Simulator, UnitSizedCyclicNextUseIsExactlyMinAfterLearning) {
 }
 
 TEST(Simulator, MoeNextUseStaysCloseToMin) {
-  const Trace t = GenerateTrace("moe:layers=8,experts=32,topk=2,zipf=1.1,corr=0.7,tokens=1500").value();
+  const Trace t = GenerateTrace("moe:layers=8,experts=32,topk=2,zipf=1.1,corr=0.7,tokens=800").value();
   const std::vector<std::string> policies = {"next-use", "min", "lru"};
   const auto r = Sweep(t, policies);
   ASSERT_EQ(r.size(), kFractions.size() * 3);
   for (size_t f = 0; f < kFractions.size(); ++f) {
     const double ratio = r[3 * f].hit_ratio() / r[3 * f + 1].hit_ratio();
-    // Measured: 0.94 at 10% of the working set, 0.96-0.996 from 20% up.
+    // Measured (deterministic trace): 0.936 at 10% of the working set,
+    // 0.953 at 20%, up to 0.998 at 90%.
     EXPECT_GE(ratio, f == 0 ? 0.93 : 0.95) << kFractions[f];
     EXPECT_GT(r[3 * f + 1].hit_ratio(), r[3 * f + 2].hit_ratio()) << "MIN beats LRU";
   }
