@@ -39,6 +39,7 @@ const std::vector<Field>& Fields() {
       {"nvme_path", FieldType::kString, &C::nvme_path},
       {"nvme_bytes", FieldType::kBytes, &C::nvme_bytes},
       {"nvme_queue_depth", FieldType::kInt, &C::nvme_queue_depth},
+      {"nvme_direct", FieldType::kBool, &C::nvme_direct},
       {"chunk_bytes", FieldType::kBytes, &C::chunk_bytes},
       {"staging_buffers", FieldType::kInt, &C::staging_buffers},
       {"verify_checksums", FieldType::kBool, &C::verify_checksums},

@@ -43,6 +43,7 @@ struct RuntimeConfig {
   std::string nvme_path;           // a file or directory on the NVMe drive
   uint64_t nvme_bytes = 0;
   int64_t nvme_queue_depth = 32;
+  bool nvme_direct = true;         // O_DIRECT; false for filesystems without it (tmpfs)
 
   // ---- transfer engine --------------------------------------------------
   // Copy chunk size: 16 MiB or more keeps PCIe near its peak (1 MiB chunks

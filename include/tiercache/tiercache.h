@@ -1,0 +1,217 @@
+/*
+ * tiercache: the C API.
+ *
+ * An engine opens a runtime, registers its weight blocks with a home tier
+ * ("dram", "pmem" or "nvme"), and calls tiercache_acquire / tiercache_release
+ * around each use. An acquire returns a device pointer valid in the order of
+ * the stream it names: if the block is not on the GPU yet, the runtime
+ * brings it up (NVMe -> pinned staging -> GPU, or DRAM -> GPU) and makes the
+ * stream wait for the copy; the calling thread never waits for the copy
+ * itself. A release unpins the block once the work enqueued on the stream so
+ * far has run. Activations can be saved to host tiers and restored.
+ *
+ * Conventions
+ * - Every function returns an int status: 0 (TIERCACHE_OK) or a negative
+ *   tiercache_status code. It never sets errno and never lets an exception
+ *   escape. On failure, tiercache_last_error() describes what went wrong.
+ * - Every argument is validated: a NULL handle or output pointer, an unknown
+ *   block or tier, a size of 0 where data is expected give
+ *   TIERCACHE_ERR_INVALID_ARGUMENT or TIERCACHE_ERR_NOT_FOUND.
+ * - Streams are passed as void*: a cudaStream_t with the CUDA device, a
+ *   stream from tiercache_stream_create() otherwise; NULL is the device's
+ *   default stream. This header needs no CUDA header.
+ * - Strings returned through a caller's buffer follow one rule: the text is
+ *   copied (NUL-terminated, truncated if need be), *needed (when not NULL)
+ *   receives the full size including the NUL, and the call returns
+ *   TIERCACHE_ERR_OUT_OF_SPACE when the buffer was too small.
+ *
+ * Thread safety: every function may be called from any thread; one runtime
+ * serves many threads at once. tiercache_last_error() is per thread.
+ * tiercache_close() must not race with other calls on the same runtime.
+ */
+#ifndef TIERCACHE_TIERCACHE_H_
+#define TIERCACHE_TIERCACHE_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TIERCACHE_VERSION_MAJOR 0
+#define TIERCACHE_VERSION_MINOR 1
+#define TIERCACHE_VERSION_PATCH 0
+
+/* Status codes: the negated error codes of the C++ core. */
+typedef enum tiercache_status {
+  TIERCACHE_OK = 0,
+  TIERCACHE_ERR_INVALID_ARGUMENT = -1,  /* the call cannot work with these arguments */
+  TIERCACHE_ERR_NOT_FOUND = -2,         /* no such block, group, tier, handle or file */
+  TIERCACHE_ERR_OUT_OF_SPACE = -3,      /* a tier, the GPU cache or a buffer is full */
+  TIERCACHE_ERR_OUT_OF_MEMORY = -4,     /* the host or the device refused an allocation */
+  TIERCACHE_ERR_IO = -5,                /* a read or write failed or came back short */
+  TIERCACHE_ERR_CORRUPTION = -6,        /* stored bytes failed their checksum */
+  TIERCACHE_ERR_UNAVAILABLE = -7,       /* a device or feature is not present */
+  TIERCACHE_ERR_PERMISSION_DENIED = -8, /* the operating system refused */
+  TIERCACHE_ERR_BUSY = -9,              /* pinned, loading or not ready; try again */
+  TIERCACHE_ERR_ALREADY_EXISTS = -10,   /* a block of that name exists */
+  TIERCACHE_ERR_UNSUPPORTED = -11,      /* not built in, or not possible here */
+  TIERCACHE_ERR_INTERNAL = -12          /* a bug; the message says where */
+} tiercache_status;
+
+typedef struct tiercache_config tiercache_config;   /* opaque */
+typedef struct tiercache_runtime tiercache_runtime; /* opaque */
+typedef uint64_t tiercache_block;
+typedef uint64_t tiercache_group;
+typedef uint64_t tiercache_activation;
+
+#define TIERCACHE_NO_GROUP UINT64_MAX
+/* tiercache_hint_next_use: the block will not be used again. */
+#define TIERCACHE_NEVER UINT64_MAX
+/* tiercache_save flag: copy only; the caller keeps (and frees) the memory. */
+#define TIERCACHE_SAVE_KEEP_DEVICE 1u
+
+/* ---- library ------------------------------------------------------------ */
+
+/* "0.1.0": the library's version (compare with TIERCACHE_VERSION_*). */
+const char* tiercache_version(void);
+/* The last error message of this thread ("" when none). Valid until the
+ * thread's next tiercache call. */
+const char* tiercache_last_error(void);
+/* "ok", "invalid argument", ... for a status code (never NULL). */
+const char* tiercache_status_name(int status);
+
+/* ---- configuration -------------------------------------------------------
+ * Keys are the RuntimeConfig field names (docs/runtime.md), e.g.
+ * "gpu_budget_bytes", "gpu_cache_bytes", "gpu_policy" (lru, arc, s3fifo,
+ * next-use), "dram_bytes", "nvme_path", "nvme_bytes", "chunk_bytes". Sizes
+ * accept units ("64MiB"). */
+
+/* A config holding the defaults. */
+int tiercache_config_create(tiercache_config** out);
+/* Defaults, then the JSON file named by TIERCACHE_CONFIG, then TIERCACHE_<KEY>
+ * environment variables. */
+int tiercache_config_from_env(tiercache_config** out);
+/* Sets one key from text. TIERCACHE_ERR_NOT_FOUND for an unknown key. */
+int tiercache_config_set(tiercache_config* config, const char* key, const char* value);
+/* Applies a JSON file (an object of keys). All or nothing. */
+int tiercache_config_load_file(tiercache_config* config, const char* path);
+/* The config as JSON text (see the buffer rule above). */
+int tiercache_config_to_json(const tiercache_config* config, char* buffer, size_t size,
+                             size_t* needed);
+/* Frees a config (NULL is ignored). */
+void tiercache_config_destroy(tiercache_config* config);
+
+/* ---- runtime ---------------------------------------------------------------- */
+
+/* Opens a runtime. `config` may be NULL (tiercache_config_from_env). The
+ * config is copied. Without a GPU the emulated device is used (logged once). */
+int tiercache_open(const tiercache_config* config, tiercache_runtime** out);
+/* Waits for in-flight transfers, frees everything the runtime holds. NULL
+ * is ignored. Pointers it handed out are invalid afterwards. */
+int tiercache_close(tiercache_runtime* runtime);
+/* Waits until background transfers have finished and released pins have
+ * settled. A host wait: for tests, phase changes and shutdown. */
+int tiercache_drain(tiercache_runtime* runtime);
+/* 1 when the device is the host-emulated one, 0 for a real GPU. */
+int tiercache_is_emulated(tiercache_runtime* runtime, int* out);
+/* Statistics as JSON: per-tier hits, misses, bytes, evictions, stall time,
+ * bandwidth; blocks; allocator; activations; fallbacks; the config. */
+int tiercache_stats_json(tiercache_runtime* runtime, char* buffer, size_t size, size_t* needed);
+
+/* ---- blocks ------------------------------------------------------------------
+ * `home_tier` is "dram", "pmem" or "nvme" (a configured tier). `name` may be
+ * NULL or "" for an anonymous block; names are unique otherwise. */
+
+int tiercache_group_create(tiercache_runtime* runtime, const char* name, tiercache_group* out);
+/* Copies data[0, bytes) into the home tier. */
+int tiercache_register_buffer(tiercache_runtime* runtime, const char* name, const void* data,
+                              uint64_t bytes, const char* home_tier, tiercache_group group,
+                              tiercache_block* out);
+/* Copies [offset, offset + bytes) of a file into the home tier. */
+int tiercache_register_file(tiercache_runtime* runtime, const char* name, const char* path,
+                            uint64_t offset, uint64_t bytes, const char* home_tier,
+                            tiercache_group group, tiercache_block* out);
+/* Forgets a block and frees its copies. TIERCACHE_ERR_BUSY while acquired. */
+int tiercache_unregister(tiercache_runtime* runtime, tiercache_block block);
+int tiercache_find_block(tiercache_runtime* runtime, const char* name, tiercache_block* out);
+/* The block's size in bytes. */
+int tiercache_block_size(tiercache_runtime* runtime, tiercache_block block, uint64_t* out);
+
+/* ---- the data path ----------------------------------------------------------- */
+
+/* Pins the block on the GPU and returns its device pointer, valid in
+ * `stream`'s order until tiercache_release. Errors: TIERCACHE_ERR_IO or
+ * TIERCACHE_ERR_CORRUPTION when its bytes could not be read intact (the
+ * block stays registered; a later acquire retries), TIERCACHE_ERR_OUT_OF_SPACE
+ * when the GPU cache is full of acquired blocks. */
+int tiercache_acquire(tiercache_runtime* runtime, tiercache_block block, void* stream,
+                      void** device_ptr);
+/* As tiercache_acquire but never waits: TIERCACHE_ERR_BUSY (and a prefetch
+ * is started) when the block is not on the GPU yet. */
+int tiercache_try_acquire(tiercache_runtime* runtime, tiercache_block block, void* stream,
+                          void** device_ptr);
+/* Unpins once the work enqueued on `stream` so far has run. */
+int tiercache_release(tiercache_runtime* runtime, tiercache_block block, void* stream);
+/* Starts bringing blocks to the GPU in the background, in order. */
+int tiercache_prefetch(tiercache_runtime* runtime, const tiercache_block* blocks, size_t count);
+/* Acquires every block of a group, in registration order, all or none;
+ * device_ptrs receives up to `capacity` pointers, *count the group's size
+ * (TIERCACHE_ERR_OUT_OF_SPACE, nothing acquired, when capacity is short). */
+int tiercache_acquire_group(tiercache_runtime* runtime, tiercache_group group, void* stream,
+                            void** device_ptrs, size_t capacity, size_t* count);
+int tiercache_release_group(tiercache_runtime* runtime, tiercache_group group, void* stream);
+/* The block is next used `accesses_from_now` acquires from now
+ * (TIERCACHE_NEVER: not again). Feeds the next-use eviction policy. */
+int tiercache_hint_next_use(tiercache_runtime* runtime, tiercache_block block,
+                            uint64_t accesses_from_now);
+/* The next acquires, in order: predictions for eviction, and a prefetch of
+ * the first few (prefetch_lookahead). */
+int tiercache_hint_order(tiercache_runtime* runtime, const tiercache_block* blocks,
+                         size_t count);
+/* Evicts a block from the GPU now. TIERCACHE_ERR_BUSY while pinned. */
+int tiercache_evict(tiercache_runtime* runtime, tiercache_block block);
+
+/* ---- device memory (the budget shared with cached blocks) --------------------- */
+
+/* Stream-ordered allocation from the runtime's pool; cached blocks give way
+ * when the budget is short. */
+int tiercache_device_alloc(tiercache_runtime* runtime, uint64_t bytes, void* stream, void** out);
+/* Returns memory to the pool in `stream`'s order. */
+int tiercache_device_free(tiercache_runtime* runtime, void* device_ptr, void* stream);
+
+/* ---- activations ----------------------------------------------------------------- */
+
+/* Copies device_ptr[0, bytes) to a host tier after the work enqueued on
+ * `stream` (DRAM, or NVMe when DRAM is full) and, unless flags has
+ * TIERCACHE_SAVE_KEEP_DEVICE, frees device_ptr (which must come from
+ * tiercache_device_alloc) once the copy has read it. */
+int tiercache_save(tiercache_runtime* runtime, void* device_ptr, uint64_t bytes, void* stream,
+                   unsigned flags, tiercache_activation* out);
+/* New device memory holding the saved bytes, valid in `stream`'s order; the
+ * caller frees it with tiercache_device_free. Consumes the handle. */
+int tiercache_restore(tiercache_runtime* runtime, tiercache_activation handle, void* stream,
+                      void** device_ptr);
+/* Starts restores ahead, in the order given (reverse order for backward). */
+int tiercache_prefetch_restore(tiercache_runtime* runtime, const tiercache_activation* handles,
+                               size_t count);
+/* Drops a saved activation without restoring it. */
+int tiercache_discard(tiercache_runtime* runtime, tiercache_activation handle);
+
+/* ---- streams and copies (engines without their own GPU runtime calls) ---------- */
+
+int tiercache_stream_create(tiercache_runtime* runtime, void** stream);
+int tiercache_stream_destroy(tiercache_runtime* runtime, void* stream);
+int tiercache_stream_synchronize(tiercache_runtime* runtime, void* stream);
+/* Enqueues a copy on `stream` (asynchronous; synchronise before reading). */
+int tiercache_copy_to_host(tiercache_runtime* runtime, void* host_dst, const void* device_src,
+                           uint64_t bytes, void* stream);
+int tiercache_copy_to_device(tiercache_runtime* runtime, void* device_dst, const void* host_src,
+                             uint64_t bytes, void* stream);
+
+#ifdef __cplusplus
+}  /* extern "C" */
+#endif
+
+#endif  /* TIERCACHE_TIERCACHE_H_ */

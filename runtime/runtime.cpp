@@ -1,0 +1,138 @@
+#include "runtime/runtime.h"
+
+#include <sys/stat.h>
+
+#include "runtime/json.h"
+#include "tiers/dram_tier.h"
+#if defined(TIERCACHE_RUNTIME_HAVE_NVME)
+#include "tiers/nvme_tier.h"
+#endif
+#if defined(TIERCACHE_HAVE_PMEM)
+#include "tiers/pmem_tier.h"
+#endif
+
+namespace tiercache {
+namespace {
+
+// A directory gets a file of ours inside it.
+std::string TierFilePath(const std::string& path, const char* file) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return path + "/" + file;
+  return path;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Runtime>> Runtime::Create(const RuntimeConfig& config,
+                                                 std::shared_ptr<Device> device) {
+  TC_RETURN_IF_ERROR(ValidateConfig(config));
+  std::unique_ptr<Runtime> runtime(new Runtime());
+  TC_RETURN_IF_ERROR(runtime->Build(config, std::move(device)));
+  return runtime;
+}
+
+Status Runtime::Build(const RuntimeConfig& config, std::shared_ptr<Device> device) {
+  config_ = config;
+  if (device == nullptr) {
+    TC_ASSIGN_OR_RETURN(device, OpenDevice(static_cast<int>(config.device_ordinal)));
+  }
+  device_ = std::move(device);
+  DeviceAllocatorOptions alloc_options;
+  alloc_options.budget_bytes = config.gpu_budget_bytes;
+  TC_ASSIGN_OR_RETURN(allocator_, DeviceAllocator::Create(device_, alloc_options));
+
+  bool dram_pinned = false;
+  if (config.dram_bytes > 0) {
+    DramTierOptions options;
+    options.capacity = config.dram_bytes;
+    options.numa_node = static_cast<int>(config.numa_node);
+    options.pci_bus_id = device_->info().pci_bus_id;
+    Device* raw = device_.get();
+    options.pin = [raw](void* p, size_t n) { return raw->RegisterHost(p, n); };
+    options.unpin = [raw](void* p, size_t) { return raw->UnregisterHost(p); };
+    TC_ASSIGN_OR_RETURN(std::unique_ptr<DramTier> dram, DramTier::Create(options));
+    dram_pinned = dram->pinned();
+    dram_ = std::move(dram);
+  }
+  if (!config.pmem_path.empty()) {
+#if defined(TIERCACHE_HAVE_PMEM)
+    PmemTierOptions options;
+    options.path = TierFilePath(config.pmem_path, "tiercache.pmem");
+    options.capacity = config.pmem_bytes;
+    TC_ASSIGN_OR_RETURN(pmem_, PmemTier::Open(options));
+#else
+    return Status::Unsupported("runtime: built without the PMEM tier (TIERCACHE_WITH_PMEM)");
+#endif
+  }
+  if (!config.nvme_path.empty()) {
+#if defined(TIERCACHE_RUNTIME_HAVE_NVME)
+    NvmeTierOptions options;
+    options.path = TierFilePath(config.nvme_path, "tiercache.nvme");
+    options.capacity = config.nvme_bytes;
+    options.direct = config.nvme_direct;
+    options.io.queue_depth = static_cast<uint32_t>(config.nvme_queue_depth);
+    TC_ASSIGN_OR_RETURN(nvme_, NvmeTier::Create(options));
+#else
+    return Status::Unsupported("runtime: built without the NVMe tier");
+#endif
+  }
+  TC_ASSIGN_OR_RETURN(cache_, BlockCache::Create(device_, allocator_.get(), config, dram_.get(),
+                                                 dram_pinned));
+  if (pmem_ != nullptr) TC_RETURN_IF_ERROR(cache_->AttachTier(pmem_.get(), false));
+  if (nvme_ != nullptr) TC_RETURN_IF_ERROR(cache_->AttachTier(nvme_.get(), false));
+  if (dram_ != nullptr || nvme_ != nullptr) {
+    TC_ASSIGN_OR_RETURN(activations_,
+                        ActivationStore::Create(cache_.get(), allocator_.get(), nvme_.get()));
+  }
+  return Status::Ok();
+}
+
+Runtime::~Runtime() {
+  activations_.reset();
+  cache_.reset();
+  nvme_.reset();
+  pmem_.reset();
+  dram_.reset();
+  allocator_.reset();
+}
+
+Tier* Runtime::tier(std::string_view name) const {
+  if (name == "dram") return dram_.get();
+  if (name == "pmem") return pmem_.get();
+  if (name == "nvme") return nvme_.get();
+  return nullptr;
+}
+
+std::string Runtime::StatsJson() const {
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("device").BeginObject()
+      .Key("name").String(device_->info().name)
+      .Key("kind").String(device_->info().kind == DeviceKind::kCuda ? "cuda" : "emulated")
+      .EndObject();
+  // Splice the cache's object members in after the device.
+  std::string cache = cache_->StatsJson();
+  std::string out = w.text();
+  out += ",";
+  out += cache.substr(1, cache.size() - 2);
+  JsonWriter tail;
+  tail.BeginObject();
+  if (activations_ != nullptr) {
+    const ActivationStoreStats a = activations_->stats();
+    tail.Key("activations").BeginObject()
+        .Key("saves").Uint(a.saves)
+        .Key("restores").Uint(a.restores)
+        .Key("prefetched_restores").Uint(a.prefetched_restores)
+        .Key("spills").Uint(a.spills)
+        .Key("live").Uint(a.live)
+        .Key("host_bytes").Uint(a.host_bytes)
+        .EndObject();
+  }
+  tail.EndObject();
+  std::string t = tail.text();
+  if (t.size() > 2) out += "," + t.substr(1, t.size() - 2);
+  out += ",\"config\":" + ConfigToJson(config_) + "}";
+  return out;
+}
+
+}  // namespace tiercache
