@@ -1,6 +1,7 @@
 #include "tools/bench/svg_plot.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -30,6 +31,13 @@ std::string Number(double value) {
   return buffer;
 }
 
+// Axis labels: no trailing ".0", three significant digits for small values.
+std::string Label(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.3g", value);
+  return buffer;
+}
+
 void Header(std::ostringstream& svg, const std::string& title) {
   svg << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
       << "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"" << kWidth
@@ -49,7 +57,7 @@ void Axes(std::ostringstream& svg, double y_max, int ticks, const std::string& y
     svg << "<line x1=\"" << kLeft << "\" y1=\"" << Number(y) << "\" x2=\"" << kLeft + kPlotWidth
         << "\" y2=\"" << Number(y) << "\" stroke=\"#dddddd\"/>\n"
         << "<text x=\"" << kLeft - 6 << "\" y=\"" << Number(y + 4) << "\" text-anchor=\"end\">"
-        << XmlEscape(Number(y_max * i / ticks) + y_unit) << "</text>\n";
+        << XmlEscape(Label(y_max * i / ticks) + y_unit) << "</text>\n";
   }
   svg << "<line x1=\"" << kLeft << "\" y1=\"" << kTop + kPlotHeight << "\" x2=\""
       << kLeft + kPlotWidth << "\" y2=\"" << kTop + kPlotHeight << "\" stroke=\"#000000\"/>\n"
@@ -69,6 +77,18 @@ void LegendEntry(std::ostringstream& svg, size_t index, const std::string& label
       << "height=\"10\" fill=\"" << colour << "\"/>\n"
       << "<text x=\"" << kLeft + kPlotWidth + 36 << "\" y=\"" << y << "\">" << XmlEscape(label)
       << "</text>\n";
+}
+
+// The smallest 1, 2 or 5 x 10^k multiple of 5 ticks at or above `value`,
+// so the axis reads in round numbers.
+double NiceCeiling(double value) {
+  if (!(value > 0)) return 1.0;
+  double tick = value / 5;
+  double magnitude = std::pow(10.0, std::floor(std::log10(tick)));
+  for (double step : {1.0, 2.0, 5.0, 10.0}) {
+    if (step * magnitude >= tick) return 5 * step * magnitude;
+  }
+  return 50 * magnitude;
 }
 
 double PlotX(double fraction) { return kLeft + kPlotWidth * std::clamp(fraction, 0.0, 1.0); }
@@ -155,7 +175,7 @@ std::string StepTimeSvg(const Report& report) {
     for (double value : bar) total += value;
     y_max = std::max(y_max, total);
   }
-  y_max = y_max > 0 ? y_max * 1.1 : 1.0;
+  y_max = NiceCeiling(y_max);
 
   std::ostringstream svg;
   Header(svg, "time per step by tier waited on: " + report.workload);
