@@ -155,10 +155,14 @@ Block* BlockPool::Take(uint64_t rounded, bool small, Stream stream, bool grow,
 // in pool_free_bytes but in no set. Segment sizes shrink to the request when
 // the preferred size does not fit the budget or the device.
 Block* BlockPool::Grow(uint64_t rounded, bool small, Status* device_status) {
+  // Large segments grow with the pool (an eighth of what is reserved), so a
+  // big working set lives in few segments and free space coalesces across
+  // more of it; a request bigger than half a segment gets its own.
+  uint64_t large_segment = std::max(options_.large_segment_bytes,
+                                    AlignUp(counters_.reserved_bytes / 8, options_.large_rounding));
   uint64_t preferred = small ? options_.small_segment_bytes
-                             : (rounded <= options_.large_segment_bytes / 2
-                                    ? options_.large_segment_bytes
-                                    : AlignUp(rounded, options_.large_rounding));
+                             : (rounded <= large_segment / 2 ? large_segment
+                                                             : AlignUp(rounded, options_.large_rounding));
   uint64_t tight = small ? AlignUp(rounded, kMinBlock) : AlignUp(rounded, options_.large_rounding);
   if (tight > preferred) tight = preferred;
   // Near the budget, the biggest segment that still fits beats a tight one:

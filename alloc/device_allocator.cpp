@@ -24,6 +24,7 @@ namespace {
 
 constexpr uint64_t kGranule = 512;
 constexpr uint64_t kLargeCacheSlack = 8;  // a cached large block may be 1/8 bigger than asked
+constexpr size_t kLargeCacheBlocks = 2;  // large blocks a stream cache keeps
 
 // Size classes: multiples of 512 B up to 4 KiB, then four per power of two.
 uint64_t RoundSmall(uint64_t bytes) {
@@ -197,6 +198,7 @@ Block* DeviceAllocator::Impl::PopCached(StreamCache* cache, uint64_t rounded, bo
 
 void DeviceAllocator::Impl::PushCached(StreamCache* cache, Block* block) {
   bool over;
+  Block* evicted = nullptr;
   {
     std::lock_guard<alloc_internal::SpinLock> lock(cache->mutex);
     if (block->segment->small) {
@@ -207,7 +209,15 @@ void DeviceAllocator::Impl::PushCached(StreamCache* cache, Block* block) {
     uint64_t bytes = cache->cached_bytes.fetch_add(block->size, std::memory_order_relaxed) + block->size;
     cache->cached_blocks.fetch_add(1, std::memory_order_relaxed);
     over = bytes > options.stream_cache_bytes && cache->cached_blocks.load() > 1;
+    if (cache->large.size() > kLargeCacheBlocks) {
+      // Large blocks of other sizes are better off coalescing in the pool.
+      evicted = cache->large.front();
+      cache->large.erase(cache->large.begin());
+      cache->cached_bytes.fetch_sub(evicted->size, std::memory_order_relaxed);
+      cache->cached_blocks.fetch_sub(1, std::memory_order_relaxed);
+    }
   }
+  if (evicted != nullptr) pool->Return(cache->stream, {evicted});
   if (over) {
     pool->Return(cache->stream, DrainCache(cache, options.stream_cache_bytes / 2));
     MaybeRelease();

@@ -56,12 +56,15 @@ struct DeviceAllocatorOptions {
   // Requests up to this size use size classes and 2 MiB small segments.
   uint64_t small_request_limit = 1ull << 20;
   uint64_t small_segment_bytes = 2ull << 20;
-  // Large requests below this are placed in segments of this size; larger
-  // ones get a segment of their own, rounded up to `large_rounding`.
-  uint64_t large_segment_bytes = 32ull << 20;
+  // Large requests up to half a large segment share segments of this size
+  // (or an eighth of what is reserved, if more: big pools use big segments,
+  // across whose extent free space coalesces); larger ones get a segment of
+  // their own, rounded up to `large_rounding`.
+  uint64_t large_segment_bytes = 64ull << 20;
   uint64_t large_rounding = 2ull << 20;
-  // Each stream's fast-path cache of freed blocks holds at most this much;
-  // beyond it the oldest blocks go back to the shared pool.
+  // Each stream's fast-path cache of freed blocks holds at most this much
+  // (and at most two large blocks, the newest always); beyond it blocks go
+  // back to the shared pool.
   uint64_t stream_cache_bytes = 64ull << 20;
   // Records every Allocate/Free into a trace (see TakeTrace()).
   bool record_trace = false;
