@@ -157,6 +157,10 @@ void IoUringEngine::ReapLoop() {
     TC_CHECK(ret == 0, std::string("io_uring_wait_cqe failed: ") + std::strerror(-ret));
     bool stop = false;
     unsigned head, seen = 0;
+    // The kernel orders the submitter's writes to an operation before its
+    // CQE, but only the mutex makes that visible to the memory model (and
+    // to ThreadSanitizer); the lock is needed for the refill below anyway.
+    std::unique_lock<std::mutex> lock(mutex_);
     io_uring_for_each_cqe(&ring_, head, cqe) {
       ++seen;
       auto* op = static_cast<Operation*>(io_uring_cqe_get_data(cqe));
@@ -169,13 +173,11 @@ void IoUringEngine::ReapLoop() {
       }
     }
     io_uring_cq_advance(&ring_, seen);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      in_flight_ -= static_cast<uint32_t>(again.size() + finished.size());
-      // Remainders go first: their batch is the one closest to done.
-      waiting_.insert(waiting_.begin(), again.begin(), again.end());
-      FillLocked();
-    }
+    in_flight_ -= static_cast<uint32_t>(again.size() + finished.size());
+    // Remainders go first: their batch is the one closest to done.
+    waiting_.insert(waiting_.begin(), again.begin(), again.end());
+    FillLocked();
+    lock.unlock();
     for (Operation* op : finished) Complete(op);
     finished.clear();
     again.clear();
