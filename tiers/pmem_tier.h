@@ -112,7 +112,7 @@ class PmemTier : public Tier {
     Extent extent;
     uint32_t data_checksum = 0;
     uint64_t sequence = 0;
-    bool claimed = false;  // handed out by Lookup, or committed, in this session
+    bool claimed = false;  // handed out by Lookup, or committed, since open
   };
 
   static Result<std::unique_ptr<Mapping>> MapFile(std::unique_ptr<pmem::PmemFile> file,

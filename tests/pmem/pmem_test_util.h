@@ -1,4 +1,4 @@
-// Helpers shared by the PMEM tier's tests: a temporary directory that
+// Utilities shared by the PMEM tier's tests: a temporary directory that
 // removes itself, raw file access for damaging files on purpose, and small
 // tier options.
 #ifndef TIERCACHE_TESTS_PMEM_PMEM_TEST_UTIL_H_
