@@ -105,25 +105,16 @@ TEST_F(CliTest, HelpExitsZero) {
   EXPECT_NE(run.out.find("usage: tiercache-bench"), std::string::npos);
 }
 
-TEST_F(CliTest, ReplayJsonIsConsistent) {
-  // 6 layers x 2 blocks of 256 KiB, 4 steps, through a GPU cache of a third
-  // of the blocks, with blocks homed on DRAM, PMEM and NVMe.
-  std::string json_path = dir_ + "/replay.json";
-  BenchRun run = Bench("replay --workload=dense:layers=6,blocks=2,bytes=256KiB,steps=4 "
-                  "--gpu-cache-bytes=1MiB --compute-us=0 --policies=lru,min --sizes=25,50 "
-                  "--dir=" + dir_ + " --json=" + json_path);
-  ASSERT_EQ(run.exit_code, 0) << run.err;
-  EXPECT_NE(run.out.find("hit% of reaching"), std::string::npos) << run.out;
-  Json json = ParseJson(json_path);
+// The request hierarchy every engine reports: each request served by one
+// tier, each tier's misses reaching the next. Returns the parsed report.
+Json CheckHierarchy(const Json& json) {
   const uint64_t requests = json["requests"].Uint();
-  const uint64_t block = json["block_bytes"].Uint();
-  EXPECT_EQ(requests, 48u);
-  EXPECT_EQ(block, 256u * 1024);
   const std::vector<Json>& tiers = json["tiers"].items;
-  ASSERT_GE(tiers.size(), 2u);
+  EXPECT_GE(tiers.size(), 2u);
+  if (tiers.empty()) return json;
   EXPECT_EQ(tiers[0]["name"].text, "gpu");
   EXPECT_EQ(tiers[0]["requests_reaching"].Uint(), requests);
-  uint64_t served = 0, promoted = 0;
+  uint64_t served = 0;
   for (size_t i = 0; i < tiers.size(); ++i) {
     const Json& tier = tiers[i];
     SCOPED_TRACE(tier["name"].text);
@@ -133,26 +124,87 @@ TEST_F(CliTest, ReplayJsonIsConsistent) {
     }
     EXPECT_NEAR(tier["hit_ratio_of_all_requests"].number,
                 static_cast<double>(tier["hits"].Uint()) / requests, 1e-6);
-    EXPECT_EQ(tier["bytes_up"].Uint(), tier["transfers_up"].Uint() * block);
-    EXPECT_EQ(tier["bytes_down"].Uint(), tier["transfers_down"].Uint() * block);
     served += tier["hits"].Uint();
-    if (i > 0) promoted += tier["transfers_up"].Uint();
   }
   EXPECT_EQ(served, requests);  // the last tier serves whatever reaches it
-  // Every GPU miss was one promotion from a host tier, copied in once.
+  // Placement wrote every block into exactly one host tier (runtime demotions
+  // may add more), whole blocks at a time.
+  const uint64_t block = json["block_bytes"].Uint();
+  uint64_t placed = 0;
+  for (size_t i = 1; i < tiers.size(); ++i) {
+    placed += tiers[i]["transfers_down"].Uint();
+    EXPECT_EQ(tiers[i]["bytes_down"].Uint(), tiers[i]["transfers_down"].Uint() * block);
+  }
+  EXPECT_GE(placed, json["unique_blocks"].Uint());
+  for (const Json& tier : tiers) {
+    EXPECT_EQ(tier["bytes_up"].Uint() % block, 0u) << tier["name"].text;
+    EXPECT_EQ(tier["bytes_down"].Uint() % block, 0u) << tier["name"].text;
+    EXPECT_EQ(tier["bytes_up"].Uint(), tier["transfers_up"].Uint() * block);
+  }
+  // Every demand miss uploaded one block to the GPU.
+  EXPECT_GE(tiers[0]["bytes_down"].Uint(), tiers[0]["misses"].Uint() * block);
+  EXPECT_EQ(json["step_time"]["steps_timed"].Uint(), json["steps"].Uint());
+  return json;
+}
+
+constexpr const char* kSmallReplay =
+    "replay --workload=dense:layers=6,blocks=2,bytes=256KiB,steps=4 --gpu-cache-bytes=1MiB "
+    "--compute-us=0 --policies=lru,min --sizes=25,50 ";
+
+TEST_F(CliTest, DirectReplayCountsEveryTransfer) {
+  // 6 layers x 2 blocks of 256 KiB, 4 steps, through a GPU cache of a third
+  // of the blocks, homed on DRAM, PMEM and NVMe, moved synchronously.
+  std::string json_path = dir_ + "/direct.json";
+  BenchRun run = Bench(std::string(kSmallReplay) + "--engine=direct --dir=" + dir_ + " --json=" + json_path);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("hit% of reaching"), std::string::npos) << run.out;
+  Json json = CheckHierarchy(ParseJson(json_path));
+  EXPECT_EQ(json["requests"].Uint(), 48u);
+  EXPECT_EQ(json["block_bytes"].Uint(), 256u * 1024);
+  const std::vector<Json>& tiers = json["tiers"].items;
+  uint64_t promoted = 0;
+  for (size_t i = 1; i < tiers.size(); ++i) {
+    promoted += tiers[i]["transfers_up"].Uint();
+    EXPECT_EQ(tiers[i]["transfers_up"].Uint(), tiers[i]["hits"].Uint());  // no prefetch, no DRAM copies
+  }
   EXPECT_EQ(promoted, tiers[0]["misses"].Uint());
   EXPECT_EQ(tiers[0]["transfers_down"].Uint(), tiers[0]["misses"].Uint());
-  // Placement wrote every block into exactly one host tier.
-  uint64_t placed = 0;
-  for (size_t i = 1; i < tiers.size(); ++i) placed += tiers[i]["transfers_down"].Uint();
-  EXPECT_EQ(placed, json["unique_blocks"].Uint());
   ASSERT_EQ(json["belady"].kind, Json::kObject);
   EXPECT_GE(json["belady"]["min_hit_ratio"].number + 1e-9, tiers[0]["hit_ratio_of_all_requests"].number);
-  EXPECT_EQ(json["step_time"]["steps_timed"].Uint(), 4u);
-  ExpectWellFormedSvg(dir_ + "/replay.hit-ratio.svg");
-  ExpectWellFormedSvg(dir_ + "/replay.step-time.svg");
+  ExpectWellFormedSvg(dir_ + "/direct.hit-ratio.svg");
+  ExpectWellFormedSvg(dir_ + "/direct.step-time.svg");
   // The scratch directory with the tier files is gone.
-  EXPECT_EQ(std::system(("ls -d " + dir_ + "/tiercache-bench-* >/dev/null 2>&1").c_str()) == 0, false);
+  EXPECT_NE(std::system(("ls -d " + dir_ + "/tiercache-bench-* >/dev/null 2>&1").c_str()), 0);
+}
+
+TEST_F(CliTest, RuntimeReplayWithoutPrefetchStaysBelowBelady) {
+  std::string json_path = dir_ + "/runtime.json";
+  BenchRun run = Bench(std::string(kSmallReplay) + "--prefetch=off --dir=" + dir_ + " --json=" + json_path);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  Json json = CheckHierarchy(ParseJson(json_path));
+  const Json& gpu = json["tiers"].items[0];
+  // On demand only, each miss is exactly one upload.
+  EXPECT_EQ(gpu["bytes_down"].Uint(), gpu["misses"].Uint() * json["block_bytes"].Uint());
+  EXPECT_FALSE(json["prefetch"]["enabled"].boolean);
+  EXPECT_GE(json["belady"]["min_hit_ratio"].number + 1e-9, gpu["hit_ratio_of_all_requests"].number);
+  EXPECT_NE(std::system(("ls -d " + dir_ + "/tiercache-bench-* >/dev/null 2>&1").c_str()), 0);
+}
+
+TEST_F(CliTest, RuntimeReplayReportsPrefetching) {
+  std::string json_path = dir_ + "/prefetch.json";
+  BenchRun run = Bench(std::string(kSmallReplay) + "--compute-us=200 --dir=" + dir_ + " --json=" + json_path);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  Json json = CheckHierarchy(ParseJson(json_path));
+  const Json& prefetch = json["prefetch"];
+  EXPECT_TRUE(prefetch["enabled"].boolean);
+  EXPECT_LE(prefetch["useful"].Uint(), prefetch["issued"].Uint());
+  EXPECT_LE(prefetch["late"].Uint(), prefetch["useful"].Uint());
+  EXPECT_GE(prefetch["accuracy"].number, 0.0);
+  EXPECT_LE(prefetch["accuracy"].number, 1.0);
+  // A cyclic scan is what the prefetcher learns: it must have covered some
+  // of the misses LRU-like demand fetching would take.
+  EXPECT_GT(prefetch["useful"].Uint(), 0u);
+  ExpectWellFormedSvg(dir_ + "/prefetch.step-time.svg");
 }
 
 TEST_F(CliTest, SimulateCsvTraceReproducesHandCounts) {

@@ -160,6 +160,14 @@ const std::vector<Setting>& Settings() {
          options->prefetch = *on;
          return Status::Ok();
        }},
+      {"engine", false, "NAME",
+       "replay through the cache runtime (runtime, the default) or drive the tiers directly,\n"
+       "one synchronous read-then-copy per miss (direct); e.g. --engine=direct",
+       [](const std::string& value, Options* options) -> Status {
+         if (value != "runtime" && value != "direct") return Bad("engine", value, "expected runtime or direct");
+         options->engine = value;
+         return Status::Ok();
+       }},
       {"prefetch_lookahead", true, "N", "blocks the prefetcher may run ahead, e.g. --prefetch-lookahead=4",
        [](const std::string& value, Options* options) -> Status {
          Result<uint64_t> blocks = ParseCount(value);
@@ -377,6 +385,8 @@ Result<Options> ParseOptions(int argc, const char* const* argv,
     flags.emplace_back(setting, value);
   }
 
+  options.config_path = config_path;
+  options.environment = environment;
   if (!config_path.empty()) TC_RETURN_IF_ERROR(ApplyConfigFile(config_path, &options));
   for (const Setting& setting : Settings()) {
     if (!setting.from_env) continue;

@@ -55,6 +55,9 @@ struct Options {
   int64_t prefetch_lookahead = 2;
   uint64_t chunk_bytes = 16ull << 20;
   bool prefetch = true;
+  std::string engine = "runtime";  // "runtime" or "direct" (tiers driven synchronously)
+  std::string config_path;         // --config or TIERCACHE_CONFIG
+  std::map<std::string, std::string> environment;  // the TIERCACHE_* variables seen
   uint64_t compute_ns = 100000;   // simulated compute per block use
 
   // ---- simulate ------------------------------------------------------------

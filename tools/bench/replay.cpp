@@ -40,11 +40,11 @@ struct AlignedBuffer {
 // under an eviction policy, every block homed on one host tier, misses read
 // into a staging buffer and copied to the device. Synchronous by design: the
 // stall of each miss is the whole read-then-copy.
-class DirectReplay {
+class DirectReplayer {
  public:
-  DirectReplay(const Options& options, const Workload& workload)
+  DirectReplayer(const Options& options, const Workload& workload)
       : options_(options), workload_(workload) {}
-  ~DirectReplay() { ReleaseDevice(); }
+  ~DirectReplayer() { ReleaseDevice(); }
 
   Result<Report> Run();
 
@@ -82,15 +82,15 @@ class DirectReplay {
   uint64_t spare_bytes_ = 0;
 };
 
-Status DirectReplay::Setup() {
+Status DirectReplayer::Setup() {
   uint64_t largest = *std::max_element(workload_.block_bytes.begin(), workload_.block_bytes.end());
   std::string dir = ScratchDirectory(options_);
   TC_ASSIGN_OR_RETURN(uint64_t free_disk, FreeDiskBytes(dir));
   TC_ASSIGN_OR_RETURN(sizes_, ChooseTierSizes(options_, workload_.WorkingSetBytes(), largest, free_disk));
   TC_ASSIGN_OR_RETURN(device_, OpenDevice(0));
   TC_ASSIGN_OR_RETURN(uint64_t device_free, device_->FreeMemoryBytes());
-  if (sizes_.gpu_cache > device_free) {
-    return Status::InvalidArgument("GPU budget " + FormatBytes(sizes_.gpu_cache) +
+  if (sizes_.gpu_budget > device_free) {
+    return Status::InvalidArgument("GPU budget " + FormatBytes(sizes_.gpu_budget) +
                                    " exceeds the device's free memory (" + FormatBytes(device_free) + ")");
   }
   TC_ASSIGN_OR_RETURN(scratch_, ScratchDir::Create(dir));
@@ -125,7 +125,7 @@ Status DirectReplay::Setup() {
 
 // Homes every block on the fastest tier with room, writing a pattern that
 // differs per block so a wrong read would show as wrong bytes.
-Status DirectReplay::Place() {
+Status DirectReplayer::Place() {
   size_t blocks = workload_.block_bytes.size();
   on_gpu_.assign(blocks, nullptr);
   home_tier_.assign(blocks, 0);
@@ -159,7 +159,7 @@ Status DirectReplay::Place() {
 // Peaks measured on this machine: each host tier's read of a placed block
 // into the staging buffer, and the staging->device copy, repeated up to
 // kPeakProbeBytes. The per-request figures are then compared with these.
-void DirectReplay::MeasurePeaks() {
+void DirectReplayer::MeasurePeaks() {
   // Best of several rounds after a warm-up: the peak is what the link can
   // do, and a shared machine only ever makes a round slower.
   constexpr int kRounds = 4;
@@ -204,7 +204,7 @@ void DirectReplay::MeasurePeaks() {
   (void)device_->FreeMemory(*probe);
 }
 
-Status DirectReplay::MakeRoom(uint64_t bytes) {
+Status DirectReplayer::MakeRoom(uint64_t bytes) {
   while (gpu_used_ + bytes > sizes_.gpu_cache) {
     std::optional<BlockId> victim = policy_->ChooseVictim([](BlockId) { return true; });
     if (!victim) return Status::Internal("GPU cache full but the policy offers no victim");
@@ -219,7 +219,7 @@ Status DirectReplay::MakeRoom(uint64_t bytes) {
   return Status::Ok();
 }
 
-Result<void*> DirectReplay::DeviceBlock(uint64_t bytes) {
+Result<void*> DirectReplayer::DeviceBlock(uint64_t bytes) {
   if (auto it = spare_.find(bytes); it != spare_.end()) {
     void* pointer = it->second;
     spare_.erase(it);
@@ -235,7 +235,7 @@ Result<void*> DirectReplay::DeviceBlock(uint64_t bytes) {
   return device_->AllocateMemory(bytes);
 }
 
-Status DirectReplay::Serve(uint64_t block, StepTime* step) {
+Status DirectReplayer::Serve(uint64_t block, StepTime* step) {
   TierReport& gpu = report_.tiers[0];
   gpu.requests_reaching += 1;
   if (on_gpu_[block] != nullptr) {
@@ -273,7 +273,7 @@ Status DirectReplay::Serve(uint64_t block, StepTime* step) {
   return Status::Ok();
 }
 
-void DirectReplay::ReleaseDevice() {
+void DirectReplayer::ReleaseDevice() {
   if (!device_) return;
   for (void*& pointer : on_gpu_) {
     if (pointer != nullptr) (void)device_->FreeMemory(pointer);
@@ -286,13 +286,13 @@ void DirectReplay::ReleaseDevice() {
   if (staging_ && staging_->data != nullptr) (void)device_->UnregisterHost(staging_->data);
 }
 
-Result<Report> DirectReplay::Run() {
+Result<Report> DirectReplayer::Run() {
   TC_RETURN_IF_ERROR(Setup());
   TC_RETURN_IF_ERROR(Place());
   MeasurePeaks();
   report_.policy = options_.gpu_policy;
-  report_.notes.push_back("direct tier path: blocks move synchronously (read, then copy), "
-                          "without the runtime's prefetcher or overlap");
+  report_.notes.push_back("--engine=direct: blocks move synchronously (read, then copy), "
+                          "without the runtime's prefetching or overlap");
   ProgressBar progress("replay", workload_.requests.size(), options_.progress);
   const std::vector<uint64_t>& requests = workload_.requests;
   auto run_start = Clock::now();
@@ -322,10 +322,15 @@ Result<Report> DirectReplay::Run() {
 
 }  // namespace
 
+Result<Report> DirectReplay(const Options& options, const Workload& workload) {
+  DirectReplayer replay(options, workload);
+  return replay.Run();
+}
+
 Result<Report> ReplayCommand(const Options& options, const Workload& workload) {
   if (workload.requests.empty()) return Status::InvalidArgument("the workload has no requests");
-  DirectReplay replay(options, workload);
-  TC_ASSIGN_OR_RETURN(Report report, replay.Run());
+  TC_ASSIGN_OR_RETURN(Report report, options.engine == "direct" ? DirectReplay(options, workload)
+                                                                 : RuntimeReplay(options, workload));
   report.mode = options.command == Command::kRun ? "run" : "replay";
   report.workload = workload.description;
   report.requests = workload.requests.size();

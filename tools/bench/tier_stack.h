@@ -27,7 +27,8 @@
 namespace tiercache::bench {
 
 struct TierSizes {
-  uint64_t gpu_cache = 0;
+  uint64_t gpu_budget = 0;  // all the GPU memory the run may use
+  uint64_t gpu_cache = 0;   // of which cached blocks may hold this much
   uint64_t dram = 0;
   uint64_t pmem = 0;
   uint64_t nvme = 0;
@@ -35,8 +36,11 @@ struct TierSizes {
 
 // Resolves defaults and checks the sizes against the workload and the free
 // space of `dir` (`free_disk_bytes`, passed in so tests can choose it).
+// `dram_reserve` is added to the default DRAM size (the runtime's staging
+// ring lives in the DRAM tier).
 Result<TierSizes> ChooseTierSizes(const Options& options, uint64_t working_set_bytes,
-                                  uint64_t largest_block_bytes, uint64_t free_disk_bytes);
+                                  uint64_t largest_block_bytes, uint64_t free_disk_bytes,
+                                  uint64_t dram_reserve = 0);
 
 // Free bytes of the filesystem holding `dir`; kNotFound when it is missing.
 Result<uint64_t> FreeDiskBytes(const std::string& dir);
