@@ -17,6 +17,10 @@ namespace {
 
 constexpr uint32_t kMaxQueueDepth = 4096;
 
+// Set on a completion thread while it runs callbacks: I/O those callbacks
+// submit is queued and goes out in the one io_uring_submit that follows.
+thread_local const void* tls_deferring_engine = nullptr;
+
 Status RingError(int err, const std::string& what) {
   std::string message = "io_uring: " + what + ": " + std::strerror(err);
   switch (err) {
@@ -82,7 +86,7 @@ IoUringEngine::~IoUringEngine() {
 void IoUringEngine::SubmitImpl(std::vector<Operation*> operations) {
   std::lock_guard<std::mutex> lock(mutex_);
   waiting_.insert(waiting_.end(), operations.begin(), operations.end());
-  FillLocked();
+  if (tls_deferring_engine != this) FillLocked();
 }
 
 void IoUringEngine::FillLocked() {
@@ -178,7 +182,14 @@ void IoUringEngine::ReapLoop() {
     waiting_.insert(waiting_.begin(), again.begin(), again.end());
     FillLocked();
     lock.unlock();
+    tls_deferring_engine = this;
     for (Operation* op : finished) Complete(op);
+    tls_deferring_engine = nullptr;
+    if (!finished.empty()) {
+      lock.lock();
+      FillLocked();
+      lock.unlock();
+    }
     finished.clear();
     again.clear();
     if (stop) return;

@@ -6,7 +6,8 @@
 // queue-depth window of a larger batch); a completion thread reaps CQEs,
 // resubmits short or EAGAIN/EINTR transfers, tops the ring up from the
 // waiting queue with a single io_uring_submit, and only then runs the
-// completion callbacks (outside the mutex). Files are registered in a sparse
+// completion callbacks (outside the mutex); whatever those callbacks submit
+// is gathered into one more io_uring_submit. Files are registered in a sparse
 // fixed-file table and buffers in a sparse fixed-buffer table, so a transfer
 // whose buffer lies in a registered one goes out as READ_FIXED/WRITE_FIXED
 // without the kernel pinning pages per request. When the kernel lacks either
