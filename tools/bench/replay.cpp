@@ -12,6 +12,7 @@
 #include "common/units.h"
 #include "prefetch/prefetcher.h"
 #include "runtime/eviction/eviction_policy.h"
+#include "tools/bench/link_probe.h"
 #include "tools/bench/progress.h"
 #include "tools/bench/simulate.h"
 #include "tools/bench/tier_stack.h"
@@ -25,7 +26,6 @@ uint64_t Nanoseconds(Clock::time_point from, Clock::time_point to) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count());
 }
 
-constexpr uint64_t kPeakProbeBytes = 64 * kMiB;
 constexpr double kPinnedHostToDeviceBytesPerSecond = 55.2e9;  // MISSION.md, 64 MiB+ chunks
 
 // An aligned host buffer, freed on destruction.
@@ -96,7 +96,7 @@ Status DirectReplayer::Setup() {
   TC_ASSIGN_OR_RETURN(scratch_, ScratchDir::Create(dir));
   TC_ASSIGN_OR_RETURN(host_, OpenHostTiers(sizes_, scratch_.get(), &report_.notes));
   TC_ASSIGN_OR_RETURN(stream_, device_->CreateStream());
-  staging_bytes_ = AlignUp(std::max(largest, kPeakProbeBytes / 4), 4096);
+  staging_bytes_ = AlignUp(std::max(largest, 16 * kMiB), 4096);
   staging_ = std::make_unique<AlignedBuffer>(staging_bytes_);
   if (staging_->data == nullptr) return Status::OutOfMemory("staging buffer");
   TC_RETURN_IF_ERROR(device_->RegisterHost(staging_->data, staging_bytes_));
@@ -156,52 +156,16 @@ Status DirectReplayer::Place() {
   return Status::Ok();
 }
 
-// Peaks measured on this machine: each host tier's read of a placed block
-// into the staging buffer, and the staging->device copy, repeated up to
-// kPeakProbeBytes. The per-request figures are then compared with these.
+// Peaks measured on this machine (link_probe.h): each host tier's reads
+// into the staging buffer and the staging->device copy.
 void DirectReplayer::MeasurePeaks() {
-  // Best of several rounds after a warm-up: the peak is what the link can
-  // do, and a shared machine only ever makes a round slower.
-  constexpr int kRounds = 4;
-  auto best_rate = [](const std::function<bool()>& move_once, uint64_t bytes_each) -> double {
-    if (!move_once()) return 0;  // warm-up: page faults, first-touch, queue set-up
-    double best = 0;
-    for (int round = 0; round < kRounds; ++round) {
-      uint64_t moved = 0;
-      auto start = Clock::now();
-      while (moved < kPeakProbeBytes / kRounds) {
-        if (!move_once()) return 0;
-        moved += bytes_each;
-      }
-      uint64_t elapsed = Nanoseconds(start, Clock::now());
-      if (elapsed > 0) best = std::max(best, moved * 1e9 / elapsed);
-    }
-    return best;
-  };
   for (size_t t = 0; t < host_.size(); ++t) {
-    auto first = std::find(home_tier_.begin(), home_tier_.end(), t);
-    if (first == home_tier_.end()) continue;
-    size_t id = static_cast<size_t>(first - home_tier_.begin());
-    uint64_t bytes = workload_.block_bytes[id];
-    Tier* tier = host_[t].tier.get();
-    double rate = best_rate(
-        [&] { return tier->Read(home_extent_[id], 0, staging_->data, bytes).ok(); }, bytes);
+    uint64_t bytes = std::min<uint64_t>(staging_bytes_, 16 * kMiB);
+    double rate = ProbeTierRead(host_[t].tier.get(), staging_->data, bytes);
     if (rate > 0) report_.tiers[t + 1].link = {host_[t].link.name, rate, "measured here"};
   }
-  // The reference peak is the real PCIe link; the emulated device's "link"
-  // is a host memcpy, so only a measurement describes it.
-  if (device_->info().kind != DeviceKind::kEmulated) return;
-  Result<void*> probe = device_->AllocateMemory(staging_bytes_);
-  if (!probe.ok()) return;
-  double rate = best_rate(
-      [&] {
-        return device_->CopyAsync(*probe, staging_->data, staging_bytes_, CopyKind::kHostToDevice,
-                                  stream_).ok() &&
-               device_->StreamSynchronize(stream_).ok();
-      },
-      staging_bytes_);
-  if (rate > 0) report_.tiers[0].link = {"host->gpu (emulated)", rate, "measured here"};
-  (void)device_->FreeMemory(*probe);
+  double rate = ProbeHostToDevice(device_.get(), stream_, staging_->data, staging_bytes_);
+  if (rate > 0) report_.tiers[0].link = {report_.tiers[0].link.name, rate, "measured here"};
 }
 
 Status DirectReplayer::MakeRoom(uint64_t bytes) {
@@ -288,8 +252,8 @@ void DirectReplayer::ReleaseDevice() {
 
 Result<Report> DirectReplayer::Run() {
   TC_RETURN_IF_ERROR(Setup());
+  MeasurePeaks();  // before placement fills the tiers
   TC_RETURN_IF_ERROR(Place());
-  MeasurePeaks();
   report_.policy = options_.gpu_policy;
   report_.notes.push_back("--engine=direct: blocks move synchronously (read, then copy), "
                           "without the runtime's prefetching or overlap");

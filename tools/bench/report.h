@@ -108,7 +108,10 @@ struct Report {
   double wall_seconds = 0;
   std::vector<TierReport> tiers;  // fastest first
   PrefetchReport prefetch;
-  // Belady's MIN on the same trace at the GPU tier's capacity.
+  // Belady's MIN on the same trace at the GPU tier's capacity. MIN fetches
+  // on demand; when the run prefetched, its GPU hits include prefetched
+  // blocks and may exceed MIN (the curves' tiercache+prefetch is the fair
+  // comparison then).
   std::optional<double> belady_hit_ratio;
   std::vector<PolicyCurve> curves;  // simulate mode
   std::vector<StepTime> step_times;

@@ -143,7 +143,11 @@ std::string RenderReport(const Report& report) {
       double gap = *report.belady_hit_ratio - report.GpuHitRatio();
       out << "Belady's MIN at the GPU capacity: " << FormatPercent(*report.belady_hit_ratio)
           << " hits; achieved " << FormatPercent(report.GpuHitRatio()) << " (gap "
-          << Fixed(gap * 100.0, 1) << " points)\n";
+          << Fixed(gap * 100.0, 1) << " points)";
+      if (report.prefetch.enabled) {
+        out << "; MIN fetches on demand, the run prefetched (its hits include prefetched blocks)";
+      }
+      out << "\n";
     }
     out << StepLine(report);
   }
