@@ -90,8 +90,11 @@ Result<std::unique_ptr<PmemFile>> PmemFile::Open(const std::string& path, bool c
 
   std::unique_ptr<PmemFile> file(new PmemFile(path, fd, 0, created));
   Status status = LockExclusive(fd, path);
+  // Someone else may have opened the file between our create and our lock;
+  // then it is theirs now and stays.
+  if (!status.ok()) return status;
   struct stat st;
-  if (status.ok() && fstat(fd, &st) != 0) status = FileError(errno, path + ": cannot stat");
+  if (fstat(fd, &st) != 0) status = FileError(errno, path + ": cannot stat");
   if (status.ok() && !S_ISREG(st.st_mode)) {
     status = Status::Unsupported(path + ": not a regular file");
   }
