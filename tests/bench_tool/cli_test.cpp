@@ -85,6 +85,8 @@ TEST_F(CliTest, BadInputExitsWithTwoAndOneLineNamingIt) {
       {"--gpu-budget-bytes=0", "", "--gpu-budget-bytes"},
       {"", "TIERCACHE_GPU_BUDGET_BYTES=0", "TIERCACHE_GPU_BUDGET_BYTES"},
       {"--nvme-bytes=900TiB --dir=" + dir_, "", "free disk space"},
+      {"--dram-bytes=900TiB --dir=" + dir_, "", "available memory"},
+      {"--engine=direct --dram-bytes=900TiB --dir=" + dir_, "", "available memory"},
       {"--gpu-cache-bytes=1KiB --workload=dense:layers=2,bytes=1MiB,steps=1", "", "GPU cache"},
       {"--workload=dense:layers=-3", "", "layers"},
       {"simulate --sizes=abc", "", "--sizes"},

@@ -86,7 +86,8 @@ Status DirectReplayer::Setup() {
   uint64_t largest = *std::max_element(workload_.block_bytes.begin(), workload_.block_bytes.end());
   std::string dir = ScratchDirectory(options_);
   TC_ASSIGN_OR_RETURN(uint64_t free_disk, FreeDiskBytes(dir));
-  TC_ASSIGN_OR_RETURN(sizes_, ChooseTierSizes(options_, workload_.WorkingSetBytes(), largest, free_disk));
+  TC_ASSIGN_OR_RETURN(sizes_, ChooseTierSizes(options_, workload_.WorkingSetBytes(), largest, free_disk,
+                                               /*dram_reserve=*/0, AvailableMemoryBytes()));
   TC_ASSIGN_OR_RETURN(device_, OpenDevice(0));
   TC_ASSIGN_OR_RETURN(uint64_t device_free, device_->FreeMemoryBytes());
   if (sizes_.gpu_budget > device_free) {

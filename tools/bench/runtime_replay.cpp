@@ -99,7 +99,7 @@ Status RuntimeReplayer::Setup() {
   TC_ASSIGN_OR_RETURN(uint64_t free_disk, FreeDiskBytes(dir));
   uint64_t staging = config.chunk_bytes * static_cast<uint64_t>(std::max<int64_t>(config.staging_buffers, 0));
   TC_ASSIGN_OR_RETURN(TierSizes sizes, ChooseTierSizes(options_, workload_.WorkingSetBytes(), largest,
-                                                       free_disk, staging));
+                                                       free_disk, staging, AvailableMemoryBytes()));
   TC_ASSIGN_OR_RETURN(std::shared_ptr<Device> device, OpenDevice(static_cast<int>(config.device_ordinal)));
   TC_ASSIGN_OR_RETURN(uint64_t device_free, device->FreeMemoryBytes());
   if (sizes.gpu_budget > device_free) {

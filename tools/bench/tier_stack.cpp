@@ -45,7 +45,7 @@ Result<uint64_t> FreeDiskBytes(const std::string& dir) {
 
 Result<TierSizes> ChooseTierSizes(const Options& options, uint64_t working_set_bytes,
                                   uint64_t largest_block_bytes, uint64_t free_disk_bytes,
-                                  uint64_t dram_reserve) {
+                                  uint64_t dram_reserve, uint64_t free_memory_bytes) {
   TierSizes sizes;
   sizes.gpu_budget = options.IsSet("gpu_budget_bytes") ? options.gpu_budget_bytes
                                                        : std::max(working_set_bytes / 2, largest_block_bytes);
@@ -73,6 +73,11 @@ Result<TierSizes> ChooseTierSizes(const Options& options, uint64_t working_set_b
     // Slack of two blocks: placement rounds each block up to the granularity.
     sizes.nvme = AlignUp(rest + 2 * largest_block_bytes, kFileGranularity);
   }
+  if (sizes.dram > free_memory_bytes) {
+    return Status::InvalidArgument("DRAM tier (" + FormatBytes(sizes.dram) +
+                                   ") is larger than the available memory (" +
+                                   FormatBytes(free_memory_bytes) + ")");
+  }
   if (sizes.pmem + sizes.nvme > free_disk_bytes) {
     return Status::InvalidArgument("PMEM + NVMe tiers (" + FormatBytes(sizes.pmem + sizes.nvme) +
                                    ") are larger than the free disk space (" +
@@ -84,6 +89,13 @@ Result<TierSizes> ChooseTierSizes(const Options& options, uint64_t working_set_b
                                    ") cannot hold the workload's " + FormatBytes(working_set_bytes));
   }
   return sizes;
+}
+
+uint64_t AvailableMemoryBytes() {
+  long pages = sysconf(_SC_AVPHYS_PAGES);
+  long page_size = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return UINT64_MAX;  // unknown: do not refuse
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size);
 }
 
 Result<std::unique_ptr<ScratchDir>> ScratchDir::Create(const std::string& parent) {

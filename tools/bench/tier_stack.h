@@ -40,7 +40,10 @@ struct TierSizes {
 // ring lives in the DRAM tier).
 Result<TierSizes> ChooseTierSizes(const Options& options, uint64_t working_set_bytes,
                                   uint64_t largest_block_bytes, uint64_t free_disk_bytes,
-                                  uint64_t dram_reserve = 0);
+                                  uint64_t dram_reserve = 0, uint64_t free_memory_bytes = UINT64_MAX);
+
+// Memory the system reports available (sysconf), for the DRAM tier check.
+uint64_t AvailableMemoryBytes();
 
 // Free bytes of the filesystem holding `dir`; kNotFound when it is missing.
 Result<uint64_t> FreeDiskBytes(const std::string& dir);
