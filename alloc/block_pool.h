@@ -60,7 +60,7 @@ class SpinLock {
 
 struct Segment;
 
-struct Block {
+struct alignas(64) Block {  // a cache line each: threads on different streams never share one
   uintptr_t address = 0;
   uint64_t size = 0;
   Segment* segment = nullptr;

@@ -62,7 +62,7 @@ std::atomic<uint64_t> next_allocator_id{1};
 namespace alloc_internal {
 // Blocks freed on one stream, reusable on it at once. Guarded by `mutex`;
 // the counters are atomics so stats read them without it.
-struct StreamCache {
+struct alignas(64) StreamCache {
   StreamCache(Stream s, size_t classes) : stream(s), small_bins(classes) {}
   const Stream stream;
   alloc_internal::SpinLock mutex;
