@@ -135,7 +135,7 @@ Status RuntimeReplayer::Setup() {
     TierReport row;
     row.name = name;
     row.capacity_bytes = tier->capacity();
-    row.link = {std::string(name) + "->gpu",
+    row.link = {std::string(name) + " read",
                 std::string(name) == "nvme" ? kNvmeReadBytesPerSecond : kHostMemcpyBytesPerSecond,
                 "reference"};
     report_.tiers.push_back(row);

@@ -114,7 +114,8 @@ std::string XmlEscape(const std::string& text) {
 }
 
 std::string HitRatioSvg(const std::vector<PolicyCurve>& curves, const std::string& title,
-                        double marker_fraction, double marker_hit_ratio) {
+                        double marker_fraction, double marker_hit_ratio,
+                        const std::string& marker_label) {
   std::ostringstream svg;
   Header(svg, title);
   Axes(svg, 100, 5, "%", "cache size (% of the working set)", "hit ratio (% of all requests)");
@@ -142,7 +143,7 @@ std::string HitRatioSvg(const std::vector<PolicyCurve>& curves, const std::strin
     svg << "<circle cx=\"" << Number(PlotX(marker_fraction)) << "\" cy=\""
         << Number(PlotY(marker_hit_ratio)) << "\" r=\"6\" fill=\"none\" stroke=\"#000000\" "
         << "stroke-width=\"2\"/>\n";
-    LegendEntry(svg, curves.size(), "replayed run", "#000000");
+    LegendEntry(svg, curves.size(), marker_label, "#000000");
   }
   svg << "</svg>\n";
   return svg.str();
@@ -232,7 +233,8 @@ Status WritePlots(const Report& report, const std::string& json_path,
     }
     TC_RETURN_IF_ERROR(write(PlotPath(json_path, "hit-ratio"),
                              HitRatioSvg(report.curves, "hit ratio by cache size: " + report.workload,
-                                         marker_fraction, report.GpuHitRatio())));
+                                         marker_fraction, report.GpuHitRatio(),
+                                         report.prefetch.enabled ? "run (prefetching)" : "replayed run")));
   }
   if (!report.step_times.empty()) {
     TC_RETURN_IF_ERROR(write(PlotPath(json_path, "step-time"), StepTimeSvg(report)));

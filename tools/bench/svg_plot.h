@@ -18,7 +18,8 @@ namespace tiercache::bench {
 // x: cache size as % of the working set; y: hit ratio in %. An optional
 // marker shows where the replayed GPU capacity sits (marker_fraction > 0).
 std::string HitRatioSvg(const std::vector<PolicyCurve>& curves, const std::string& title,
-                        double marker_fraction = 0, double marker_hit_ratio = 0);
+                        double marker_fraction = 0, double marker_hit_ratio = 0,
+                        const std::string& marker_label = "replayed run");
 
 // One stacked bar per step (up to 64; longer runs are averaged into 64 bars).
 std::string StepTimeSvg(const Report& report);

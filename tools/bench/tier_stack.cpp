@@ -123,7 +123,7 @@ Result<std::vector<HostTier>> OpenHostTiers(const TierSizes& sizes, ScratchDir* 
     DramTierOptions dram;
     dram.capacity = sizes.dram;
     TC_ASSIGN_OR_RETURN(std::unique_ptr<DramTier> tier, DramTier::Create(std::move(dram)));
-    tiers.push_back({std::move(tier), {"dram->staging", kHostMemcpyBytesPerSecond, "reference"}});
+    tiers.push_back({std::move(tier), {"dram read", kHostMemcpyBytesPerSecond, "reference"}});
   }
   if (sizes.pmem > 0) {
 #if defined(TIERCACHE_HAVE_PMEM)
@@ -132,7 +132,7 @@ Result<std::vector<HostTier>> OpenHostTiers(const TierSizes& sizes, ScratchDir* 
     pmem.capacity = sizes.pmem;
     pmem.index_entries = 4096;
     TC_ASSIGN_OR_RETURN(std::unique_ptr<PmemTier> tier, PmemTier::Open(pmem));
-    tiers.push_back({std::move(tier), {"pmem->staging", kHostMemcpyBytesPerSecond, "reference"}});
+    tiers.push_back({std::move(tier), {"pmem read", kHostMemcpyBytesPerSecond, "reference"}});
 #else
     notes->push_back("PMEM tier not built in (libpmem2 missing); left out");
 #endif
@@ -143,7 +143,7 @@ Result<std::vector<HostTier>> OpenHostTiers(const TierSizes& sizes, ScratchDir* 
     nvme.path = scratch->File("nvme.tier");
     nvme.capacity = sizes.nvme;
     TC_ASSIGN_OR_RETURN(std::unique_ptr<NvmeTier> tier, NvmeTier::Create(nvme));
-    tiers.push_back({std::move(tier), {"nvme->staging", kNvmeReadBytesPerSecond, "reference"}});
+    tiers.push_back({std::move(tier), {"nvme read", kNvmeReadBytesPerSecond, "reference"}});
 #else
     notes->push_back("NVMe tier not built in; left out");
 #endif
