@@ -22,6 +22,11 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 if [ -n "$src" ] && [ ! -e "$src" ]; then
   mkdir -p "$(dirname "$src")" && ln -s "$repo" "$src"
 fi
+# Tests that start another binary find it at its build-tree path.
+while read -r built; do
+  [ -e "$src/$built" ] && continue
+  mkdir -p "$(dirname "$src/$built")" && ln -s "$pack/bin/$(basename "$built")" "$src/$built"
+done <"$pack/binaries.txt" 2>/dev/null
 
 { nvidia-smi --query-gpu=name,pci.bus_id,memory.total,driver_version --format=csv,noheader;
   nproc; uname -r; date -u +%FT%TZ; } >"$out/machine.txt" 2>&1

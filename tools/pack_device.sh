@@ -20,6 +20,7 @@ mapfile -t binaries < <(find "$build/tests" "$build/bench" "$build/tools" -maxde
 for b in "${binaries[@]}"; do
   file -b "$b" | grep -q ELF || continue
   cp "$b" "$pack/bin/"
+  echo "$b" >>"$pack/binaries.txt"   # where tests that run other binaries look for them
 done
 for lib in $(find "$build" -name 'libtiercache*.so*' 2>/dev/null); do cp -P "$lib" "$pack/lib/"; done
 
