@@ -1,15 +1,12 @@
-// DeviceAllocator: the per-stream fast path, the slow path's escalation
+// DeviceAllocator: the per-stream fast path and the slow path's escalation
 // (pool -> flush caches -> grow -> trim -> wait for fences -> pressure
-// callback -> out-of-memory), statistics, snapshots and traces. The shared
-// pool itself is BlockPool.
+// callback -> out-of-memory). The shared pool itself is BlockPool; stats,
+// snapshots and traces are in device_allocator_report.cpp.
 #include "alloc/device_allocator.h"
 
 #include <algorithm>
-#include <chrono>
-#include <shared_mutex>
-#include <unordered_map>
 
-#include "alloc/block_pool.h"
+#include "alloc/device_allocator_impl.h"
 #include "common/units.h"
 
 namespace tiercache {
@@ -17,8 +14,8 @@ namespace tiercache {
 using alloc_internal::Block;
 using alloc_internal::BlockPool;
 using alloc_internal::BlockState;
-using alloc_internal::PointerMap;
 using alloc_internal::PoolCounters;
+using alloc_internal::StreamCache;
 
 namespace {
 
@@ -58,70 +55,6 @@ void AtomicMax(std::atomic<uint64_t>& target, uint64_t value) {
 std::atomic<uint64_t> next_allocator_id{1};
 
 }  // namespace
-
-namespace alloc_internal {
-// Blocks freed on one stream, reusable on it at once. Guarded by `mutex`;
-// the counters are atomics so stats read them without it.
-struct alignas(64) StreamCache {
-  StreamCache(Stream s, size_t classes) : stream(s), small_bins(classes) {}
-  const Stream stream;
-  alloc_internal::SpinLock mutex;
-  std::vector<std::vector<Block*>> small_bins;
-  std::vector<Block*> large;  // newest last
-  std::atomic<uint64_t> cached_bytes{0};
-  std::atomic<uint64_t> cached_blocks{0};
-  std::atomic<uint64_t> allocations{0};  // per stream, so threads on different
-  std::atomic<uint64_t> frees{0};        // streams do not share a counter line
-  std::atomic<uint64_t> validated_epoch{UINT64_MAX};
-  std::atomic<bool> dead{false};
-};
-}  // namespace alloc_internal
-using alloc_internal::StreamCache;
-
-struct DeviceAllocator::Impl {
-  std::shared_ptr<Device> device;
-  DeviceAllocatorOptions options;
-  const uint64_t id = next_allocator_id.fetch_add(1);
-  size_t classes = 0;
-
-  PointerMap map;
-  std::unique_ptr<BlockPool> pool;
-  std::atomic<uint64_t> budget{0};  // mirrors the pool's, read without its lock
-  uint64_t device_bytes = 0;        // the device's total memory
-
-  std::atomic<uint64_t> allocated{0}, requested{0}, peak_allocated{0}, peak_requested{0};
-  std::atomic<uint64_t> retries{0}, pressure_calls{0};
-  std::atomic<uint64_t> pressure_freed{0}, oom_events{0}, invalid_frees{0};
-
-  mutable std::shared_mutex streams_mutex;
-  std::unordered_map<Stream, std::unique_ptr<StreamCache>> streams;
-
-  std::mutex pressure_mutex;
-  PressureCallback pressure;
-
-  std::atomic<bool> tracing{false};
-  std::mutex trace_mutex;
-  std::vector<TraceEvent> trace;
-  std::unordered_map<Stream, uint32_t> trace_streams;
-  std::chrono::steady_clock::time_point trace_start;
-  std::atomic<uint64_t> next_trace_id{1};
-
-  ~Impl() {
-    FlushCaches();
-    pool.reset();  // waits for fences, returns every segment
-  }
-
-  Result<StreamCache*> CacheFor(Stream stream);
-  void Revalidate(StreamCache* cache, uint64_t epoch);
-  Block* PopCached(StreamCache* cache, uint64_t rounded, bool small);
-  void PushCached(StreamCache* cache, Block* block);
-  std::vector<Block*> DrainCache(StreamCache* cache, uint64_t keep_bytes);
-  void FlushCaches();
-  Result<Block*> AllocateSlow(uint64_t rounded, bool small, Stream stream, StreamCache* own);
-  void MaybeRelease();
-  void Record(TraceEvent::Op op, uint64_t trace_id, uint64_t bytes, Stream stream);
-};
-
 // ---- per-stream caches ---------------------------------------------------------
 
 Result<StreamCache*> DeviceAllocator::Impl::CacheFor(Stream stream) {
@@ -352,6 +285,7 @@ Result<std::unique_ptr<DeviceAllocator>> DeviceAllocator::Create(std::shared_ptr
   }
   options.small_request_limit = RoundSmall(options.small_request_limit);
   auto impl = std::make_unique<Impl>();
+  impl->id = next_allocator_id.fetch_add(1);
   impl->device = std::move(device);
   impl->options = options;
   impl->classes = ClassOf(options.small_request_limit) + 1;
@@ -471,90 +405,5 @@ uint64_t DeviceAllocator::Trim(uint64_t keep_bytes) {
   return impl_->pool->ReleaseFree(keep_bytes, impl_->allocated.load(std::memory_order_relaxed));
 }
 
-DeviceAllocatorStats DeviceAllocator::GetStats() const {
-  const Impl& impl = *impl_;
-  PoolCounters pool = impl.pool->counters();
-  DeviceAllocatorStats stats;
-  stats.budget_bytes = impl.pool->budget();
-  stats.reserved_bytes = pool.reserved_bytes;
-  stats.peak_reserved_bytes = pool.peak_reserved_bytes;
-  stats.allocated_bytes = impl.allocated.load();
-  stats.requested_bytes = impl.requested.load();
-  stats.peak_allocated_bytes = impl.peak_allocated.load();
-  stats.peak_requested_bytes = impl.peak_requested.load();
-  stats.segments = pool.segments;
-  stats.fragmentation = pool.reserved_bytes == 0
-                            ? 0.0
-                            : 1.0 - static_cast<double>(std::min(stats.allocated_bytes, pool.reserved_bytes)) /
-                                        static_cast<double>(pool.reserved_bytes);
-  stats.cross_stream_reuses = pool.cross_stream_reuses;
-  stats.retries = impl.retries.load();
-  stats.pressure_calls = impl.pressure_calls.load();
-  stats.pressure_freed_bytes = impl.pressure_freed.load();
-  stats.oom_events = impl.oom_events.load();
-  stats.segments_allocated = pool.segments_allocated;
-  stats.segments_released = pool.segments_released;
-  stats.invalid_frees = impl.invalid_frees.load();
-  std::shared_lock<std::shared_mutex> lock(impl.streams_mutex);
-  for (const auto& [stream, cache] : impl.streams) {
-    stats.allocations += cache->allocations.load();
-    stats.frees += cache->frees.load();
-    stats.per_stream.push_back(
-        {stream, cache->cached_bytes.load(), cache->cached_blocks.load()});
-  }
-  return stats;
-}
-
-void DeviceAllocator::StartTrace() {
-  std::lock_guard<std::mutex> lock(impl_->trace_mutex);
-  impl_->trace.clear();
-  impl_->trace_streams.clear();
-  impl_->trace_start = std::chrono::steady_clock::now();
-  impl_->tracing.store(true);
-}
-
-std::vector<TraceEvent> DeviceAllocator::TakeTrace() {
-  std::lock_guard<std::mutex> lock(impl_->trace_mutex);
-  impl_->tracing.store(false);
-  return std::move(impl_->trace);
-}
-
-Device& DeviceAllocator::device() const { return *impl_->device; }
-
-std::string DeviceAllocator::SnapshotJson() const {
-  DeviceAllocatorStats stats = GetStats();
-  auto field = [](const char* name, uint64_t value) {
-    return std::string("\"") + name + "\":" + std::to_string(value);
-  };
-  std::string out = "{\"stats\":{";
-  out += field("budget_bytes", stats.budget_bytes) + "," + field("reserved_bytes", stats.reserved_bytes) +
-         "," + field("allocated_bytes", stats.allocated_bytes) + "," +
-         field("requested_bytes", stats.requested_bytes) + "," +
-         field("peak_reserved_bytes", stats.peak_reserved_bytes) + "," +
-         field("peak_allocated_bytes", stats.peak_allocated_bytes) + "," +
-         field("segments", stats.segments) + "," + field("allocations", stats.allocations) + "," +
-         field("frees", stats.frees) + "," + field("retries", stats.retries) + "," +
-         field("oom_events", stats.oom_events) + "," + field("invalid_frees", stats.invalid_frees) +
-         ",\"fragmentation\":" + std::to_string(stats.fragmentation) + "}";
-  out += ",\"segments\":" + impl_->pool->SegmentsJson() + "}";
-  return out;
-}
-
-Result<ReplayResult> ReplayTrace(DeviceAllocator& allocator, const std::vector<TraceEvent>& trace,
-                                 const std::vector<Stream>& streams) {
-  for (const TraceEvent& event : trace) {
-    if (event.stream >= streams.size()) {
-      return Status::InvalidArgument("trace uses stream " + std::to_string(event.stream) + " but only " +
-                                     std::to_string(streams.size()) + " streams were given");
-    }
-  }
-  ReplayTarget target;
-  target.allocate = [&](uint64_t bytes, uint32_t stream) {
-    return allocator.Allocate(bytes, streams[stream]);
-  };
-  target.free = [&](void* pointer, uint32_t stream) { return allocator.Free(pointer, streams[stream]); };
-  target.peak_reserved_bytes = [&] { return allocator.GetStats().peak_reserved_bytes; };
-  return ReplayTrace(trace, target);
-}
 
 }  // namespace tiercache
