@@ -61,11 +61,14 @@ class DirectReplayer {
   const Workload& workload_;
   Report report_;
   TierSizes sizes_;
+  // Declaration order is destruction order reversed: the tiers close before
+  // their directory goes and before the staging buffer they may have
+  // registered (io_uring fixed buffers) is freed.
   std::unique_ptr<ScratchDir> scratch_;
+  std::unique_ptr<AlignedBuffer> staging_;
   std::vector<HostTier> host_;
   std::shared_ptr<Device> device_;
   Stream stream_ = nullptr;
-  std::unique_ptr<AlignedBuffer> staging_;
   uint64_t staging_bytes_ = 0;
   std::unique_ptr<EvictionPolicy> policy_;
   // Learns the access pattern as the replay goes and tells the policy when
