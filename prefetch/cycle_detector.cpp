@@ -4,6 +4,16 @@ namespace tiercache {
 
 CycleDetector::CycleDetector() : history_(2 * kMaxPeriod), first_seen_(2 * kMaxPeriod) {}
 
+void CycleDetector::Forget(uint64_t now) {
+  // The slot about to be overwritten held the id seen history_.size()
+  // accesses ago. If that was its newest occurrence, nothing the detector
+  // can still look at mentions it: forget it.
+  const uint64_t size = history_.size();
+  if (observed_ <= size || now < size) return;
+  auto it = seen_.find(At(now - size));
+  if (it != seen_.end() && it->second.at[0] == now - size) seen_.erase(it);
+}
+
 bool CycleDetector::Verify(uint64_t candidate, uint64_t now) const {
   if (candidate == 0 || candidate > kMaxPeriod || now + 1 < candidate + kVerifyWindow) return false;
   uint64_t matches = 0, compared = 0;
@@ -18,6 +28,7 @@ bool CycleDetector::Verify(uint64_t candidate, uint64_t now) const {
 void CycleDetector::Observe(BlockId id, uint64_t bytes, uint64_t now) {
   now_ = now;
   ++observed_;
+  Forget(now);
   history_[now % history_.size()] = id;
   auto [it, fresh] = seen_.try_emplace(id, Seen{{now, kNeverUsedAgain, kNeverUsedAgain}});
   first_seen_[now % history_.size()] = fresh;

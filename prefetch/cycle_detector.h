@@ -9,6 +9,13 @@
 // seen before (fresh activations interleaved with the weights) cannot repeat
 // anything, so they count neither for nor against a period.
 //
+// Memory is bounded: the history ring holds the last 2 * kMaxPeriod ids
+// (what Verify and PredictDistance can look at), and an id is forgotten
+// once its newest occurrence leaves the ring, so at most 2 * kMaxPeriod ids
+// are tracked however many distinct ids the stream brings (fresh
+// activations every step, a model far larger than the cycle). A forgotten
+// id that comes back counts as new.
+//
 // Thread safety: none.
 #ifndef TIERCACHE_PREFETCH_CYCLE_DETECTOR_H_
 #define TIERCACHE_PREFETCH_CYCLE_DETECTOR_H_
@@ -32,6 +39,9 @@ class CycleDetector final : public PatternDetector {
   uint64_t PredictDistance(BlockId id, uint64_t now) const override;
 
   uint64_t period() const { return period_; }
+  // Distinct ids currently remembered (<= kMaxTrackedIds).
+  size_t tracked_ids() const { return seen_.size(); }
+  static constexpr uint64_t kMaxTrackedIds = 2 * kMaxPeriod;
 
  private:
   // The last three occurrences (kNeverUsedAgain until seen that often):
@@ -42,6 +52,7 @@ class CycleDetector final : public PatternDetector {
   };
   BlockId At(uint64_t t) const { return history_[t % history_.size()]; }
   bool Verify(uint64_t candidate, uint64_t now) const;
+  void Forget(uint64_t now);
 
   std::vector<BlockId> history_;  // ring of the last 2 * kMaxPeriod ids
   std::vector<bool> first_seen_;  // same ring: was this the id's first access?

@@ -61,6 +61,24 @@ TEST(CycleDetector, KeepsTheCycleThroughFreshIds) {
   EXPECT_EQ(cycle.PredictDistance(0, now - 1), 1u);
 }
 
+TEST(CycleDetector, MemoryIsBoundedByTheHistory) {
+  CycleDetector cycle;
+  uint64_t now = 0;
+  // Far more distinct ids than the history holds (fresh activations).
+  for (BlockId fresh = 1 << 20; fresh < (1 << 20) + 3 * CycleDetector::kMaxTrackedIds; ++fresh) {
+    cycle.Observe(fresh, 1, now++);
+  }
+  EXPECT_LE(cycle.tracked_ids(), CycleDetector::kMaxTrackedIds);
+  EXPECT_EQ(cycle.PredictDistance(1 << 20, now - 1), kNeverUsedAgain);
+  // It still learns a cycle afterwards, and an id seen in it is tracked.
+  std::vector<BlockId> order;
+  for (BlockId l = 0; l < 16; ++l) order.push_back(l);
+  for (int round = 0; round < 5; ++round) Feed(cycle, order, &now);
+  EXPECT_EQ(cycle.period(), 16u);
+  EXPECT_EQ(cycle.PredictDistance(3, now - 1), 4u);
+  EXPECT_LE(cycle.tracked_ids(), CycleDetector::kMaxTrackedIds);
+}
+
 TEST(StrideDetector, PredictsAlongTheStrideInEitherDirection) {
   StrideDetector stride;
   uint64_t now = 0;
@@ -92,17 +110,58 @@ TEST(MarkovDetector, LearnsWhichBlocksFollowWhich) {
   EXPECT_EQ(markov.PredictDistance(2, now - 1), 1u);
 }
 
-TEST(ReuseDetector, PredictsFromGapsGivenTheAge) {
+// Rounds of 10 accesses: blocks 0..8 every round (sticky), then one of
+// 200..204 in turn (each back every 5th round: cold between uses).
+void FeedRounds(ReuseDetector& reuse, int rounds) {
+  for (int r = 0; r < rounds; ++r) {
+    for (BlockId j = 0; j < 9; ++j) reuse.Observe(j, 1, 10 * r + j);
+    reuse.Observe(200 + r % 5, 1, 10 * r + 9);
+  }
+}
+
+TEST(ReuseDetector, LearnsTheRoundStickinessAndRate) {
   ReuseDetector reuse;
-  for (uint64_t t = 0; t <= 40; t += 10) reuse.Observe(7, 1, t);  // gaps of 10
-  EXPECT_EQ(reuse.PredictDistance(7, 40), 10u);
-  EXPECT_EQ(reuse.PredictDistance(7, 44), 6u);
-  EXPECT_EQ(reuse.PredictDistance(7, 65), 25u + 10u);  // overdue: age + mean gap
-  reuse.Observe(8, 1, 41);
-  EXPECT_EQ(reuse.PredictDistance(8, 41), kNeverUsedAgain);  // seen once
-  std::vector<BlockId> next;
-  reuse.PredictNext(1, &next);
-  EXPECT_EQ(next, (std::vector<BlockId>{7}));
+  FeedRounds(reuse, 100);  // last access: 204 at 999
+  EXPECT_EQ(reuse.round(), 10u);
+  EXPECT_GT(reuse.Stickiness(3), 0.95);
+  EXPECT_LT(reuse.Stickiness(200), 0.1);
+  // After a first missed round, 200 comes back one round in four.
+  EXPECT_GT(reuse.Rate(200, 0), 0.15);
+  EXPECT_LT(reuse.Rate(200, 0), 0.35);
+  // Block 3 was used at 993; its slot comes round at 1003: 4 accesses on,
+  // almost surely (4 / h, h > 0.99).
+  EXPECT_EQ(reuse.PredictDistance(3, 999), 4u);
+  // A cold block is farther than a round away; a sticky block that misses
+  // its round turns cold.
+  EXPECT_GT(reuse.PredictDistance(200, 999), 10u);
+  EXPECT_GT(reuse.PredictDistance(3, 1020), 20u);
+  EXPECT_EQ(Next(reuse, 3), (std::vector<BlockId>{0, 1, 2}));  // 203 is due but not sticky
+}
+
+TEST(ReuseDetector, ABlockSeenOnceGetsThePooledEstimate) {
+  ReuseDetector reuse;
+  FeedRounds(reuse, 100);
+  reuse.Observe(500, 1, 1000);
+  const uint64_t once = reuse.PredictDistance(500, 1000);
+  // About a round over the pooled stickiness (~0.9): neither unknown nor
+  // ranked with the blocks that are never back.
+  EXPECT_GE(once, 10u);
+  EXPECT_LT(once, 20u);
+  EXPECT_LT(once, reuse.PredictDistance(200, 1000));
+  EXPECT_EQ(reuse.PredictDistance(501, 1000), kNeverUsedAgain);
+}
+
+TEST(ReuseDetector, MemoryIsCappedAndTheIdlestBlocksGoFirst) {
+  ReuseDetector reuse;
+  uint64_t now = 0;
+  for (BlockId fresh = 1000; fresh < 1000 + ReuseDetector::kMaxBlocks + 500; ++fresh) {
+    if (fresh % 100 == 0) reuse.Observe(7, 1, now++);  // one block keeps coming back
+    reuse.Observe(fresh, 1, now++);
+  }
+  EXPECT_EQ(reuse.tracked_blocks(), ReuseDetector::kMaxBlocks);
+  EXPECT_EQ(reuse.PredictDistance(1000, now), kNeverUsedAgain);  // the first fresh id: forgotten
+  EXPECT_NE(reuse.PredictDistance(7, now), kNeverUsedAgain);
+  EXPECT_EQ(reuse.round(), 101u);
 }
 
 TEST(Prefetcher, LearnsACycleWithoutHints) {

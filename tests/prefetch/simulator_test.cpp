@@ -1,7 +1,8 @@
 // The simulator's claims on small traces: on a dense cyclic trace the
 // learned next-use policy reaches >= 99% of MIN at 10-90% of the working
 // set while LRU gets nothing; on a skewed, correlated MoE trace it stays
-// close to MIN; prefetching on the cyclic trace is accurate.
+// within 95% of MIN and ahead of LRU, ARC and S3-FIFO at every size;
+// prefetching on the cyclic trace is accurate.
 #include <gtest/gtest.h>
 
 #include "common/units.h"
@@ -49,17 +50,22 @@ TEST(Simulator, UnitSizedCyclicNextUseIsExactlyMinAfterLearning) {
   EXPECT_LE(min.hits - learned.hits, 20u);
 }
 
-TEST(Simulator, MoeNextUseStaysCloseToMin) {
-  const Trace t = GenerateTrace("moe:layers=8,experts=32,topk=2,zipf=1.1,corr=0.7,tokens=800").value();
-  const std::vector<std::string> policies = {"next-use", "min", "lru"};
+TEST(Simulator, MoeNextUseBeatsTheBaselinesAndStaysCloseToMin) {
+  // 16 layers x 32 experts, top-2, 1000 tokens (48,000 reads), fixed seed.
+  const Trace t = GenerateTrace("moe:layers=16,experts=32,topk=2,zipf=1.1,corr=0.7,tokens=1000,seed=1").value();
+  const std::vector<std::string> policies = {"next-use", "min", "lru", "arc", "s3fifo"};
   const auto r = Sweep(t, policies);
-  ASSERT_EQ(r.size(), kFractions.size() * 3);
+  ASSERT_EQ(r.size(), kFractions.size() * policies.size());
   for (size_t f = 0; f < kFractions.size(); ++f) {
-    const double ratio = r[3 * f].hit_ratio() / r[3 * f + 1].hit_ratio();
-    // Measured (deterministic trace): 0.936 at 10% of the working set,
-    // 0.953 at 20%, up to 0.998 at 90%.
-    EXPECT_GE(ratio, f == 0 ? 0.93 : 0.95) << kFractions[f];
-    EXPECT_GT(r[3 * f + 1].hit_ratio(), r[3 * f + 2].hit_ratio()) << "MIN beats LRU";
+    const SimResult* row = &r[policies.size() * f];
+    const double next_use = row[0].hit_ratio(), min = row[1].hit_ratio();
+    // Measured (deterministic): 0.956 of MIN at 10% of the working set,
+    // 0.971 at 20%, 0.997 at 90%; ahead of the best baseline by 0.0104 at
+    // 10%, 0.0039 at 50% and 0.0009 at 90%.
+    EXPECT_GE(next_use, 0.95 * min) << kFractions[f];
+    for (size_t p = 2; p < policies.size(); ++p) {
+      EXPECT_GT(next_use, row[p].hit_ratio()) << policies[p] << " at " << kFractions[f];
+    }
   }
 }
 
