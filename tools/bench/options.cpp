@@ -135,7 +135,8 @@ const std::vector<Setting>& Settings() {
        "cap on cached blocks inside the GPU budget, e.g. --gpu-cache-bytes=6GiB",
        Bytes(&Options::gpu_cache_bytes, /*allow_zero=*/false)},
       {"gpu_policy", true, "NAME",
-       "GPU eviction policy: lru, arc, s3fifo, next-use; e.g. --gpu-policy=lru",
+       "GPU eviction policy: lru, arc, s3fifo, next-use (default, fed by the prefetcher's\n"
+       "predictions); e.g. --gpu-policy=lru",
        [](const std::string& value, Options* options) -> Status {
          if (value != "lru" && value != "arc" && value != "s3fifo" && value != "next-use") {
            return Bad("policy", value, "expected lru, arc, s3fifo or next-use");
@@ -145,15 +146,17 @@ const std::vector<Setting>& Settings() {
        }},
       {"dram_bytes", true, "SIZE", "DRAM tier size, e.g. --dram-bytes=2GiB; default: a quarter of the working set",
        Bytes(&Options::dram_bytes)},
-      {"pmem_bytes", true, "SIZE", "PMEM tier size (a file under --dir), e.g. --pmem-bytes=4GiB",
+      {"pmem_bytes", true, "SIZE", "PMEM tier size (a file under --dir; 0 leaves it out), e.g. --pmem-bytes=4GiB;\n"
+       "default: a quarter of the working set",
        Bytes(&Options::pmem_bytes)},
-      {"nvme_bytes", true, "SIZE", "NVMe tier size (a file under --dir), e.g. --nvme-bytes=64GiB",
+      {"nvme_bytes", true, "SIZE", "NVMe tier size (a file under --dir), e.g. --nvme-bytes=64GiB;\n"
+       "default: the rest of the working set",
        Bytes(&Options::nvme_bytes)},
       {"dir", false, "PATH",
        "directory for the PMEM and NVMe tier files (removed afterwards), e.g. --dir=/mnt/nvme;\n"
        "default: $TMPDIR or /tmp",
        Text(&Options::dir)},
-      {"prefetch", false, "on|off", "let the prefetcher run ahead of requests, e.g. --prefetch=off",
+      {"prefetch", false, "on|off", "let the runtime's prefetcher run ahead of requests (default on), e.g. --prefetch=off",
        [](const std::string& value, Options* options) -> Status {
          Result<bool> on = ParseSwitch(value);
          if (!on.ok()) return on.status();
@@ -178,7 +181,7 @@ const std::vector<Setting>& Settings() {
       {"chunk_bytes", true, "SIZE", "transfer chunk size, e.g. --chunk-bytes=16MiB",
        Bytes(&Options::chunk_bytes, /*allow_zero=*/false)},
       {"compute_us", false, "N",
-       "simulated compute time per block use in microseconds, e.g. --compute-us=250",
+       "simulated compute time per block use in microseconds (default 100), e.g. --compute-us=250",
        [](const std::string& value, Options* options) -> Status {
          Result<uint64_t> micros = ParseCount(value);
          if (!micros.ok()) return micros.status();
@@ -192,7 +195,8 @@ const std::vector<Setting>& Settings() {
        "prefetched reads count as hits), min (Belady's optimum on demand);\n"
        "e.g. --policies=lru,s3fifo,tiercache,min", SetPolicies},
       {"sizes", false, "LIST",
-       "simulate: cache sizes in % of the working set, e.g. --sizes=10,25,50,75", SetSizes},
+       "cache sizes to simulate, in % of the working set (default 10,20,..,90),\n"
+       "e.g. --sizes=10,25,50,75", SetSizes},
       {"json", false, "FILE",
        "write the report as JSON, and the SVG plots next to it, e.g. --json=out/run.json",
        Text(&Options::json_path)},
