@@ -80,7 +80,7 @@ std::string StepLine(const Report& report) {
     out << "waiting on " << report.tiers[i].name << " " << Fixed(parts[i], 2) << " + ";
   }
   out << "compute " << Fixed(parts.back(), 2) << " (mean of " << report.step_times.size()
-      << " steps)\n";
+      << (report.step_times.size() == 1 ? " step)\n" : " steps)\n");
   return out.str();
 }
 
@@ -127,7 +127,7 @@ std::string RenderReport(const Report& report) {
   out << "tiercache-bench " << report.mode << ": " << report.workload << "\n";
   out << report.requests << " requests over " << report.unique_blocks << " blocks ("
       << FormatBytes(report.working_set_bytes) << " working set";
-  if (report.steps > 0) out << ", " << report.steps << " steps";
+  if (report.steps > 0) out << ", " << report.steps << (report.steps == 1 ? " step" : " steps");
   out << ")";
   if (!report.device.empty()) out << " on " << report.device;
   if (!report.policy.empty()) out << ", GPU policy " << report.policy;
@@ -144,7 +144,7 @@ std::string RenderReport(const Report& report) {
       out << "Belady's MIN at the GPU capacity: " << FormatPercent(*report.belady_hit_ratio)
           << " hits; achieved " << FormatPercent(report.GpuHitRatio()) << " (gap "
           << Fixed(gap * 100.0, 1) << " points)";
-      if (report.prefetch.enabled) {
+      if (report.prefetch.enabled && report.prefetch.issued > 0) {
         out << "; MIN fetches on demand, the run prefetched (its hits include prefetched blocks)";
       }
       out << "\n";
