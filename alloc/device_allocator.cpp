@@ -141,7 +141,10 @@ void DeviceAllocator::Impl::PushCached(StreamCache* cache, Block* block) {
     }
     uint64_t bytes = cache->cached_bytes.fetch_add(block->size, std::memory_order_relaxed) + block->size;
     cache->cached_blocks.fetch_add(1, std::memory_order_relaxed);
-    over = bytes > options.stream_cache_bytes && cache->cached_blocks.load() > 1;
+    // The newest large block stays whatever its size, so it does not count
+    // against the limit (else every later free would overflow the cache).
+    uint64_t exempt = cache->large.empty() ? 0 : cache->large.back()->size;
+    over = bytes - exempt > options.stream_cache_bytes;
     if (cache->large.size() > kLargeCacheBlocks) {
       // Large blocks of other sizes are better off coalescing in the pool.
       evicted = cache->large.front();
@@ -164,12 +167,15 @@ void DeviceAllocator::Impl::PushCached(StreamCache* cache, Block* block) {
 std::vector<Block*> DeviceAllocator::Impl::DrainCache(StreamCache* cache, uint64_t keep_bytes) {
   std::vector<Block*> out;
   std::lock_guard<alloc_internal::SpinLock> lock(cache->mutex);
-  uint64_t bytes = cache->cached_bytes.load(std::memory_order_relaxed);
+  uint64_t total = cache->cached_bytes.load(std::memory_order_relaxed);
+  size_t keep_newest = keep_bytes > 0 ? 1 : 0;
+  // `bytes` leaves out the newest large block when it is to stay.
+  uint64_t exempt = keep_newest && !cache->large.empty() ? cache->large.back()->size : 0;
+  uint64_t bytes = total - exempt;
   auto take = [&](Block* block) {
     out.push_back(block);
     bytes -= block->size;
   };
-  size_t keep_newest = keep_bytes > 0 ? 1 : 0;
   while (bytes > keep_bytes && cache->large.size() > keep_newest) {
     take(cache->large.front());
     cache->large.erase(cache->large.begin());
@@ -181,7 +187,7 @@ std::vector<Block*> DeviceAllocator::Impl::DrainCache(StreamCache* cache, uint64
       bin.pop_back();
     }
   }
-  cache->cached_bytes.store(bytes, std::memory_order_relaxed);
+  cache->cached_bytes.store(bytes + exempt, std::memory_order_relaxed);
   cache->cached_blocks.fetch_sub(out.size(), std::memory_order_relaxed);
   return out;
 }

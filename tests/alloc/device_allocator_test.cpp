@@ -187,6 +187,30 @@ TEST_F(DeviceAllocatorTest, CrossStreamReuseOnlyAfterTheEvent) {
   for (void* block : taken) ASSERT_TRUE(allocator.Free(block, s2).ok());
 }
 
+// A stream cycling one buffer bigger than its cache limit keeps it, and that
+// buffer must not push the stream's small blocks out of the cache on every
+// free (each such push costs a fence and the shared pool's lock).
+TEST_F(DeviceAllocatorTest, BigCachedBlockDoesNotEvictSmallOnes) {
+  DeviceAllocatorOptions options;
+  options.stream_cache_bytes = 8 * kMiB;
+  DeviceAllocator& allocator = Make(options);
+  Stream s = streams_[0];
+  std::vector<void*> small;
+  for (int i = 0; i < 10; ++i) small.push_back(*allocator.Allocate(4096, s));
+  void* big = *allocator.Allocate(100 * kMiB, s);
+  ASSERT_TRUE(allocator.Free(big, s).ok());
+  for (void* p : small) ASSERT_TRUE(allocator.Free(p, s).ok());
+  uint64_t cached_blocks = 0;
+  for (const StreamCacheStats& stream : allocator.GetStats().per_stream) {
+    if (stream.stream == s) cached_blocks = stream.cached_blocks;
+  }
+  EXPECT_EQ(cached_blocks, 11u);
+  Result<void*> again = allocator.Allocate(100 * kMiB, s);  // the big one, from the cache
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, big);
+  ASSERT_TRUE(allocator.Free(*again, s).ok());
+}
+
 TEST_F(DeviceAllocatorTest, BudgetIsEnforced) {
   DeviceAllocator& allocator = Make(DeviceAllocatorOptions{.budget_bytes = 16 * kMiB});
   Stream s = streams_[0];
