@@ -10,12 +10,17 @@ namespace tiercache {
 
 // Tells the GPU policy that `b` was used (or just arrived), then re-sends
 // the engine's hint if it still lies ahead (an access consumes predictions).
+// The logical clock counts acquires only: an insert (a miss's load or a
+// prefetch) happens at the current time, so hinted distances ("used again
+// in N acquires") stay exact.
 void BlockCache::TouchLocked(Block* b, bool inserted) {
-  gpu_policy_->OnTick(++clock_);
   if (inserted) {
+    gpu_policy_->OnTick(clock_);
     gpu_policy_->OnInsert(b->id, b->bytes);
   } else {
+    gpu_policy_->OnTick(++clock_);
     gpu_policy_->OnAccess(b->id);
+    b->last_access = clock_;
   }
   if (b->hinted_next_use != kNeverUsedAgain) {
     if (b->hinted_next_use > clock_) {
@@ -27,9 +32,10 @@ void BlockCache::TouchLocked(Block* b, bool inserted) {
 }
 
 // A resident block was hit: count it and tell the policy. REQUIRES: mutex_.
-void BlockCache::PinnedHitLocked(Block* b) {
+void BlockCache::PinnedHitLocked(Block* b, Stream stream) {
   ++b->pins;
   ++b->held;
+  b->acquire_stream = stream;
   TouchLocked(b, false);
   stats_.Hit(gpu_slot_);
 }
@@ -66,7 +72,7 @@ Result<void*> BlockCache::AcquireImpl(BlockId id, Stream stream, bool may_wait) 
   if (b == nullptr) return Status::NotFound("cache: no block " + std::to_string(id));
   const uint64_t bytes = b->bytes;
   if (b->gpu == Block::Gpu::kResident) {
-    PinnedHitLocked(b);
+    PinnedHitLocked(b, stream);
     lock.unlock();
     Result<void*> ptr = ReturnPinned(b, stream);
     if (has_predictor_.load(std::memory_order_relaxed)) AfterAccess(id, bytes);
@@ -96,6 +102,7 @@ Result<void*> BlockCache::AcquireImpl(BlockId id, Stream stream, bool may_wait) 
                               : b->last_error;
   }
   TouchLocked(b, false);
+  b->acquire_stream = stream;
   lock.unlock();
   Result<void*> ptr = ReturnPinned(b, stream);
   if (has_predictor_.load(std::memory_order_relaxed)) AfterAccess(id, bytes);
@@ -206,6 +213,14 @@ Status BlockCache::Release(BlockId id, Stream stream) {
     return Status::InvalidArgument("cache: release of block " + std::to_string(id) +
                                    " that is not acquired");
   }
+  // Work on the acquiring stream is ordered after the upload; a release on
+  // another stream is not, so it cannot take the fast eviction path.
+  if (b->pins == b->held) {  // no release pending yet
+    b->release_stream = stream;
+    b->release_multi = stream != b->acquire_stream;
+  } else if (b->release_stream != stream) {
+    b->release_multi = true;
+  }
   --b->held;  // the pin itself stays until the stream's work is fenced
   auto it = std::find_if(unfenced_.begin(), unfenced_.end(),
                          [stream](const auto& entry) { return entry.first == stream; });
@@ -214,10 +229,11 @@ Status BlockCache::Release(BlockId id, Stream stream) {
     it = unfenced_.end() - 1;
   }
   it->second.push_back(id);
-  // Bound the bookkeeping when nothing asks for room for a long time.
-  if (it->second.size() >= 256 || fences_.size() >= 64) {
-    FenceAllLocked();
+  // Bound the bookkeeping when nothing asks for room for a long time: one
+  // event per 1024 releases keeps the hot path free of device calls.
+  if (it->second.size() >= 1024) {
     PollFencesLocked();
+    FenceAllLocked();
   }
   return Status::Ok();
 }
@@ -231,9 +247,14 @@ Status BlockCache::Prefetch(const std::vector<BlockId>& ids) {
       }
     }
   }
+  uint64_t now;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    now = clock_;
+  }
   {
     std::lock_guard<std::mutex> lock(prefetch_mutex_);
-    for (BlockId id : ids) prefetch_queue_.push_back(id);
+    for (BlockId id : ids) prefetch_queue_.push_back({id, now});
   }
   prefetch_cv_.notify_one();
   return Status::Ok();
@@ -244,7 +265,7 @@ void BlockCache::PrefetchLoop() {
   while (true) {
     prefetch_cv_.wait(queue_lock, [this] { return stopping_ || !prefetch_queue_.empty(); });
     if (stopping_) return;
-    const BlockId id = prefetch_queue_.front();
+    const auto [id, requested_at] = prefetch_queue_.front();
     prefetch_queue_.pop_front();
     prefetch_busy_ = true;
     queue_lock.unlock();
@@ -252,10 +273,12 @@ void BlockCache::PrefetchLoop() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       b = LookupLocked(id);
-      if (b != nullptr && b->gpu == Block::Gpu::kAbsent) {
+      // A block acquired since the request needs no prefetch any more: it
+      // was fetched on demand (and may have been evicted again since).
+      if (b != nullptr && b->gpu == Block::Gpu::kAbsent && b->last_access <= requested_at) {
         b->gpu = Block::Gpu::kLoading;
       } else {
-        b = nullptr;  // gone, resident or already loading
+        b = nullptr;  // gone, resident, loading or stale
       }
     }
     if (b != nullptr) (void)Load(b);

@@ -184,7 +184,7 @@ class BlockCache {
   Block* LookupLocked(BlockId id) const;
   Result<void*> AcquireImpl(BlockId id, Stream stream, bool may_wait);
   void TouchLocked(Block* b, bool inserted);
-  void PinnedHitLocked(Block* b);
+  void PinnedHitLocked(Block* b, Stream stream);
   void HintLocked(Block* b, uint64_t when);
   Result<void*> ReturnPinned(Block* b, Stream stream);
   // Brings `b` (marked kLoading by the caller) to the GPU; called without
@@ -196,7 +196,11 @@ class BlockCache {
 
   // Eviction helpers (cache_eviction.cpp).
   bool UploadDoneLocked(const Block* b) const;
-  bool EvictableLocked(const Block* b) const;
+  // `allow_pending`: a block released on its acquiring stream whose work
+  // has not settled, or whose prefetch upload is still running, counts as
+  // evictable (freed in that stream's order).
+  bool EvictableLocked(const Block* b, bool allow_pending) const;
+  void PurgePendingLocked(Block* b);
   void PollFencesLocked();
   void FenceAllLocked();
   // Device memory to give back once mutex_ is released, each in the order
@@ -207,7 +211,7 @@ class BlockCache {
   void EvictBlockLocked(Block* b, bool demote, DeviceFrees* frees);
   // Starts copying the block's device bytes to a new DRAM copy; the device
   // memory is then freed behind that copy. False when DRAM has no room.
-  bool DemoteLocked(Block* b, void* device_ptr, DeviceFrees* frees);
+  bool DemoteLocked(Block* b, void* device_ptr, Stream after, DeviceFrees* frees);
   Result<Extent> AllocateDramLocked(uint64_t bytes);
   void DropDramCopyLocked(Block* b);
   void FreeDevice(const DeviceFrees& frees);
@@ -252,7 +256,11 @@ class BlockCache {
 
   std::mutex prefetch_mutex_;
   std::condition_variable prefetch_cv_;
-  std::deque<BlockId> prefetch_queue_;  // GUARDED_BY(prefetch_mutex_)
+  struct PrefetchRequest {
+    BlockId id;
+    uint64_t requested_at;  // the logical clock when asked
+  };
+  std::deque<PrefetchRequest> prefetch_queue_;  // GUARDED_BY(prefetch_mutex_)
   bool prefetch_busy_ = false;          // GUARDED_BY(prefetch_mutex_)
   bool stopping_ = false;               // GUARDED_BY(prefetch_mutex_)
   std::thread prefetch_thread_;

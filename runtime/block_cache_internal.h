@@ -37,10 +37,17 @@ struct BlockCache::Block {
   std::shared_ptr<TransferJob> upload;  // the upload that filled device_ptr
   uint32_t pins = 0;  // acquires whose release has not been fenced and run
   uint32_t held = 0;  // acquires not yet released (pins >= held)
+  // Where the unsettled releases (pins - held) were made: with a single
+  // stream, the block can be evicted at once by freeing it in that
+  // stream's order.
+  Stream release_stream = nullptr;
+  bool release_multi = false;
+  Stream acquire_stream = nullptr;  // of the last acquire (its stream waited for the upload)
   Status last_error;  // of the last failed load, for threads that waited on it
   // The engine's hint of the next use (absolute logical time), re-sent to
   // the policy after each insert/access since an access consumes it.
   uint64_t hinted_next_use = kNeverUsedAgain;
+  uint64_t last_access = 0;  // logical time of the last acquire
 
   // The DRAM copy (a demotion), when the home is not DRAM itself.
   bool dram_valid = false;

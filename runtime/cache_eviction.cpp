@@ -19,8 +19,24 @@ bool BlockCache::UploadDoneLocked(const Block* b) const {
   return fired.ok() && *fired;
 }
 
-bool BlockCache::EvictableLocked(const Block* b) const {
-  return b->alive && b->gpu == Block::Gpu::kResident && b->pins == 0 && UploadDoneLocked(b);
+bool BlockCache::EvictableLocked(const Block* b, bool allow_pending) const {
+  if (!b->alive || b->gpu != Block::Gpu::kResident || b->held > 0) return false;
+  // Released on one stream but not settled: its memory can be freed in that
+  // stream's order (which follows the upload), so the policy's choice need
+  // not wait for the fence. An unacquired block still uploading is freed in
+  // the upload stream's order.
+  if (b->pins > 0) return allow_pending && !b->release_multi;
+  return allow_pending || UploadDoneLocked(b);
+}
+
+// Forgets the block's unsettled releases (it is being evicted in their
+// stream's order). REQUIRES: held == 0.
+void BlockCache::PurgePendingLocked(Block* b) {
+  for (auto& [stream, ids] : unfenced_) ids.erase(std::remove(ids.begin(), ids.end(), b->id), ids.end());
+  for (Fence& f : fences_) {
+    f.blocks.erase(std::remove(f.blocks.begin(), f.blocks.end(), b->id), f.blocks.end());
+  }
+  b->pins = 0;
 }
 
 // One event per stream with pending releases: once it has run, so has the
@@ -61,7 +77,7 @@ void BlockCache::PollFencesLocked() {
 bool BlockCache::EvictOneLocked(DeviceFrees* frees, uint64_t* freed_bytes) {
   auto evictable = [this](BlockId id) {
     const Block* b = id < blocks_.size() ? blocks_[id].get() : nullptr;
-    return b != nullptr && EvictableLocked(b);
+    return b != nullptr && EvictableLocked(b, /*allow_pending=*/true);
   };
   PollFencesLocked();
   std::optional<BlockId> victim = gpu_policy_->ChooseVictim(evictable);
@@ -85,6 +101,13 @@ void BlockCache::EvictBlockLocked(Block* b, bool demote, DeviceFrees* frees) {
   void* ptr = b->device_ptr;
   // An upload still running writes the memory: free behind it.
   const bool upload_done = b->upload == nullptr || UploadDoneLocked(b);
+  // Memory still read by work on the stream it was released on is freed,
+  // and demoted, in that stream's order.
+  Stream after = upload_done ? release_stream_ : transfer_->upload_stream();
+  if (b->pins > 0) {
+    after = device_->IsStreamLive(b->release_stream) ? b->release_stream : release_stream_;
+    PurgePendingLocked(b);
+  }
   b->device_ptr = nullptr;
   b->upload.reset();
   b->gpu = Block::Gpu::kAbsent;
@@ -92,10 +115,10 @@ void BlockCache::EvictBlockLocked(Block* b, bool demote, DeviceFrees* frees) {
   // Demote only what is slow to refetch: a pinned DRAM home is already as
   // close as a DRAM copy would be.
   if (demote && upload_done && dram_ != nullptr && dram_pinned_ && b->home != dram_ &&
-      !home->direct && !b->dram_valid && DemoteLocked(b, ptr, frees)) {
+      !home->direct && !b->dram_valid && DemoteLocked(b, ptr, after, frees)) {
     return;
   }
-  frees->emplace_back(ptr, upload_done ? release_stream_ : transfer_->upload_stream());
+  frees->emplace_back(ptr, after);
 }
 
 Result<Extent> BlockCache::AllocateDramLocked(uint64_t bytes) {
@@ -113,15 +136,15 @@ Result<Extent> BlockCache::AllocateDramLocked(uint64_t bytes) {
   }
 }
 
-bool BlockCache::DemoteLocked(Block* b, void* device_ptr, DeviceFrees* frees) {
+bool BlockCache::DemoteLocked(Block* b, void* device_ptr, Stream after, DeviceFrees* frees) {
   Result<Extent> extent = AllocateDramLocked(b->bytes);
   if (!extent.ok()) return false;
   const AttachedTier* dram = FindTierLocked(dram_);
   HostLocation target{dram_, *extent, dram->direct, dram->stats_slot};
-  // The block's users have all run (no pins), so the copy can start at once
-  // on the download stream, alongside uploads.
-  std::shared_ptr<TransferJob> job = transfer_->Download(
-      device_ptr, b->bytes, target, transfer_->download_stream(), nullptr);
+  // The copy runs on the download stream, alongside uploads, after the
+  // work on `after` that may still read the block.
+  std::shared_ptr<TransferJob> job =
+      transfer_->Download(device_ptr, b->bytes, target, after, nullptr);
   if (job->enqueued() && !job->status().ok()) {
     (void)dram_->Free(*extent);
     return false;
@@ -172,7 +195,7 @@ Status BlockCache::Evict(BlockId id) {
     if (b->gpu == Block::Gpu::kAbsent) return Status::Ok();
     FenceAllLocked();
     PollFencesLocked();
-    if (!EvictableLocked(b)) {
+    if (!EvictableLocked(b, /*allow_pending=*/false)) {
       return Status::Busy("cache: block " + b->name + " is pinned or still loading");
     }
     EvictBlockLocked(b, config_.demote_on_evict, &frees);
@@ -188,10 +211,10 @@ Status BlockCache::MakeRoomAndReserve(Block* b) {
   }
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.acquire_wait_ms);
+  auto backoff = std::chrono::microseconds(20);
   while (true) {
     DeviceFrees frees;
-    Event wait_on = nullptr;
-    bool transient = false;
+    bool can_progress = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       uint64_t freed = 0;
@@ -202,38 +225,31 @@ Status BlockCache::MakeRoomAndReserve(Block* b) {
         b->reserved = true;
       } else {
         FenceAllLocked();
-        if (!fences_.empty()) {
-          wait_on = fences_.front().event;
-        } else {
-          // Uploads still running or other loads in flight will become
-          // evictable unless their acquirers keep them.
-          for (const auto& other : blocks_) {
-            if (other.get() != b && ((other->gpu == Block::Gpu::kLoading) ||
-                                     (other->gpu == Block::Gpu::kResident && other->pins == 0))) {
-              transient = true;
-              break;
-            }
-          }
+        // Unsettled releases, running uploads and other loads all end by
+        // themselves; blocks the engine still holds do not.
+        can_progress = !fences_.empty();
+        for (size_t i = 0; !can_progress && i < blocks_.size(); ++i) {
+          const Block* other = blocks_[i].get();
+          can_progress = other != b && other->alive &&
+                         (other->gpu == Block::Gpu::kLoading ||
+                          (other->gpu == Block::Gpu::kResident && other->held == 0));
         }
       }
     }
     FreeDevice(frees);
     if (b->reserved) return Status::Ok();
-    if (wait_on == nullptr && !transient) {
+    if (!can_progress) {
       return Status::OutOfSpace("cache: gpu_cache_bytes is full of acquired blocks");
     }
     if (std::chrono::steady_clock::now() > deadline) {
       return Status::OutOfSpace("cache: timed out waiting for cached blocks to be released");
     }
     // Back-pressure: every cached block is in use by work still running.
-    // Waiting for the oldest release (or a moment, for a running upload)
-    // is the only way to make progress.
+    // Poll (fences are checked with EventQuery each round) rather than wait
+    // on one event, so whichever block frees first is taken.
     const uint64_t start = MonotonicNanoseconds();
-    if (wait_on != nullptr) {
-      (void)device_->EventSynchronize(wait_on);
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::microseconds(1000));
     stats_.Stall(gpu_slot_, MonotonicNanoseconds() - start);
   }
 }
