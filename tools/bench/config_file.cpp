@@ -4,6 +4,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "runtime/config.h"
+
 namespace tiercache::bench {
 namespace {
 
@@ -119,14 +121,8 @@ Result<ConfigEntries> ReadConfigFile(const std::string& path) {
 }
 
 bool IsRuntimeConfigKey(const std::string& key) {
-  // The fields of tiercache::RuntimeConfig (runtime/config.h).
-  static const char* kKeys[] = {
-      "device_ordinal", "gpu_budget_bytes", "gpu_cache_bytes", "gpu_policy", "dram_bytes",
-      "numa_node", "dram_policy", "pmem_path", "pmem_bytes", "nvme_path", "nvme_bytes",
-      "nvme_queue_depth", "chunk_bytes", "staging_buffers", "verify_checksums", "io_retries",
-      "demote_on_evict", "prefetch_lookahead", "acquire_wait_ms", "activation_spill_to_nvme"};
-  for (const char* known : kKeys) {
-    if (key == known) return true;
+  for (const std::string& field : ConfigFieldNames()) {
+    if (key == field) return true;
   }
   return false;
 }
