@@ -16,8 +16,10 @@
 // host. Only the transfer engine's worker thread acquires slots, so that
 // host wait never lies on an engine's acquire path.
 //
-// Thread safety: Acquire/Release may be called from any thread (serialised
-// internally); a slot belongs to one caller between Acquire and Release.
+// Thread safety: Acquire/Release may be called from any thread; the ring
+// position is guarded, but slots are handed out in ring order, so at most
+// slots() of them may be held at once (the transfer worker, the only user,
+// holds at most slots() - 1). A slot belongs to its caller until Release.
 #ifndef TIERCACHE_RUNTIME_STAGING_POOL_H_
 #define TIERCACHE_RUNTIME_STAGING_POOL_H_
 

@@ -19,8 +19,9 @@
 // stream, or the job failed; a waiter can then make its stream wait on
 // done_event) and `complete` (the copies have run; for staged downloads,
 // the bytes are in the tier). Completion is signalled from a host function
-// on the copy stream that touches only atomics, so it can never deadlock
-// with a thread that holds a runtime lock while calling into the device.
+// on the copy stream that touches only atomics and leaf locks (the job's
+// own, the stats' busy-time lock), so it can never deadlock with a thread
+// that holds a runtime lock while calling into the device.
 //
 // Thread safety: Upload/Download may be called from any thread. A job's
 // accessors may be called from any thread.
@@ -132,7 +133,7 @@ class TransferEngine {
   // source; staged reads are verified against them. `fill_checksums`, when
   // non-null and `checksums` is empty, receives the checksums computed from
   // the bytes read (trust on first read). `on_complete` runs on a device
-  // thread and must only touch atomics.
+  // thread and must only touch atomics or leaf locks.
   std::shared_ptr<TransferJob> Upload(const HostLocation& source, void* device_dst, uint64_t bytes,
                                       Event wait_event, const std::vector<uint32_t>* checksums,
                                       std::vector<uint32_t>* fill_checksums,
