@@ -61,8 +61,9 @@ BlockPool::~BlockPool() {
       delete block;
       block = next;
     }
-    (void)device_.FreeMemory(reinterpret_cast<void*>(base));
+    if (!segment->arena) (void)device_.FreeMemory(reinterpret_cast<void*>(base));
   }
+  if (arena_base_ != 0) (void)device_.FreeAddressRange(reinterpret_cast<void*>(arena_base_));
 }
 
 // ---- free sets -----------------------------------------------------------------
@@ -126,6 +127,7 @@ Block* BlockPool::Carve(Block* block, uint64_t rounded, Stream stream) {
     rest->next = block->next;
     if (block->next != nullptr) block->next->prev = rest;
     block->next = rest;
+    if (block->segment->last == block) block->segment->last = rest;
     rest->settled = block->settled;
     rest->fence = block->fence;
     rest->stream.store(block->stream.load(std::memory_order_relaxed), std::memory_order_relaxed);
@@ -146,7 +148,7 @@ Block* BlockPool::Take(uint64_t rounded, bool small, Stream stream, bool grow,
   std::lock_guard<std::mutex> lock(mutex_);
   Block* block = BestFit(rounded, small, stream);
   if (block == nullptr && PollLocked() > 0) block = BestFit(rounded, small, stream);
-  if (block == nullptr && grow) block = Grow(rounded, small, device_status);
+  if (block == nullptr && grow) block = Grow(rounded, small, stream, device_status);
   if (block == nullptr) return nullptr;
   return Carve(block, rounded, stream);
 }
@@ -154,7 +156,18 @@ Block* BlockPool::Take(uint64_t rounded, bool small, Stream stream, bool grow,
 // A new segment holding at least `rounded` bytes, as one free block counted
 // in pool_free_bytes but in no set. Segment sizes shrink to the request when
 // the preferred size does not fit the budget or the device.
-Block* BlockPool::Grow(uint64_t rounded, bool small, Status* device_status) {
+Block* BlockPool::Grow(uint64_t rounded, bool small, Stream stream, Status* device_status) {
+  if (!small && options_.virtual_memory && !arena_tried_) {
+    arena_tried_ = true;
+    granularity_ = device_.MappingGranularity();
+    if (granularity_ != 0 && IsPowerOfTwo(granularity_) && granularity_ % kMinBlock == 0) {
+      // Room for all of the device's memory: the budget may rise later.
+      arena_capacity_ = AlignUp(device_.info().total_memory, granularity_);
+      Result<void*> range = device_.ReserveAddressRange(arena_capacity_);
+      if (range.ok()) arena_base_ = reinterpret_cast<uintptr_t>(*range);
+    }
+  }
+  if (!small && arena_base_ != 0) return GrowArena(rounded, stream, device_status);
   // Large segments grow with the pool (an eighth of what is reserved), so a
   // big working set lives in few segments and free space coalesces across
   // more of it; a request bigger than half a segment gets its own.
@@ -195,6 +208,7 @@ Block* BlockPool::Grow(uint64_t rounded, bool small, Status* device_status) {
   block->size = size;
   block->segment = segment.get();
   segment->first = block;
+  segment->last = block;
   map_.Insert(block);
   segments_[segment->base] = std::move(segment);
   counters_.reserved_bytes += size;
@@ -204,6 +218,91 @@ Block* BlockPool::Grow(uint64_t rounded, bool small, Status* device_status) {
   ++counters_.segments;
   ++counters_.segments_allocated;
   return block;
+}
+
+// Maps what `rounded` lacks beyond the arena's free tail (when `stream`
+// may use that tail) or, failing that, a fresh run at the arena's end.
+// Returns the block to carve, out of every set and uncounted, as Grow does.
+Block* BlockPool::GrowArena(uint64_t rounded, Stream stream, Status* device_status) {
+  Block* tail = arena_ != nullptr ? arena_->last : nullptr;
+  bool extend = tail != nullptr && tail->state.load(std::memory_order_relaxed) == BlockState::kFree &&
+                (tail->settled || tail->stream.load(std::memory_order_relaxed) == stream);
+  uint64_t mapped = arena_ != nullptr ? arena_->size : 0;
+  uint64_t need = AlignUp(extend ? rounded - std::min(rounded, tail->size) : rounded, granularity_);
+  if (counters_.reserved_bytes + need > budget_bytes_) {
+    *device_status = Status::OutOfMemory("budget of " + FormatBytes(budget_bytes_) + " with " +
+                                         FormatBytes(counters_.reserved_bytes) + " reserved");
+    return nullptr;
+  }
+  if (mapped + need > arena_capacity_) {
+    *device_status = Status::OutOfMemory("the address range of " + FormatBytes(arena_capacity_) + " is full");
+    return nullptr;
+  }
+  Status status = device_.MapMemory(reinterpret_cast<void*>(arena_base_ + mapped), need);
+  if (!status.ok()) {
+    *device_status = status;
+    return nullptr;
+  }
+  counters_.reserved_bytes += need;
+  counters_.peak_reserved_bytes = std::max(counters_.peak_reserved_bytes, counters_.reserved_bytes);
+  if (arena_ == nullptr) {
+    auto segment = std::make_unique<Segment>();
+    segment->base = arena_base_;
+    segment->arena = true;
+    arena_ = segment.get();
+    segments_[arena_base_] = std::move(segment);
+    ++counters_.segments;
+    ++counters_.segments_allocated;
+  }
+  arena_->size += need;
+  if (extend) {
+    EraseFree(tail);
+    tail->size += need;
+    return tail;
+  }
+  auto* block = new Block();
+  block->address = arena_base_ + mapped;
+  block->size = need;
+  block->segment = arena_;
+  block->prev = tail;
+  if (tail != nullptr) tail->next = block;
+  if (arena_->first == nullptr) arena_->first = block;
+  arena_->last = block;
+  map_.Insert(block);
+  return block;
+}
+
+// Unmaps up to `bytes` (whole granules) of the arena's settled free tail;
+// returns the bytes unmapped.
+uint64_t BlockPool::ShrinkArena(uint64_t bytes) {
+  Block* tail = arena_->last;
+  if (tail->state.load(std::memory_order_relaxed) != BlockState::kFree || !tail->settled) return 0;
+  uintptr_t end = arena_->base + arena_->size;
+  uintptr_t cut = std::max(AlignUp(tail->address, granularity_),
+                           end - std::min<uint64_t>(bytes / granularity_ * granularity_, end));
+  if (cut >= end) return 0;
+  if (!device_.UnmapMemory(reinterpret_cast<void*>(cut), end - cut).ok()) return 0;
+  uint64_t released = end - cut;
+  EraseFree(tail);
+  counters_.reserved_bytes -= released;
+  arena_->size -= released;
+  if (cut > tail->address) {
+    tail->size -= released;
+    InsertFree(tail);
+  } else {
+    arena_->last = tail->prev;
+    if (tail->prev != nullptr) tail->prev->next = nullptr;
+    if (arena_->first == tail) arena_->first = nullptr;
+    map_.Erase(tail->address);
+    delete tail;
+  }
+  if (arena_->first == nullptr) {
+    segments_.erase(arena_->base);
+    arena_ = nullptr;
+    --counters_.segments;
+    ++counters_.segments_released;
+  }
+  return released;
 }
 
 // ---- fences ----------------------------------------------------------------------
@@ -322,6 +421,7 @@ void BlockPool::Absorb(Block* low, Block* high, const Block* owner) {
   Stream stream = owner->stream.load(std::memory_order_relaxed);
   low->size += high->size;
   low->next = high->next;
+  if (low->segment->last == high) low->segment->last = low;
   if (high->next != nullptr) high->next->prev = low;
   low->settled = settled;
   low->fence = settled ? 0 : fence;
@@ -352,14 +452,19 @@ Block* BlockPool::Coalesce(Block* block) {
 uint64_t BlockPool::ReleaseFree(uint64_t keep_unused_bytes, uint64_t allocated_bytes) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<Segment*> candidates;
+  uint64_t released = 0;
+  if (arena_ != nullptr) {
+    uint64_t unused = counters_.reserved_bytes - std::min(allocated_bytes, counters_.reserved_bytes);
+    if (unused > keep_unused_bytes) released += ShrinkArena(unused - keep_unused_bytes);
+  }
   for (auto& [base, segment] : segments_) {
+    if (segment->arena) continue;
     Block* only = segment->first;
     if (only->next == nullptr && only->settled &&
         only->state.load(std::memory_order_relaxed) == BlockState::kFree) {
       candidates.push_back(segment.get());
     }
   }
-  uint64_t released = 0;
   for (Segment* segment : candidates) {
     uint64_t unused = counters_.reserved_bytes - std::min(allocated_bytes, counters_.reserved_bytes);
     if (unused <= keep_unused_bytes) break;

@@ -7,8 +7,11 @@
 // has completed) or settled (its fence completed: any stream may take it).
 // Best fit by (size, address) over the blocks the asking stream may use;
 // free neighbours coalesce (settled with settled, a stream's own with its
-// own or with settled ones, taking the later fence); a segment that is one settled free block may go back to the
-// device. The PointerMap is the address -> Block index shared with the
+// own or with settled ones, taking the later fence); a segment that is one
+// settled free block may go back to the device. Where the device maps
+// virtual memory, large blocks live in one arena (a reserved address range
+// mapped from its start) that grows by the granules a request lacks beyond
+// its free tail and gives free granules at its end back. The PointerMap is the address -> Block index shared with the
 // allocator's lock-free paths; the pool updates it when it splits, merges
 // or releases blocks.
 //
@@ -77,9 +80,11 @@ struct alignas(64) Block {  // a cache line each: threads on different streams n
 
 struct Segment {
   uintptr_t base = 0;
-  uint64_t size = 0;
+  uint64_t size = 0;  // for the arena: the mapped prefix of its address range
   bool small = false;
+  bool arena = false;  // the growable virtual-memory range (see BlockPool)
   Block* first = nullptr;
+  Block* last = nullptr;
 };
 
 // Address -> Block for every block of every segment, in 64 shards so the
@@ -111,6 +116,7 @@ struct PoolOptions {
   uint64_t large_segment_bytes = 0;
   uint64_t large_rounding = 0;
   uint64_t release_threshold_bytes = 0;
+  bool virtual_memory = true;  // large blocks in one growable range when the device can
 };
 
 struct PoolCounters {
@@ -175,7 +181,9 @@ class BlockPool {
   bool Mergeable(const Block* block, const Block* neighbour) const;
   void Absorb(Block* low, Block* high, const Block* owner);
   Block* Carve(Block* block, uint64_t rounded, Stream stream);
-  Block* Grow(uint64_t rounded, bool small, Status* device_status);
+  Block* Grow(uint64_t rounded, bool small, Stream stream, Status* device_status);
+  Block* GrowArena(uint64_t rounded, Stream stream, Status* device_status);
+  uint64_t ShrinkArena(uint64_t bytes);
   void InsertFree(Block* block);
   void EraseFree(Block* block);
   FreeSet& SetOf(Block* block);
@@ -196,6 +204,14 @@ class BlockPool {
   std::unordered_map<Stream, FreeSets> owned_;
   std::unordered_map<Stream, StreamFences> fences_;
   std::vector<Event> spare_events_;
+  // The arena: one reserved address range whose prefix is mapped; large
+  // blocks tile that prefix, which grows and shrinks at its end. Absent
+  // (arena_base_ 0) when the device has no virtual memory management.
+  bool arena_tried_ = false;
+  uintptr_t arena_base_ = 0;
+  uint64_t arena_capacity_ = 0;
+  uint64_t granularity_ = 0;
+  Segment* arena_ = nullptr;  // null while nothing is mapped
   uint64_t next_fence_ = 1;
   PoolCounters counters_;
 };

@@ -53,6 +53,30 @@ class Device {
   virtual Status FreeMemory(void* pointer) = 0;
   virtual Result<uint64_t> FreeMemoryBytes() = 0;  // what the device still has
 
+  // Virtual memory (cuMem on CUDA), optional: a range of addresses is
+  // reserved once and physical memory is mapped into it, and unmapped, in
+  // multiples of MappingGranularity() bytes, so an allocator can grow one
+  // contiguous range instead of stranding the tails of separate segments.
+  // MappingGranularity() is 0 when the device cannot; the other calls then
+  // return kUnavailable. Mapped memory is device memory like AllocateMemory's
+  // (usable by copies, counted by FreeMemoryBytes); UnmapMemory waits for
+  // the device's work first, as FreeMemory does. Offsets and sizes not
+  // multiples of the granularity, or outside a reserved range, are
+  // kInvalidArgument.
+  virtual uint64_t MappingGranularity() const { return 0; }
+  virtual Result<void*> ReserveAddressRange(size_t bytes) {
+    return Status::Unavailable("this device has no virtual memory management");
+  }
+  virtual Status FreeAddressRange(void* base) {  // everything in it unmapped first
+    return Status::Unavailable("this device has no virtual memory management");
+  }
+  virtual Status MapMemory(void* address, size_t bytes) {
+    return Status::Unavailable("this device has no virtual memory management");
+  }
+  virtual Status UnmapMemory(void* address, size_t bytes) {
+    return Status::Unavailable("this device has no virtual memory management");
+  }
+
   // Page-locks existing host memory (cudaHostRegister). The emulated device
   // records the range so tests can check pinning happened.
   virtual Status RegisterHost(void* pointer, size_t bytes) = 0;

@@ -300,6 +300,7 @@ Result<std::unique_ptr<DeviceAllocator>> DeviceAllocator::Create(std::shared_ptr
   pool_options.large_segment_bytes = options.large_segment_bytes;
   pool_options.large_rounding = options.large_rounding;
   pool_options.release_threshold_bytes = options.release_threshold_bytes;
+  pool_options.virtual_memory = options.virtual_memory;
   impl->pool = std::make_unique<BlockPool>(*impl->device, impl->map, pool_options, options.budget_bytes);
   impl->budget.store(options.budget_bytes);
   impl->device_bytes = impl->device->info().total_memory;

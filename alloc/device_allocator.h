@@ -66,6 +66,12 @@ struct DeviceAllocatorOptions {
   // (and at most two large blocks, the newest always); beyond it blocks go
   // back to the shared pool.
   uint64_t stream_cache_bytes = 64ull << 20;
+  // Large blocks share one growable range of virtual addresses, mapped in
+  // the device's granules (cuMem), when the device offers it: the pool then
+  // grows by what a request lacks beyond its free tail rather than by whole
+  // segments, and holes on both sides of a growth step coalesce. False, or
+  // a device without it, uses separate large segments.
+  bool virtual_memory = true;
   // Records every Allocate/Free into a trace (see TakeTrace()).
   bool record_trace = false;
 };

@@ -6,6 +6,8 @@
 #include <deque>
 #include <thread>
 
+#include <sys/mman.h>
+
 #include "common/units.h"
 
 namespace tiercache {
@@ -188,7 +190,12 @@ EmulatedDevice::~EmulatedDevice() {
   default_stream_->Stop();
   for (StreamState* stream : streams_) delete stream;
   for (EventState* event : events_) delete event;
-  for (auto& [start, bytes] : allocations_) std::free(reinterpret_cast<void*>(start));
+  for (auto& [start, bytes] : allocations_) {
+    if (FindContaining(reservations_, reinterpret_cast<void*>(start), bytes) == reservations_.end()) {
+      std::free(reinterpret_cast<void*>(start));
+    }
+  }
+  for (auto& [start, bytes] : reservations_) munmap(reinterpret_cast<void*>(start), bytes);
 }
 
 // ---- memory ------------------------------------------------------------------
@@ -224,7 +231,8 @@ Status EmulatedDevice::FreeMemory(void* pointer) {
   {
     std::lock_guard<std::shared_mutex> lock(memory_mutex_);
     auto it = allocations_.find(reinterpret_cast<uintptr_t>(pointer));
-    if (it == allocations_.end()) {
+    if (it == allocations_.end() ||
+        FindContaining(reservations_, pointer, 1) != reservations_.end()) {
       return Status::InvalidArgument("FreeMemory of a pointer that is not a live device allocation");
     }
     bytes = it->second;
@@ -233,6 +241,121 @@ Status EmulatedDevice::FreeMemory(void* pointer) {
   // Work enqueued before the erase may still use the memory: drain it.
   Status synced = SynchronizeAll();
   std::free(pointer);
+  std::lock_guard<std::shared_mutex> lock(memory_mutex_);
+  allocated_bytes_ -= bytes;
+  return synced;
+}
+
+// ---- virtual memory -------------------------------------------------------------
+
+Result<void*> EmulatedDevice::ReserveAddressRange(size_t bytes) {
+  if (bytes == 0 || bytes % kMappingGranularity != 0) {
+    return Status::InvalidArgument("ReserveAddressRange of " + FormatBytes(bytes) +
+                                   ": need a positive multiple of the granularity");
+  }
+  // One extra granule so the range can start on a granule boundary.
+  size_t span = bytes + kMappingGranularity;
+  void* raw = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return Status::OutOfMemory("cannot reserve " + FormatBytes(bytes) + " of addresses");
+  uintptr_t start = AlignUp(reinterpret_cast<uintptr_t>(raw), kMappingGranularity);
+  uintptr_t end = start + bytes;
+  if (start > reinterpret_cast<uintptr_t>(raw)) munmap(raw, start - reinterpret_cast<uintptr_t>(raw));
+  uintptr_t raw_end = reinterpret_cast<uintptr_t>(raw) + span;
+  if (raw_end > end) munmap(reinterpret_cast<void*>(end), raw_end - end);
+  std::lock_guard<std::shared_mutex> lock(memory_mutex_);
+  reservations_[start] = bytes;
+  return reinterpret_cast<void*>(start);
+}
+
+Status EmulatedDevice::FreeAddressRange(void* base) {
+  size_t bytes = 0;
+  {
+    std::lock_guard<std::shared_mutex> lock(memory_mutex_);
+    auto it = reservations_.find(reinterpret_cast<uintptr_t>(base));
+    if (it == reservations_.end()) return Status::InvalidArgument("FreeAddressRange of an unreserved address");
+    bytes = it->second;
+  }
+  // Whatever is still mapped goes first (UnmapMemory drains the streams).
+  for (;;) {
+    uintptr_t start = 0;
+    size_t mapped = 0;
+    {
+      std::shared_lock<std::shared_mutex> lock(memory_mutex_);
+      auto it = allocations_.lower_bound(reinterpret_cast<uintptr_t>(base));
+      if (it != allocations_.end() && it->first < reinterpret_cast<uintptr_t>(base) + bytes) {
+        start = it->first;
+        mapped = it->second;
+      }
+    }
+    if (mapped == 0) break;
+    TC_RETURN_IF_ERROR(UnmapMemory(reinterpret_cast<void*>(start), mapped));
+  }
+  std::lock_guard<std::shared_mutex> lock(memory_mutex_);
+  reservations_.erase(reinterpret_cast<uintptr_t>(base));
+  munmap(base, bytes);
+  return Status::Ok();
+}
+
+Status EmulatedDevice::MapMemory(void* address, size_t bytes) {
+  uintptr_t start = reinterpret_cast<uintptr_t>(address);
+  if (bytes == 0 || bytes % kMappingGranularity != 0 || start % kMappingGranularity != 0) {
+    return Status::InvalidArgument("MapMemory: address and size must be multiples of the granularity");
+  }
+  std::lock_guard<std::shared_mutex> lock(memory_mutex_);
+  if (FindContaining(reservations_, address, bytes) == reservations_.end()) {
+    return Status::InvalidArgument("MapMemory outside a reserved address range");
+  }
+  if (Overlaps(allocations_, address, bytes)) return Status::InvalidArgument("MapMemory over mapped memory");
+  if (allocated_bytes_ + bytes > info_.total_memory) {
+    return Status::OutOfMemory("emulated device memory exhausted: " + FormatBytes(allocated_bytes_) +
+                               " of " + FormatBytes(info_.total_memory) + " in use, asked " +
+                               FormatBytes(bytes));
+  }
+  if (mprotect(address, bytes, PROT_READ | PROT_WRITE) != 0) {
+    return Status::OutOfMemory("mprotect of " + FormatBytes(bytes) + " failed");
+  }
+  allocated_bytes_ += bytes;
+  // Adjacent mappings join, so a block spanning two of them is one range.
+  uintptr_t end = start + bytes;
+  auto reservation = FindContaining(reservations_, address, bytes);
+  if (auto next = allocations_.find(end);
+      next != allocations_.end() && end < reservation->first + reservation->second) {
+    end += next->second;
+    allocations_.erase(next);
+  }
+  auto after = allocations_.lower_bound(start);
+  if (after != allocations_.begin()) {
+    auto before = std::prev(after);
+    if (before->first + before->second == start && before->first >= reservation->first) {
+      start = before->first;
+      allocations_.erase(before);
+    }
+  }
+  allocations_[start] = end - start;
+  return Status::Ok();
+}
+
+Status EmulatedDevice::UnmapMemory(void* address, size_t bytes) {
+  uintptr_t start = reinterpret_cast<uintptr_t>(address);
+  if (bytes == 0 || bytes % kMappingGranularity != 0 || start % kMappingGranularity != 0) {
+    return Status::InvalidArgument("UnmapMemory: address and size must be multiples of the granularity");
+  }
+  {
+    std::lock_guard<std::shared_mutex> lock(memory_mutex_);
+    if (FindContaining(reservations_, address, bytes) == reservations_.end()) {
+      return Status::InvalidArgument("UnmapMemory outside a reserved address range");
+    }
+    auto it = FindContaining(allocations_, address, bytes);
+    if (it == allocations_.end()) return Status::InvalidArgument("UnmapMemory of memory not mapped");
+    uintptr_t range = it->first;
+    size_t range_bytes = it->second;
+    allocations_.erase(it);  // later enqueues touching it now fail
+    if (start > range) allocations_[range] = start - range;
+    if (start + bytes < range + range_bytes) allocations_[start + bytes] = range + range_bytes - start - bytes;
+  }
+  Status synced = SynchronizeAll();  // work enqueued before may still use it
+  madvise(address, bytes, MADV_DONTNEED);
+  mprotect(address, bytes, PROT_NONE);
   std::lock_guard<std::shared_mutex> lock(memory_mutex_);
   allocated_bytes_ -= bytes;
   return synced;

@@ -75,6 +75,16 @@ class EmulatedDevice final : public Device {
   Result<void*> AllocateMemory(size_t bytes) override;
   Status FreeMemory(void* pointer) override;
   Result<uint64_t> FreeMemoryBytes() override;
+  // Virtual memory in host address space: a reservation is PROT_NONE
+  // pages; mapping makes them readable and writable (and device memory for
+  // the range checks, adjacent mappings joining into one range), unmapping
+  // drains the streams, drops the pages and protects them again.
+  uint64_t MappingGranularity() const override { return kMappingGranularity; }
+  Result<void*> ReserveAddressRange(size_t bytes) override;
+  Status FreeAddressRange(void* base) override;
+  Status MapMemory(void* address, size_t bytes) override;
+  Status UnmapMemory(void* address, size_t bytes) override;
+  static constexpr uint64_t kMappingGranularity = 2ull << 20;  // as cuMem on current GPUs
 
   Status RegisterHost(void* pointer, size_t bytes) override;
   Status UnregisterHost(void* pointer) override;
@@ -122,6 +132,7 @@ class EmulatedDevice final : public Device {
   mutable std::shared_mutex memory_mutex_;
   std::map<uintptr_t, size_t> allocations_;  // start -> bytes, live only
   std::map<uintptr_t, size_t> registered_;   // start -> bytes
+  std::map<uintptr_t, size_t> reservations_;  // address ranges: start -> bytes
   uint64_t allocated_bytes_ = 0;
 
   mutable std::shared_mutex handles_mutex_;

@@ -3,6 +3,7 @@
 // when no GPU is present. Every check goes through the Device seam, so the
 // same assertions hold for both.
 #include "alloc/device_allocator.h"
+#include "common/units.h"
 
 #include <gtest/gtest.h>
 
@@ -299,22 +300,87 @@ TEST_F(DeviceAllocatorTest, TrimReturnsSettledSegments) {
 }
 
 TEST_F(DeviceAllocatorTest, ReleaseThresholdBoundsCachedMemory) {
-  DeviceAllocatorOptions options;
-  options.release_threshold_bytes = 0;
-  options.stream_cache_bytes = 1 * kMiB;
-  DeviceAllocator& allocator = Make(options);
+  for (bool virtual_memory : {false, true}) {
+    SCOPED_TRACE(virtual_memory ? "virtual memory" : "segments");
+    DeviceAllocatorOptions options;
+    options.release_threshold_bytes = 0;
+    options.stream_cache_bytes = 1 * kMiB;
+    options.virtual_memory = virtual_memory;
+    DeviceAllocator& allocator = Make(options);
+    Stream s = streams_[0];
+    std::vector<void*> blocks;
+    for (int i = 0; i < 4; ++i) blocks.push_back(*allocator.Allocate(40 * kMiB, s));
+    uint64_t reserved = allocator.GetStats().reserved_bytes;
+    EXPECT_GE(reserved, 160 * kMiB);
+    for (void* p : blocks) ASSERT_TRUE(allocator.Free(p, s).ok());
+    SyncAll();
+    // The next eviction settles the earlier fences and releases what is
+    // free: whole segments, or the arena's free end.
+    void* a = *allocator.Allocate(2 * kMiB, s);
+    ASSERT_TRUE(allocator.Free(a, s).ok());
+    void* b = *allocator.Allocate(3 * kMiB, s);
+    ASSERT_TRUE(allocator.Free(b, s).ok());
+    EXPECT_LT(allocator.GetStats().reserved_bytes, 80 * kMiB);
+    if (!virtual_memory || device_->MappingGranularity() == 0) {
+      EXPECT_GT(allocator.GetStats().segments_released, 0u);
+    }
+  }
+}
+
+// Large blocks share one growable range when the device maps virtual
+// memory: four 40 MiB blocks live in one segment, back to back, and the
+// reservation grows by whole granules only.
+TEST_F(DeviceAllocatorTest, VirtualMemoryArenaGrowsContiguously) {
+  uint64_t granularity = device_->MappingGranularity();
+  if (granularity == 0) GTEST_SKIP() << "the device maps no virtual memory";
+  DeviceAllocator& allocator = Make();
   Stream s = streams_[0];
-  std::vector<void*> blocks;
-  for (int i = 0; i < 4; ++i) blocks.push_back(*allocator.Allocate(40 * kMiB, s));  // a segment each
-  for (void* p : blocks) ASSERT_TRUE(allocator.Free(p, s).ok());
+  std::vector<char*> blocks;
+  for (int i = 0; i < 4; ++i) blocks.push_back(static_cast<char*>(*allocator.Allocate(40 * kMiB, s)));
+  for (int i = 1; i < 4; ++i) EXPECT_EQ(blocks[i], blocks[i - 1] + 40 * kMiB);
+  DeviceAllocatorStats stats = allocator.GetStats();
+  EXPECT_EQ(stats.segments, 1u);
+  EXPECT_EQ(stats.reserved_bytes, AlignUp(160 * kMiB, granularity));
+  // Every byte is device memory: a copy across the growth boundaries works.
+  std::vector<char> host(160 * kMiB, 'x');
+  ASSERT_TRUE(device_->CopyAsync(blocks[0], host.data(), host.size(), CopyKind::kHostToDevice, s).ok());
+  // A freed block and the free tail merge, so a bigger request maps only what it lacks.
+  ASSERT_TRUE(allocator.Free(blocks[3], s).ok());
+  char* big = static_cast<char*>(*allocator.Allocate(50 * kMiB, s));
+  EXPECT_EQ(big, blocks[3]);
+  EXPECT_EQ(allocator.GetStats().reserved_bytes, AlignUp(170 * kMiB, granularity));
+  ASSERT_TRUE(allocator.Free(big, s).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(allocator.Free(blocks[i], s).ok());
+  allocator.Trim(0);  // into the pool behind a fence
   SyncAll();
-  // The next eviction settles the earlier fences and releases what is free.
-  void* a = *allocator.Allocate(2 * kMiB, s);
-  ASSERT_TRUE(allocator.Free(a, s).ok());
-  void* b = *allocator.Allocate(3 * kMiB, s);
-  ASSERT_TRUE(allocator.Free(b, s).ok());
-  EXPECT_LT(allocator.GetStats().reserved_bytes, 160 * kMiB);
-  EXPECT_GT(allocator.GetStats().segments_released, 0u);
+  allocator.Trim(0);  // the fence has completed: the whole range unmaps
+  EXPECT_EQ(allocator.GetStats().reserved_bytes, 0u);
+  EXPECT_EQ(allocator.GetStats().segments, 0u);
+}
+
+// Fragmentation at peak (1 - peak requested / peak reserved) on the
+// generated inference trace. cudaMallocAsync measured 0.0919 on seed 1 on an
+// H100, and the segmented pool 0.105 (emulated) to 0.182 (H100); seeds 3, 5
+// and 6 reached 0.17-0.23 with segments. With one growable range the waste
+// is the holes the KV reallocations leave plus under one granule at the
+// end, 0.06-0.07 on these seeds: seed 1 must beat cudaMallocAsync's figure
+// and no seed may pass 0.10. (Seeds whose peak exceeds the 2 GiB test
+// device are left out.)
+TEST_F(DeviceAllocatorTest, InferenceTraceFragmentationAtPeakIsBounded) {
+  if (device_->MappingGranularity() == 0) GTEST_SKIP() << "the device maps no virtual memory";
+  for (uint32_t seed : {1u, 3u, 5u, 6u}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    InferenceTraceOptions shape;
+    shape.seed = seed;
+    std::vector<TraceEvent> trace = MakeInferenceTrace(shape);
+    DeviceAllocator& allocator = Make();
+    Result<ReplayResult> replay = ReplayTrace(allocator, trace, {streams_[0], streams_[1]});
+    ASSERT_TRUE(replay.ok()) << replay.status().ToString();
+    EXPECT_EQ(replay->failures, 0u);
+    EXPECT_GT(replay->peak_reserved_bytes, replay->peak_requested_bytes);
+    EXPECT_LT(replay->fragmentation_at_peak, seed == 1 ? 0.0919 : 0.10)
+        << replay->peak_reserved_bytes << " reserved for " << replay->peak_requested_bytes;
+  }
 }
 
 TEST_F(DeviceAllocatorTest, SnapshotIsWellFormedAndMatchesStats) {
