@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The GPU machine's measuring session in one command, from a pack made by
+# tools/pack_device.sh (that machine has no build dependencies):
+#   bench/gpu_suite.sh <pack> <output dir> [steps]
+# steps (default "tests alloc runtime bench-tool fio"):
+#   tests       every test binary against the real device (tools/device_check.sh)
+#   alloc       alloc_bench: pool vs cudaMalloc vs cudaMallocAsync, trace replay
+#   runtime     runtime_bench: resident acquire/release, weight streaming vs
+#               the pinned double buffer and the copy peak, half-resident step
+#   bench-tool  tiercache-bench on its default workload
+#   fio         bench/fio_compare.sh on the machine's local disk
+# Logs and JSON land in <output dir> (few files: the directory is packed).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+pack=$(cd "$1" && pwd)
+out=$2
+steps=${3:-tests alloc runtime bench-tool fio}
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$pack/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PATH="$pack/bin:$PATH"
+work=$(mktemp -d)
+
+for step in $steps; do
+  echo "=== $step"
+  case "$step" in
+    tests)
+      "$here/../tools/device_check.sh" "$pack" "$out" tests | tail -n 40 ;;
+    alloc)
+      TIERCACHE_DEVICE=cuda timeout 300 alloc_bench --benchmark_out="$work/alloc_bench.json" \
+        --benchmark_out_format=json >"$work/alloc_bench.txt" 2>&1
+      grep -A12 '^summary' "$work/alloc_bench.txt" ;;
+    runtime)
+      TIERCACHE_DEVICE=cuda timeout 400 runtime_bench --benchmark_counters_tabular=true \
+        --benchmark_out="$work/runtime_bench.json" --benchmark_out_format=json \
+        >"$work/runtime_bench.txt" 2>&1
+      echo "rc=$?"; tail -n 25 "$work/runtime_bench.txt" ;;
+    bench-tool)
+      (cd "$work" && timeout 120 tiercache-bench --json="$work/tiercache-bench.json" \
+        >"$work/tiercache-bench.txt" 2>&1; echo "rc=$?")
+      cat "$work/tiercache-bench.txt" ;;
+    fio)
+      mkdir -p "$work/build/bench" && ln -sf "$pack/bin/tier_bench" "$work/build/bench/tier_bench"
+      timeout 300 "$here/fio_compare.sh" --build "$work/build" --file "$work/fio.dat" \
+        --size $((1024 * 1024 * 1024)) --bs "1048576 16777216" --qd 32 --runtime 3 --repeat 3 \
+        >"$work/fio_compare.txt" 2>&1
+      echo "rc=$?"; tail -n 12 "$work/fio_compare.txt"; rm -f "$work/fio.dat" ;;
+    *) echo "unknown step $step" ;;
+  esac
+done
+tar -czf "$out/bench.tgz" -C "$work" --exclude='build' .
