@@ -210,12 +210,16 @@ double BaselineStep(Stack& s, int steps) {
 void BM_AcquireReleaseResident(benchmark::State& state) {
   RuntimeConfig config;
   config.dram_bytes = 64 * kMiB;
+  config.chunk_bytes = 1 * kMiB;  // a small staging ring: this is about the hot path
+  config.staging_buffers = 2;
   auto runtime = Runtime::Create(config);
   if (!runtime.ok()) return state.SkipWithError(runtime.status().ToString().c_str());
   BlockCache& cache = (*runtime)->cache();
   std::vector<unsigned char> bytes(64 * kKiB, 7);
-  BlockId id = cache.RegisterFromBuffer("hot", bytes.data(), bytes.size(),
-                                        (*runtime)->tier("dram")).value();
+  Result<BlockId> registered =
+      cache.RegisterFromBuffer("hot", bytes.data(), bytes.size(), (*runtime)->tier("dram"));
+  if (!registered.ok()) return state.SkipWithError(registered.status().ToString().c_str());
+  const BlockId id = *registered;
   Stream stream = (*runtime)->device().CreateStream().value();
   (void)cache.Acquire(id, stream);
   (void)cache.Release(id, stream);
@@ -223,7 +227,10 @@ void BM_AcquireReleaseResident(benchmark::State& state) {
   for (auto _ : state) {
     Result<void*> ptr = cache.Acquire(id, stream);
     benchmark::DoNotOptimize(ptr);
-    (void)cache.Release(id, stream);
+    Status released = cache.Release(id, stream);
+    if (!ptr.ok() || !released.ok()) {
+      return state.SkipWithError((ptr.ok() ? released : ptr.status()).ToString().c_str());
+    }
   }
   (void)cache.Drain();
   (void)(*runtime)->device().DestroyStream(stream);
