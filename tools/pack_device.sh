@@ -23,8 +23,11 @@ for b in "${binaries[@]}"; do
   echo "$b" >>"$pack/binaries.txt"   # where tests that run other binaries look for them
 done
 for lib in $(find "$build" -name 'libtiercache*.so*' 2>/dev/null); do cp -P "$lib" "$pack/lib/"; done
-# fio, the NVMe peer that bench/fio_compare.sh runs beside the tier.
-if command -v fio >/dev/null; then cp "$(command -v fio)" "$pack/bin/"; fi
+# fio (the NVMe peer) only with TIERCACHE_PACK_FIO=1: its storage plugins pull
+# in about 75 MB of libraries.
+if [ "${TIERCACHE_PACK_FIO:-0}" = 1 ] && command -v fio >/dev/null; then
+  cp "$(command -v fio)" "$pack/bin/"
+fi
 
 # Shared libraries: everything ldd resolves except glibc's own and the driver.
 skip='/(libc|libm|libdl|librt|libpthread|ld-linux-x86-64|libcuda|libnvidia-[a-z-]*)\.so'
