@@ -328,6 +328,12 @@ void BlockPool::Return(Stream stream, const std::vector<Block*>& blocks) {
     block->state.store(BlockState::kFree, std::memory_order_release);
     Coalesce(block);  // neighbours not yet returned are still kCached: untouched
   }
+  // A destroyed stream was drained when it was destroyed, and recording on
+  // it is undefined on a real GPU (the driver faults): settle at once.
+  if (!device_.IsStreamLive(stream)) {
+    Settle(stream, fence_id);
+    return;
+  }
   Event event = AcquireEvent();
   Status recorded = event != nullptr ? device_.RecordEvent(event, stream)
                                      : Status::Unavailable("no event for the fence");

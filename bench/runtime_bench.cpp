@@ -71,7 +71,9 @@ Stack MakeStack(uint64_t gpu_cache_blocks, const char* policy, benchmark::State&
   RuntimeConfig config;
   config.chunk_bytes = std::min<uint64_t>(64 * kMiB, AlignUp(s.block_bytes, kMiB));
   config.staging_buffers = 2;
-  config.dram_bytes = count * AlignUp(s.block_bytes, 4096) + 2 * config.chunk_bytes + 64 * kMiB;
+  // The stack, the baseline's own copy of it and the peak probe's block.
+  config.dram_bytes =
+      (2 * count + 1) * AlignUp(s.block_bytes, 4096) + 2 * config.chunk_bytes + 64 * kMiB;
   config.gpu_cache_bytes = gpu_cache_blocks * s.block_bytes;
   config.gpu_policy = policy;
   config.prefetch_lookahead = 1;
@@ -135,10 +137,26 @@ Status CacheStep(Stack& s, bool hint_reuse) {
 double MeasurePeak(Stack& s) {
   Device& d = s.runtime->device();
   Tier* dram = s.runtime->tier("dram");
-  Extent extent = dram->Allocate(s.block_bytes).value();
+  Result<Extent> home = dram->Allocate(s.block_bytes);
+  Result<Stream> made = d.CreateStream();
+  if (!home.ok() || !made.ok()) {
+    std::fprintf(stderr, "runtime_bench: peak probe: %s\n",
+                 (home.ok() ? made.status() : home.status()).ToString().c_str());
+    if (home.ok()) (void)dram->Free(*home);
+    return 0;
+  }
+  const Extent extent = *home;
   const void* host = dram->HostAddress(extent);
-  Stream stream = d.CreateStream().value();
-  void* dst = s.runtime->allocator().Allocate(s.block_bytes, stream).value();
+  Stream stream = *made;
+  Result<void*> device_block = s.runtime->allocator().Allocate(s.block_bytes, stream);
+  if (!device_block.ok()) {
+    std::fprintf(stderr, "runtime_bench: peak probe: %s\n",
+                 device_block.status().ToString().c_str());
+    (void)d.DestroyStream(stream);
+    (void)dram->Free(extent);
+    return 0;
+  }
+  void* dst = *device_block;
   const uint64_t chunk = s.runtime->config().chunk_bytes;
   double best = 0;
   for (int rep = 0; rep < 3; ++rep) {
@@ -175,8 +193,18 @@ double BaselineStep(Stack& s, int steps) {
     homes.push_back(*e);
   }
   Stream copy = d.CreateStream().value();
-  void* buffers[2] = {s.runtime->allocator().Allocate(s.block_bytes, copy).value(),
-                      s.runtime->allocator().Allocate(s.block_bytes, copy).value()};
+  Result<void*> first = s.runtime->allocator().Allocate(s.block_bytes, copy);
+  Result<void*> second = s.runtime->allocator().Allocate(s.block_bytes, copy);
+  if (!first.ok() || !second.ok()) {
+    std::fprintf(stderr, "runtime_bench: baseline buffers: %s\n",
+                 (first.ok() ? second.status() : first.status()).ToString().c_str());
+    if (first.ok()) (void)s.runtime->allocator().Free(*first, copy);
+    if (second.ok()) (void)s.runtime->allocator().Free(*second, copy);
+    (void)d.DestroyStream(copy);
+    for (const Extent& e : homes) (void)dram->Free(e);
+    return 0;
+  }
+  void* buffers[2] = {*first, *second};
   Event copied[2] = {d.CreateEvent().value(), d.CreateEvent().value()};
   Event freed[2] = {d.CreateEvent().value(), d.CreateEvent().value()};
   double total = 0;
@@ -254,6 +282,10 @@ void BM_WeightStreaming(benchmark::State& state) {
     }
     cached = Seconds(std::chrono::steady_clock::now() - start) / steps;
     state.SetIterationTime(cached);
+  }
+  if (peak == 0 || baseline == 0) {
+    Teardown(s);
+    return state.SkipWithError("the peak probe or the baseline could not run (see stderr)");
   }
   state.counters["peak_GBps"] = peak / 1e9;
   state.counters["baseline_GBps"] = bytes / baseline / 1e9;
