@@ -1,8 +1,13 @@
 #include "alloc/cuda_device.h"
 
+#include <cuda.h>  // types only: every driver call goes through alloc/cuda_driver.h
 #include <cuda_runtime_api.h>
 
 #include <string>
+#include <type_traits>
+
+#include "alloc/cuda_driver.h"
+#include "common/log.h"
 
 namespace tiercache {
 namespace {
@@ -44,6 +49,21 @@ cudaMemcpyKind ToCuda(CopyKind kind) {
   return cudaMemcpyDefault;
 }
 
+// The header keeps <cuda.h> out, so it spells these driver types itself.
+static_assert(std::is_same_v<CUmemGenericAllocationHandle, unsigned long long>);
+static_assert(std::is_same_v<CUdevice, int>);
+static_assert(sizeof(CUdeviceptr) == sizeof(uintptr_t));
+
+// Pinned (non-migratable) device memory on `device`, the only kind the
+// arena maps.
+CUmemAllocationProp PinnedOnDevice(int device) {
+  CUmemAllocationProp prop{};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = device;
+  return prop;
+}
+
 cudaStream_t AsCudaStream(Stream stream) { return static_cast<cudaStream_t>(stream); }
 cudaEvent_t AsCudaEvent(Event event) { return static_cast<cudaEvent_t>(event); }
 
@@ -78,7 +98,10 @@ Result<std::shared_ptr<Device>> OpenCudaDevice(int ordinal) {
   info.name = properties.name;
   info.pci_bus_id = bus_id;
   info.total_memory = properties.totalGlobalMem;
-  return std::shared_ptr<Device>(new CudaDevice(std::move(info)));
+  auto* device = new CudaDevice(std::move(info));
+  std::shared_ptr<Device> shared(device);
+  device->InitVirtualMemory();
+  return shared;
 }
 
 Status CudaDevice::UseDevice() const {
@@ -225,6 +248,187 @@ Status CudaDevice::EventSynchronize(Event event) {
 Status CudaDevice::StreamSynchronize(Stream stream) {
   if (stream == nullptr) TC_RETURN_IF_ERROR(UseDevice());
   return FromCuda(cudaStreamSynchronize(AsCudaStream(stream)), "cudaStreamSynchronize");
+}
+
+}  // namespace tiercache
+
+// ---- virtual memory -------------------------------------------------------------
+// The driver's cuMem calls, through the runtime's entry points. Each granule
+// is its own physical allocation so the pool can unmap any run of granules
+// (the arena's tail) without touching its neighbours.
+
+namespace tiercache {
+
+void CudaDevice::InitVirtualMemory() {
+  auto without = [this](const std::string& why) {
+    TC_LOG_WARN("CUDA device %d maps no virtual memory (%s); large blocks use separate segments",
+                info_.ordinal, why.c_str());
+  };
+  Result<const CudaDriver*> loaded = LoadCudaDriver();
+  if (!loaded.ok()) return without(loaded.status().message());
+  const CudaDriver& driver = **loaded;
+  if (Status status = UseDevice(); !status.ok()) return without(status.message());
+  CUdevice device = 0;
+  if (Status status = CudaDriverStatus(driver, driver.device_get(&device, info_.ordinal), "cuDeviceGet");
+      !status.ok()) {
+    return without(status.message());
+  }
+  int supported = 0;
+  Status status = CudaDriverStatus(
+      driver,
+      driver.device_get_attribute(&supported, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, device),
+      "cuDeviceGetAttribute(VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED)");
+  if (!status.ok()) return without(status.message());
+  if (supported == 0) return without("the device reports no virtual memory management support");
+  CUmemAllocationProp prop = PinnedOnDevice(device);
+  size_t granularity = 0;
+  status = CudaDriverStatus(
+      driver, driver.mem_get_allocation_granularity(&granularity, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM),
+      "cuMemGetAllocationGranularity");
+  if (!status.ok()) return without(status.message());
+  if (granularity == 0) return without("cuMemGetAllocationGranularity gave 0");
+  driver_ = &driver;
+  cu_device_ = device;
+  granularity_ = granularity;
+}
+
+Status CudaDevice::CheckMappingRange(uintptr_t address, size_t bytes) const {
+  if (granularity_ == 0) return Status::Unavailable("this CUDA device maps no virtual memory");
+  if (bytes == 0 || bytes % granularity_ != 0 || address % granularity_ != 0) {
+    return Status::InvalidArgument("address and size must be positive multiples of the granularity (" +
+                                   std::to_string(granularity_) + " bytes)");
+  }
+  auto after = reservations_.upper_bound(address);
+  if (after == reservations_.begin()) return Status::InvalidArgument("outside a reserved address range");
+  auto range = std::prev(after);
+  if (address - range->first > range->second || bytes > range->second - (address - range->first)) {
+    return Status::InvalidArgument("outside a reserved address range");
+  }
+  return Status::Ok();
+}
+
+Status CudaDevice::UnmapGranules(const std::map<uintptr_t, unsigned long long>& granules) {
+  Status first = Status::Ok();
+  for (const auto& [address, handle] : granules) {
+    Status unmapped = CudaDriverStatus(*driver_, driver_->mem_unmap(address, granularity_), "cuMemUnmap");
+    // A granule still mapped keeps its handle: releasing it would not free it.
+    Status released = unmapped.ok() ? CudaDriverStatus(*driver_, driver_->mem_release(handle), "cuMemRelease")
+                                    : Status::Ok();
+    if (first.ok()) first = unmapped.ok() ? released : unmapped;
+  }
+  return first;
+}
+
+Result<void*> CudaDevice::ReserveAddressRange(size_t bytes) {
+  if (granularity_ == 0) return Status::Unavailable("this CUDA device maps no virtual memory");
+  if (bytes == 0 || bytes % granularity_ != 0) {
+    return Status::InvalidArgument("ReserveAddressRange of " + std::to_string(bytes) +
+                                   " bytes: need a positive multiple of the granularity");
+  }
+  TC_RETURN_IF_ERROR(UseDevice());
+  CUdeviceptr base = 0;
+  TC_RETURN_IF_ERROR(CudaDriverStatus(*driver_, driver_->mem_address_reserve(&base, bytes, granularity_, 0, 0),
+                                      "cuMemAddressReserve"));
+  std::lock_guard<std::mutex> lock(vm_mutex_);
+  reservations_[static_cast<uintptr_t>(base)] = bytes;
+  return reinterpret_cast<void*>(static_cast<uintptr_t>(base));
+}
+
+Status CudaDevice::FreeAddressRange(void* base) {
+  if (granularity_ == 0) return Status::Unavailable("this CUDA device maps no virtual memory");
+  uintptr_t start = reinterpret_cast<uintptr_t>(base);
+  size_t bytes = 0;
+  std::map<uintptr_t, unsigned long long> granules;
+  {
+    std::lock_guard<std::mutex> lock(vm_mutex_);
+    auto range = reservations_.find(start);
+    if (range == reservations_.end()) return Status::InvalidArgument("FreeAddressRange of an unreserved address");
+    bytes = range->second;
+    auto first = mapped_.lower_bound(start), last = mapped_.lower_bound(start + bytes);
+    granules.insert(first, last);
+    mapped_.erase(first, last);
+    reservations_.erase(range);
+  }
+  Status status = Status::Ok();
+  if (!granules.empty()) {
+    // Work enqueued before may still use the mapped memory, as with cudaFree.
+    status = UseDevice();
+    if (status.ok()) status = FromCuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    if (status.ok()) status = UnmapGranules(granules);
+  }
+  if (status.ok()) {
+    status = CudaDriverStatus(*driver_, driver_->mem_address_free(start, bytes), "cuMemAddressFree");
+  }
+  if (!status.ok()) {  // nothing forgotten: the caller may try again
+    std::lock_guard<std::mutex> lock(vm_mutex_);
+    reservations_[start] = bytes;
+    mapped_.insert(granules.begin(), granules.end());
+  }
+  return status;
+}
+
+Status CudaDevice::MapMemory(void* address, size_t bytes) {
+  uintptr_t start = reinterpret_cast<uintptr_t>(address);
+  // Held throughout so two callers cannot map the same granule.
+  std::lock_guard<std::mutex> lock(vm_mutex_);
+  TC_RETURN_IF_ERROR(CheckMappingRange(start, bytes));
+  if (auto it = mapped_.lower_bound(start); it != mapped_.end() && it->first < start + bytes) {
+    return Status::InvalidArgument("MapMemory over mapped memory");
+  }
+  TC_RETURN_IF_ERROR(UseDevice());
+  const CudaDriver& driver = *driver_;
+  CUmemAllocationProp prop = PinnedOnDevice(cu_device_);
+  std::map<uintptr_t, unsigned long long> granules;
+  Status status = Status::Ok();
+  for (uintptr_t granule = start; granule < start + bytes; granule += granularity_) {
+    CUmemGenericAllocationHandle handle = 0;
+    status = CudaDriverStatus(driver, driver.mem_create(&handle, granularity_, &prop, 0), "cuMemCreate");
+    if (!status.ok()) break;
+    status = CudaDriverStatus(driver, driver.mem_map(granule, granularity_, 0, handle, 0), "cuMemMap");
+    if (!status.ok()) {
+      (void)driver.mem_release(handle);
+      break;
+    }
+    granules[granule] = handle;
+  }
+  if (status.ok()) {
+    CUmemAccessDesc access{};
+    access.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    access.location.id = cu_device_;
+    access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    status = CudaDriverStatus(driver, driver.mem_set_access(start, bytes, &access, 1), "cuMemSetAccess");
+  }
+  if (!status.ok()) {
+    // No work can have touched memory never handed out, so no wait is needed.
+    (void)UnmapGranules(granules);
+    return status;
+  }
+  mapped_.insert(granules.begin(), granules.end());
+  return Status::Ok();
+}
+
+Status CudaDevice::UnmapMemory(void* address, size_t bytes) {
+  uintptr_t start = reinterpret_cast<uintptr_t>(address);
+  std::map<uintptr_t, unsigned long long> granules;
+  {
+    std::lock_guard<std::mutex> lock(vm_mutex_);
+    TC_RETURN_IF_ERROR(CheckMappingRange(start, bytes));
+    for (uintptr_t granule = start; granule < start + bytes; granule += granularity_) {
+      if (mapped_.count(granule) == 0) return Status::InvalidArgument("UnmapMemory of memory not mapped");
+    }
+    auto first = mapped_.lower_bound(start), last = mapped_.lower_bound(start + bytes);
+    granules.insert(first, last);
+    mapped_.erase(first, last);  // a concurrent unmap of the same range now fails
+  }
+  // Work enqueued before may still use the range: wait, as cudaFree does.
+  Status status = UseDevice();
+  if (status.ok()) status = FromCuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  if (!status.ok()) {  // still mapped and still ours
+    std::lock_guard<std::mutex> lock(vm_mutex_);
+    mapped_.insert(granules.begin(), granules.end());
+    return status;
+  }
+  return UnmapGranules(granules);
 }
 
 }  // namespace tiercache

@@ -10,19 +10,35 @@
 // kUnavailable. This header is built only with TIERCACHE_WITH_CUDA; it links
 // the shared cudart and never libcuda, so it loads where no driver exists.
 //
+// Virtual memory uses the driver's cuMem calls, reached through the runtime's
+// driver entry points (alloc/cuda_driver.h): ReserveAddressRange is
+// cuMemAddressReserve; MapMemory backs each granule with its own
+// cuMemCreate'd physical allocation (so any run of granules can be unmapped
+// on its own), maps it and grants this device read/write access; UnmapMemory
+// waits for the device's work (as cudaFree does), then unmaps and releases
+// each granule. MappingGranularity() is the driver's minimum granularity
+// for pinned memory on this device, found once at open, or 0 (and every
+// virtual-memory call kUnavailable) when a driver symbol is missing or the
+// device reports no virtual memory management support.
+//
 // Thread safety: every method may be called from any thread; calls that
 // depend on the current device set it first (cudaSetDevice is per thread).
 #ifndef TIERCACHE_ALLOC_CUDA_DEVICE_H_
 #define TIERCACHE_ALLOC_CUDA_DEVICE_H_
 
 #include <atomic>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_set>
 
 #include "alloc/device.h"
 
 namespace tiercache {
+
+struct CudaDriver;
 
 // The number of CUDA devices, or kUnavailable with the runtime's reason
 // (no driver, no device) when cudaGetDeviceCount fails or finds none.
@@ -40,6 +56,12 @@ class CudaDevice final : public Device {
   Result<void*> AllocateMemory(size_t bytes) override;
   Status FreeMemory(void* pointer) override;
   Result<uint64_t> FreeMemoryBytes() override;
+
+  uint64_t MappingGranularity() const override { return granularity_; }
+  Result<void*> ReserveAddressRange(size_t bytes) override;
+  Status FreeAddressRange(void* base) override;
+  Status MapMemory(void* address, size_t bytes) override;
+  Status UnmapMemory(void* address, size_t bytes) override;
 
   Status RegisterHost(void* pointer, size_t bytes) override;
   Status UnregisterHost(void* pointer) override;
@@ -67,8 +89,23 @@ class CudaDevice final : public Device {
   friend Result<std::shared_ptr<Device>> OpenCudaDevice(int ordinal);
   explicit CudaDevice(DeviceInfo info) : info_(std::move(info)) {}
   Status UseDevice() const;
+  // Sets driver_, cu_device_ and granularity_ when the device maps virtual
+  // memory; otherwise leaves granularity_ 0 and logs why.
+  void InitVirtualMemory();
+  // kUnavailable without virtual memory; kInvalidArgument unless `address`
+  // and `bytes` are granule multiples inside one reserved range.
+  Status CheckMappingRange(uintptr_t address, size_t bytes) const;
+  // Unmaps and releases granules already taken out of mapped_; returns the
+  // first error but tries every granule.
+  Status UnmapGranules(const std::map<uintptr_t, unsigned long long>& granules);
 
   DeviceInfo info_;
+  const CudaDriver* driver_ = nullptr;
+  int cu_device_ = 0;         // CUdevice
+  uint64_t granularity_ = 0;  // fixed after InitVirtualMemory
+  mutable std::mutex vm_mutex_;
+  std::map<uintptr_t, size_t> reservations_;          // base -> bytes
+  std::map<uintptr_t, unsigned long long> mapped_;    // granule -> its CUmemGenericAllocationHandle
   mutable std::mutex streams_mutex_;
   std::unordered_set<Stream> streams_;    // created here and live
   std::unordered_set<Stream> destroyed_;  // destroyed here, handle not reissued
