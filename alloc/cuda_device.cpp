@@ -307,14 +307,18 @@ Status CudaDevice::CheckMappingRange(uintptr_t address, size_t bytes) const {
   return Status::Ok();
 }
 
-Status CudaDevice::UnmapGranules(const std::map<uintptr_t, unsigned long long>& granules) {
+Status CudaDevice::UnmapGranules(std::map<uintptr_t, unsigned long long>* granules) {
   Status first = Status::Ok();
-  for (const auto& [address, handle] : granules) {
-    Status unmapped = CudaDriverStatus(*driver_, driver_->mem_unmap(address, granularity_), "cuMemUnmap");
+  for (auto it = granules->begin(); it != granules->end();) {
+    Status status = CudaDriverStatus(*driver_, driver_->mem_unmap(it->first, granularity_), "cuMemUnmap");
     // A granule still mapped keeps its handle: releasing it would not free it.
-    Status released = unmapped.ok() ? CudaDriverStatus(*driver_, driver_->mem_release(handle), "cuMemRelease")
-                                    : Status::Ok();
-    if (first.ok()) first = unmapped.ok() ? released : unmapped;
+    if (status.ok()) status = CudaDriverStatus(*driver_, driver_->mem_release(it->second), "cuMemRelease");
+    if (status.ok()) {
+      it = granules->erase(it);
+    } else {
+      if (first.ok()) first = status;
+      ++it;
+    }
   }
   return first;
 }
@@ -354,12 +358,12 @@ Status CudaDevice::FreeAddressRange(void* base) {
     // Work enqueued before may still use the mapped memory, as with cudaFree.
     status = UseDevice();
     if (status.ok()) status = FromCuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-    if (status.ok()) status = UnmapGranules(granules);
+    if (status.ok()) status = UnmapGranules(&granules);
   }
   if (status.ok()) {
     status = CudaDriverStatus(*driver_, driver_->mem_address_free(start, bytes), "cuMemAddressFree");
   }
-  if (!status.ok()) {  // nothing forgotten: the caller may try again
+  if (!status.ok()) {  // what is left stays known, so the caller may try again
     std::lock_guard<std::mutex> lock(vm_mutex_);
     reservations_[start] = bytes;
     mapped_.insert(granules.begin(), granules.end());
@@ -400,7 +404,8 @@ Status CudaDevice::MapMemory(void* address, size_t bytes) {
   }
   if (!status.ok()) {
     // No work can have touched memory never handed out, so no wait is needed.
-    (void)UnmapGranules(granules);
+    (void)UnmapGranules(&granules);
+    mapped_.insert(granules.begin(), granules.end());  // any left: FreeAddressRange retries them
     return status;
   }
   mapped_.insert(granules.begin(), granules.end());
@@ -428,7 +433,12 @@ Status CudaDevice::UnmapMemory(void* address, size_t bytes) {
     mapped_.insert(granules.begin(), granules.end());
     return status;
   }
-  return UnmapGranules(granules);
+  status = UnmapGranules(&granules);
+  if (!granules.empty()) {  // those the driver refused to unmap are still mapped
+    std::lock_guard<std::mutex> lock(vm_mutex_);
+    mapped_.insert(granules.begin(), granules.end());
+  }
+  return status;
 }
 
 }  // namespace tiercache

@@ -95,9 +95,9 @@ class CudaDevice final : public Device {
   // kUnavailable without virtual memory; kInvalidArgument unless `address`
   // and `bytes` are granule multiples inside one reserved range.
   Status CheckMappingRange(uintptr_t address, size_t bytes) const;
-  // Unmaps and releases granules already taken out of mapped_; returns the
-  // first error but tries every granule.
-  Status UnmapGranules(const std::map<uintptr_t, unsigned long long>& granules);
+  // Unmaps and releases granules already taken out of mapped_, erasing each
+  // one done; returns the first error but tries every granule.
+  Status UnmapGranules(std::map<uintptr_t, unsigned long long>* granules);
 
   DeviceInfo info_;
   const CudaDriver* driver_ = nullptr;
