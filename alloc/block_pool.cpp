@@ -320,17 +320,42 @@ Event BlockPool::AcquireEvent() {
 void BlockPool::Return(Stream stream, const std::vector<Block*>& blocks) {
   if (blocks.empty()) return;
   std::lock_guard<std::mutex> lock(mutex_);
-  uint64_t fence_id = next_fence_++;
+  // A block's last use precedes its Free, so the first fence recorded on its
+  // stream after the free covers it. Blocks that waited in a stream cache
+  // often have one already, completed: they settle now instead of waiting
+  // for a fence recorded now, whose completion the next poll may or may not
+  // see (and which coalescing would spread over their settled neighbours).
+  StreamFences& fences = fences_[stream];
+  PollStreamLocked(stream, fences);
+  bool live = device_.IsStreamLive(stream);
+  uint64_t fence_id = 0;  // the fence recorded now, if a block needs one
   for (Block* block : blocks) {
-    block->settled = false;
-    block->fence = fence_id;
+    uint64_t freed_at = block->freed_at.load(std::memory_order_relaxed);
+    uint64_t cover = 0;
+    if (freed_at != 0 && fences.completed >= freed_at) {
+      cover = UINT64_MAX;  // settled
+    } else if (freed_at != 0) {
+      for (const Fence& fence : fences.pending) {
+        if (fence.id >= freed_at) {
+          cover = fence.id;
+          break;
+        }
+      }
+    }
+    if (cover == 0) {
+      if (fence_id == 0) fence_id = next_fence_.fetch_add(1, std::memory_order_seq_cst);
+      cover = fence_id;
+    }
+    block->settled = cover == UINT64_MAX;
+    block->fence = block->settled ? 0 : cover;
     block->stream.store(stream, std::memory_order_relaxed);
     block->state.store(BlockState::kFree, std::memory_order_release);
     Coalesce(block);  // neighbours not yet returned are still kCached: untouched
   }
+  if (fence_id == 0) return;
   // A destroyed stream was drained when it was destroyed, and recording on
   // it is undefined on a real GPU (the driver faults): settle at once.
-  if (!device_.IsStreamLive(stream)) {
+  if (!live) {
     Settle(stream, fence_id);
     return;
   }
@@ -338,16 +363,13 @@ void BlockPool::Return(Stream stream, const std::vector<Block*>& blocks) {
   Status recorded = event != nullptr ? device_.RecordEvent(event, stream)
                                      : Status::Unavailable("no event for the fence");
   if (recorded.ok()) {
-    fences_[stream].pending.push_back(Fence{fence_id, event});
+    fences.pending.push_back(Fence{fence_id, event});
     ++counters_.pending_fences;
     return;
   }
   if (event != nullptr) spare_events_.push_back(event);
-  // No fence could be recorded. A destroyed stream was drained when it was
-  // destroyed; otherwise wait for the stream itself (rare: a device error).
-  if (!device_.IsStreamLive(stream) || device_.StreamSynchronize(stream).ok()) {
-    Settle(stream, fence_id);
-  }
+  // No fence could be recorded: wait for the stream itself (rare: a device error).
+  if (device_.StreamSynchronize(stream).ok()) Settle(stream, fence_id);
   // Else the blocks stay owned by `stream`: only it may reuse them.
 }
 
@@ -358,17 +380,22 @@ size_t BlockPool::Poll() {
 
 size_t BlockPool::PollLocked() {
   size_t completed = 0;
-  for (auto& [stream, fences] : fences_) {
-    while (!fences.pending.empty()) {
-      Fence fence = fences.pending.front();
-      Result<bool> done = device_.EventQuery(fence.event);
-      if (!done.ok() || !*done) break;
-      fences.pending.pop_front();
-      --counters_.pending_fences;
-      spare_events_.push_back(fence.event);
-      Settle(stream, fence.id);
-      ++completed;
-    }
+  for (auto& [stream, fences] : fences_) completed += PollStreamLocked(stream, fences);
+  return completed;
+}
+
+size_t BlockPool::PollStreamLocked(Stream stream, StreamFences& fences) {
+  size_t completed = 0;
+  while (!fences.pending.empty()) {
+    Fence fence = fences.pending.front();
+    Result<bool> done = device_.EventQuery(fence.event);
+    if (!done.ok() || !*done) break;
+    fences.pending.pop_front();
+    fences.completed = fence.id;
+    --counters_.pending_fences;
+    spare_events_.push_back(fence.event);
+    Settle(stream, fence.id);
+    ++completed;
   }
   return completed;
 }
@@ -380,6 +407,7 @@ void BlockPool::WaitForFences() {
       Fence fence = fences.pending.front();
       (void)device_.EventSynchronize(fence.event);
       fences.pending.pop_front();
+      fences.completed = fence.id;
       --counters_.pending_fences;
       spare_events_.push_back(fence.event);
       Settle(stream, fence.id);

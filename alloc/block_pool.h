@@ -73,6 +73,9 @@ struct alignas(64) Block {  // a cache line each: threads on different streams n
   std::atomic<Stream> stream{nullptr};   // allocated: handed to; cached/free: freed on
   std::atomic<uint64_t> requested{0};    // bytes the caller asked for, while allocated
   std::atomic<uint64_t> trace_id{0};
+  // While cached: BlockPool::NextFenceId() when it was freed. Any fence later
+  // recorded on its stream has an id at least this and covers its last use.
+  std::atomic<uint64_t> freed_at{0};
   // Free blocks in the pool only:
   bool settled = true;  // fence completed (or never had one): any stream may take it
   uint64_t fence = 0;   // the fence id it waits for while !settled
@@ -140,8 +143,13 @@ class BlockPool {
   // segment fits the budget or the device refused one: *device_status says
   // why in that case).
   Block* Take(uint64_t rounded, bool small, Stream stream, bool grow, Status* device_status);
+  // The id the next fence will get; stamp a block with it when it is freed
+  // (Block::freed_at). Lock-free: the fast path calls it on every free.
+  uint64_t NextFenceId() const { return next_fence_.load(std::memory_order_seq_cst); }
   // Blocks freed on `stream` (cached or allocated, not yet in the pool)
-  // enter it behind one fence recorded on `stream` now.
+  // enter it behind the first fence recorded on `stream` since they were
+  // freed: settled at once when that fence has completed, else waiting for
+  // it, else behind one fence recorded on `stream` now.
   void Return(Stream stream, const std::vector<Block*>& blocks);
   // Settles the blocks of every completed fence; returns how many fences completed.
   size_t Poll();
@@ -175,6 +183,7 @@ class BlockPool {
   };
   struct StreamFences {
     std::deque<Fence> pending;  // in record order: they complete in this order
+    uint64_t completed = 0;     // the newest completed fence's id (ids grow in record order)
   };
 
   Block* BestFit(uint64_t rounded, bool small, Stream stream);
@@ -192,6 +201,7 @@ class BlockPool {
   void ReleaseSegment(Segment* segment);
   Event AcquireEvent();
   size_t PollLocked();
+  size_t PollStreamLocked(Stream stream, StreamFences& fences);
 
   Device& device_;
   PointerMap& map_;
@@ -212,7 +222,7 @@ class BlockPool {
   uint64_t arena_capacity_ = 0;
   uint64_t granularity_ = 0;
   Segment* arena_ = nullptr;  // null while nothing is mapped
-  uint64_t next_fence_ = 1;
+  std::atomic<uint64_t> next_fence_{1};  // advanced under mutex_, read without it
   PoolCounters counters_;
 };
 

@@ -384,6 +384,9 @@ Status DeviceAllocator::Free(void* pointer, Stream stream) {
     impl.Record(TraceEvent::Op::kFree, block->trace_id.load(std::memory_order_relaxed), 0, stream);
   }
   block->stream.store(stream, std::memory_order_relaxed);
+  // Read after the caller's last use of the block was enqueued: the first
+  // fence on `stream` with at least this id covers it (see BlockPool::Return).
+  block->freed_at.store(impl.pool->NextFenceId(), std::memory_order_relaxed);
   impl.PushCached(*cache, block);
   return Status::Ok();
 }
