@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -30,6 +31,33 @@ constexpr unsigned long long kMiB = 1ull << 20;
 void SleepOnStream(void* arg) {
   std::this_thread::sleep_for(std::chrono::milliseconds(reinterpret_cast<uintptr_t>(arg)));
 }
+
+// Holds a stream until Open(): fences recorded behind it stay pending, so a
+// test can tell a block that needed no new fence from one that got one,
+// whatever the timing. Open it before the stream is synchronised or memory
+// is released (FreeMemory and UnmapMemory synchronise the device).
+class StreamGate {
+ public:
+  ~StreamGate() { Open(); }
+  bool Close(Device& device, Stream stream) { return device.LaunchHostFunc(stream, &Wait, this).ok(); }
+  void Open() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  static void Wait(void* arg) {
+    auto* gate = static_cast<StreamGate*>(arg);
+    std::unique_lock<std::mutex> lock(gate->mutex_);
+    gate->cv_.wait(lock, [gate] { return gate->open_; });
+  }
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
 
 class DeviceAllocatorTest : public ::testing::Test {
  protected:
@@ -323,8 +351,9 @@ TEST_F(DeviceAllocatorTest, ReleaseThresholdBoundsCachedMemory) {
     // The last 40 MiB block (the arena's end) is still in the stream cache;
     // the fence recorded when the third was evicted came after its free and
     // has completed, so the next eviction returns it settled and releases
-    // what is free: whole segments, or the arena's free end. No fence
-    // recorded after the sync is waited for, so this holds on any timing.
+    // what is free: whole segments, or the arena's free end. No fence recorded
+    // after the sync needs to complete, so this holds on any timing (a gate
+    // on the stream cannot show it: releasing memory synchronises the device).
     void* a = *allocator.Allocate(2 * kMiB, s);
     ASSERT_TRUE(allocator.Free(a, s).ok());
     void* b = *allocator.Allocate(3 * kMiB, s);
@@ -354,8 +383,12 @@ TEST_F(DeviceAllocatorTest, CachedBlockSettlesOnAnEarlierCompletedFence) {
     // after `b`'s free; `b` stays cached as the newest large block.
     ASSERT_TRUE(allocator.Free(b, s).ok());
     SyncAll();
+    StreamGate gate;  // a fence recorded now could not complete
+    ASSERT_TRUE(gate.Close(*device_, s));
     EXPECT_EQ(allocator.Trim(UINT64_MAX), 0u);  // flushes `b` into the pool, releases nothing
     std::string snapshot = allocator.SnapshotJson();
+    gate.Open();
+    SyncAll();
     EXPECT_NE(snapshot.find("\"settled\":true"), std::string::npos) << snapshot;
     EXPECT_EQ(snapshot.find("\"settled\":false"), std::string::npos) << snapshot;
     EXPECT_EQ(snapshot.find("\"cached\""), std::string::npos) << snapshot;
