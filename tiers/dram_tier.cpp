@@ -18,6 +18,12 @@ uint64_t PageBytes() { return static_cast<uint64_t>(sysconf(_SC_PAGESIZE)); }
 // Larger than any host's memory, small enough that rounding cannot overflow.
 constexpr uint64_t kMaxCapacity = uint64_t{1} << 56;
 
+uint64_t NanosecondsSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
+
 Status Prefixed(const std::string& name, const Status& status) {
   return Status(status.code(), name + ": " + status.message());
 }
@@ -86,14 +92,12 @@ Status DramTier::PinSlabs() {
                             ? capacity()
                             : AlignUp(std::min(options_.pin_slab_bytes, capacity()), PageBytes());
   const uint64_t count = (capacity() + slab - 1) / slab;
+  PrefaultForPinning();
   for (uint64_t offset = 0; offset < capacity(); offset += slab) {
     const size_t length = std::min(slab, capacity() - offset);
     const auto start = std::chrono::steady_clock::now();
     Status status = options_.pin(bytes_ + offset, length);
-    pin_nanoseconds_ += static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                             start)
-            .count());
+    pin_nanoseconds_ += NanosecondsSince(start);
     if (!status.ok()) {
       const uint64_t index = offset / slab;
       UnpinSlabs();
@@ -104,10 +108,29 @@ Status DramTier::PinSlabs() {
     }
     slabs_.push_back(Slab{bytes_ + offset, length});
   }
-  TC_LOG_INFO("%s: pinned %s on NUMA node %d in %zu slab(s), %.1f ms", name().c_str(),
-              FormatBytes(capacity()).c_str(), numa_node(), slabs_.size(),
+  TC_LOG_INFO("%s: pinned %s on NUMA node %d in %zu slab(s): pre-fault %.1f ms, pin %.1f ms",
+              name().c_str(), FormatBytes(capacity()).c_str(), numa_node(), slabs_.size(),
+              static_cast<double>(prefault_nanoseconds_) / 1e6,
               static_cast<double>(pin_nanoseconds_) / 1e6);
   return Status::Ok();
+}
+
+// Registering untouched memory makes the driver fault every page in from the
+// calling thread (608 ms per GiB on the H100 host, against 38 ms for memory
+// already touched); a few threads near the node do it far faster. Bound
+// memory gets its pages on the node whoever touches it, so a thread that
+// cannot be bound costs speed only, never placement.
+void DramTier::PrefaultForPinning() {
+  if (memory_.pages_touched()) return;  // first-touch placement did it
+  const auto start = std::chrono::steady_clock::now();
+  Result<NumaNode> node = options_.topology->Node(memory_.node());
+  const std::vector<int> cpus = node.ok() ? node->cpus : std::vector<int>();
+  Status bound = options_.topology->TouchPages(bytes_, capacity(), cpus);
+  prefault_nanoseconds_ = NanosecondsSince(start);
+  if (!bound.ok()) {
+    TC_LOG_DEBUG("%s: pre-fault threads not bound to NUMA node %d: %s", name().c_str(),
+                 numa_node(), bound.ToString().c_str());
+  }
 }
 
 void DramTier::UnpinSlabs() {
@@ -130,6 +153,7 @@ DramTierStats DramTier::dram_stats() const {
   stats.slabs = slabs_.size();
   for (const Slab& slab : slabs_) stats.pinned_bytes += slab.bytes;
   stats.pin_nanoseconds = pin_nanoseconds_;
+  stats.prefault_nanoseconds = prefault_nanoseconds_;
   return stats;
 }
 

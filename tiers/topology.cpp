@@ -9,8 +9,6 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
-#include <system_error>
-#include <thread>
 #include <utility>
 
 #include "common/log.h"
@@ -135,6 +133,7 @@ NodeMemory& NodeMemory::operator=(NodeMemory&& other) noexcept {
     node_ = std::exchange(other.node_, -1);
     placement_ = other.placement_;
     from_hwloc_ = other.from_hwloc_;
+    pages_touched_ = std::exchange(other.pages_touched_, false);
     fallback_reason_ = std::move(other.fallback_reason_);
   }
   return *this;
@@ -152,6 +151,7 @@ void NodeMemory::Release() {
   }
   data_ = nullptr;
   size_ = 0;
+  pages_touched_ = false;
   owner_.reset();
 }
 
@@ -363,11 +363,11 @@ Status Topology::BindThreadToCpus(const std::vector<int>& cpus) const {
 Result<NodeMemory> Topology::AllocateOnNode(int os_index, size_t bytes,
                                             NodeAllocationOptions options) const {
   if (bytes == 0) return Status::InvalidArgument("allocation of 0 bytes on a NUMA node");
-  TC_ASSIGN_OR_RETURN(NumaNode node, Node(os_index));
-  if (node.local_memory_bytes > 0 && bytes > node.local_memory_bytes) {
+  TC_ASSIGN_OR_RETURN(MemoryLimit limit, NodeMemoryLimit(os_index));
+  if (limit.bytes > 0 && bytes > limit.bytes) {
     return Status::OutOfMemory("cannot place " + FormatBytes(bytes) + " on NUMA node " +
                                std::to_string(os_index) + ", which has " +
-                               FormatBytes(node.local_memory_bytes));
+                               FormatBytes(limit.bytes) + " (" + limit.source + ")");
   }
   NodeMemory memory;
   memory.owner_ = shared_from_this();
@@ -409,55 +409,28 @@ Result<NodeMemory> Topology::AllocateOnNode(int os_index, size_t bytes,
 }
 
 // Linux puts a page on the node of the CPU that first writes it, so threads
-// bound to the node's CPUs touching every page place the memory there. A few
-// threads, because faulting in tens of GiB from one thread takes seconds.
+// bound to the node's CPUs touching every page place the memory there.
 Status Topology::PlaceByFirstTouch(NodeMemory& memory, const std::string& why) const {
-  Result<NumaNode> node = Node(memory.node_);
-  if (!node.ok()) return node.status();
-  const std::vector<int> cpus = node->cpus;
-  const uint64_t page = PageBytes();
-  const uint64_t pages = memory.size_ / page;
-  auto* bytes = static_cast<volatile unsigned char*>(memory.data_);
-  auto touch = [bytes, page](uint64_t first, uint64_t last) {
-    for (uint64_t p = first; p < last; ++p) bytes[p * page] = 0;
-  };
+  TC_ASSIGN_OR_RETURN(NumaNode node, Node(memory.node_));
+  memory.pages_touched_ = true;
   // A page goes to the toucher's own node, so a node without CPUs of its
   // own (CXL, PMEM as RAM) cannot be reached this way: touching from the
   // CPUs near it would fill the DRAM node next to it instead.
-  if (cpus.empty() || node->far_memory) {
-    touch(0, pages);
+  if (node.cpus.empty() || node.far_memory) {
+    TC_RETURN_IF_ERROR(TouchPages(memory.data_, memory.size_, {}));
     memory.placement_ = Placement::kUnplaced;
     memory.fallback_reason_ =
         why + "; the node has no CPUs of its own to touch its pages from, pages placed by the kernel";
     return Status::Ok();
   }
-  const uint64_t workers =
-      std::clamp<uint64_t>(memory.size_ / (256 * kMiB), 1, std::min<uint64_t>(4, cpus.size()));
-  std::vector<Status> bind_status(workers);
-  std::vector<std::thread> threads;
-  for (uint64_t w = 0; w < workers; ++w) {
-    const uint64_t first = pages * w / workers, last = pages * (w + 1) / workers;
-    auto work = [&, w, first, last] {
-      bind_status[w] = BindThreadToCpus(cpus);
-      touch(first, last);
-    };
-    try {
-      threads.emplace_back(work);
-    } catch (const std::system_error&) {
-      bind_status[w] = Status::Unavailable("no thread to touch pages from");
-      touch(first, last);
-    }
-  }
-  for (std::thread& thread : threads) thread.join();
-  memory.placement_ = Placement::kFirstTouch;
-  memory.fallback_reason_ = why + "; pages placed by first touch from the node's CPUs";
-  for (const Status& status : bind_status) {
-    if (!status.ok()) {
-      memory.placement_ = Placement::kUnplaced;
-      memory.fallback_reason_ = why + "; binding the touching thread failed too (" +
-                                status.ToString() + "), pages placed by the kernel";
-      break;
-    }
+  Status bound = TouchPages(memory.data_, memory.size_, node.cpus);
+  if (bound.ok()) {
+    memory.placement_ = Placement::kFirstTouch;
+    memory.fallback_reason_ = why + "; pages placed by first touch from the node's CPUs";
+  } else {
+    memory.placement_ = Placement::kUnplaced;
+    memory.fallback_reason_ = why + "; binding the touching thread failed too (" +
+                              bound.ToString() + "), pages placed by the kernel";
   }
   return Status::Ok();
 }

@@ -17,6 +17,14 @@
 //   places pages by first touch from threads bound to the node's CPUs,
 //   records the fallback "numa.membind" (log.h) and says so in the returned
 //   NodeMemory's placement(). A node that does not exist is kInvalidArgument.
+// - A node's memory size comes from hwloc, which reads it once at load. On a
+//   machine whose memory grows as it is used (a VM with memory hot-plug or a
+//   balloon) that figure can be a fraction of what is there now, so for this
+//   machine NodeMemoryLimit() also reads the kernel's live MemTotal figures
+//   and the allocation check uses the largest.
+// - TouchPages() faults a range in from a few threads bound near the node:
+//   first-touch placement uses it, and so does the DRAM tier before it pins,
+//   because the driver would otherwise fault every page from one thread.
 //
 // Thread safety: a Topology is immutable after loading; every const method
 // may be called concurrently from any thread. A NodeMemory is a move-only
@@ -77,6 +85,24 @@ struct PciAddress {
 Result<PciAddress> ParsePciBusId(std::string_view text);
 std::string FormatPciBusId(const PciAddress& address);
 
+// The MemTotal figure of meminfo text in bytes: /proc/meminfo's
+// "MemTotal:  123 kB" or a node's "Node 0 MemTotal:  123 kB" (from
+// /sys/devices/system/node/node<N>/meminfo). kNotFound when no MemTotal line
+// is there; kInvalidArgument when its number is not a decimal count of kB
+// that fits in 64 bits.
+Result<uint64_t> ParseMemTotal(std::string_view meminfo);
+// Reads the file at `path` and parses it as above. A file that cannot be
+// read gives the errno's code (kNotFound for a missing one).
+Result<uint64_t> ReadMemTotal(const std::string& path);
+
+// How much memory a node can hold, and where that figure came from
+// ("hwloc", "/proc/meminfo", "/sys/devices/system/node/node0/meminfo").
+// bytes is 0 when nothing knows (no check is made then).
+struct MemoryLimit {
+  uint64_t bytes = 0;
+  std::string source;
+};
+
 // How an allocation's pages were placed.
 enum class Placement {
   kBound,       // hwloc memory binding to the node (the normal case)
@@ -104,6 +130,9 @@ class NodeMemory {
   Placement placement() const { return placement_; }
   // Why binding was not used; empty when placement() is kBound.
   const std::string& fallback_reason() const { return fallback_reason_; }
+  // True when every page was faulted in at allocation (the first-touch
+  // paths); bound memory is faulted in later, by whoever writes it first.
+  bool pages_touched() const { return pages_touched_; }
 
  private:
   friend class Topology;
@@ -115,6 +144,7 @@ class NodeMemory {
   int node_ = -1;
   Placement placement_ = Placement::kUnplaced;
   bool from_hwloc_ = false;  // hwloc_free() vs munmap()
+  bool pages_touched_ = false;
   std::string fallback_reason_;
 };
 
@@ -164,11 +194,28 @@ class Topology : public std::enable_shared_from_this<Topology> {
   Status BindThreadToNode(int os_index) const;
   Status BindThreadToCpus(const std::vector<int>& cpus) const;
 
+  // The most memory node `os_index` can hold. For an XML topology: hwloc's
+  // figure. For this machine, read at each call: the largest of hwloc's
+  // figure, the node's MemTotal in /sys/devices/system/node/node<N>/meminfo
+  // and, when the topology has a single node, MemTotal in /proc/meminfo
+  // (files that cannot be read are left out). kInvalidArgument for an
+  // unknown node.
+  Result<MemoryLimit> NodeMemoryLimit(int os_index) const;
+
   // `bytes` (> 0) of zeroed memory on node `os_index`, placed as the
   // contract above says (a far node cannot be reached by first touch: its
-  // fallback is kUnplaced). More than the node's memory is kOutOfMemory.
+  // fallback is kUnplaced). More than NodeMemoryLimit() is kOutOfMemory.
   Result<NodeMemory> AllocateOnNode(int os_index, size_t bytes,
                                     NodeAllocationOptions options = {}) const;
+
+  // Faults in every page of [data, data + bytes) by writing each page's
+  // first byte back to itself (contents are kept), from one to four threads
+  // (one per 256 MiB, at most as many as `cpus` when it is not empty). Each
+  // thread binds itself to `cpus` first when `cpus` is not empty. The pages
+  // are touched whatever happens to the binding; the result is Ok when every
+  // thread was bound as asked (or none was asked), else the first binding
+  // error. REQUIRES: nothing else accesses the range meanwhile.
+  Status TouchPages(void* data, size_t bytes, const std::vector<int>& cpus) const;
 
   // The nodes that currently hold the touched pages of [address, +bytes).
   // kUnsupported where the system cannot tell (no move_pages, XML topology).
