@@ -142,6 +142,32 @@ TEST(NodeMemoryLimit, ThisMachineTakesTheLargestOfHwlocAndTheKernel) {
   }
 }
 
+// The lent GPU machine's case: hwloc read the node at a fraction of what the
+// VM has by now. hwloc's own HWLOC_XMLFILE and HWLOC_THISSYSTEM stand a small
+// one-node description in for this machine, so the live figures apply.
+TEST(NodeMemoryLimit, LiveFigureLiftsANodeHwlocUnderreports) {
+  const std::string xml = std::string(TIERCACHE_TOPOLOGY_DATA) + "/one_node_vm.xml";
+  setenv("HWLOC_XMLFILE", xml.c_str(), 1);
+  setenv("HWLOC_THISSYSTEM", "1", 1);
+  Result<std::shared_ptr<const Topology>> loaded = Topology::Load();
+  unsetenv("HWLOC_XMLFILE");
+  unsetenv("HWLOC_THISSYSTEM");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const Topology& topology = **loaded;
+  ASSERT_TRUE(topology.is_this_system());
+  ASSERT_EQ(64 * kMiB, topology.Node(0)->local_memory_bytes);
+  const uint64_t proc = ReadMemTotal("/proc/meminfo").value();
+  ASSERT_GT(proc, 256 * kMiB);
+
+  MemoryLimit limit = topology.NodeMemoryLimit(0).value();
+  EXPECT_GE(limit.bytes + kGiB, proc);
+  EXPECT_EQ(0u, limit.source.find("MemTotal in ")) << limit.source;
+  // More than hwloc's figure, well within the machine's: placed.
+  Result<NodeMemory> memory = topology.AllocateOnNode(0, 128 * kMiB);
+  ASSERT_TRUE(memory.ok()) << memory.status().ToString();
+  EXPECT_GE(memory->size(), 128 * kMiB);
+}
+
 TEST(NodeMemoryLimit, MoreThanTheLiveFigureIsOutOfMemoryNamingTheSource) {
   auto topology = Topology::ThisMachine().value();
   const int node = topology->numa_nodes().front().os_index;
