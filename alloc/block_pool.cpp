@@ -153,6 +153,44 @@ Block* BlockPool::Take(uint64_t rounded, bool small, Stream stream, bool grow,
   return Carve(block, rounded, stream);
 }
 
+Block* BlockPool::TakeBehindFence(uint64_t rounded, bool small, Stream stream) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Block* block = BestFit(rounded, small, stream);
+  if (block == nullptr && PollLocked() > 0) block = BestFit(rounded, small, stream);
+  if (block != nullptr) return Carve(block, rounded, stream);
+  // The smallest fit among other streams' unsettled blocks, whose fence is
+  // still pending (a block whose fence could not be recorded has none and
+  // stays with its stream).
+  Block probe;
+  probe.size = rounded;
+  probe.address = 0;
+  Block* best = nullptr;
+  const Fence* best_fence = nullptr;
+  for (auto& [owner, sets] : owned_) {
+    if (owner == stream) continue;
+    FreeSet& set = sets.of(small);
+    auto it = set.lower_bound(&probe);
+    if (it == set.end() || (best != nullptr && !BySize()(*it, best))) continue;
+    auto fences = fences_.find(owner);
+    if (fences == fences_.end()) continue;
+    for (const Fence& fence : fences->second.pending) {
+      if (fence.id >= (*it)->fence) {
+        best = *it;
+        best_fence = &fence;
+        break;
+      }
+    }
+  }
+  if (best == nullptr) return nullptr;
+  // The wait captures the fence's record now, so the event may be reused
+  // once it completes.
+  if (!device_.StreamWaitEvent(stream, best_fence->event).ok()) return nullptr;
+  EraseFree(best);
+  ++counters_.cross_stream_reuses;
+  ++counters_.dependent_reuses;
+  return Carve(best, rounded, stream);
+}
+
 // A new segment holding at least `rounded` bytes, as one free block counted
 // in pool_free_bytes but in no set. Segment sizes shrink to the request when
 // the preferred size does not fit the budget or the device.

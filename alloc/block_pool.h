@@ -129,6 +129,7 @@ struct PoolCounters {
   uint64_t segments_allocated = 0;
   uint64_t segments_released = 0;
   uint64_t cross_stream_reuses = 0;
+  uint64_t dependent_reuses = 0;  // taken before their fence completed, behind a device-side wait
   uint64_t pool_free_bytes = 0;   // free blocks in the pool (owned or settled)
   uint64_t pending_fences = 0;
 };
@@ -143,6 +144,12 @@ class BlockPool {
   // segment fits the budget or the device refused one: *device_status says
   // why in that case).
   Block* Take(uint64_t rounded, bool small, Stream stream, bool grow, Status* device_status);
+  // Like Take without growing, but may also take another stream's block
+  // whose fence has not completed: `stream` is then made to wait for that
+  // fence on the device (StreamWaitEvent), so the host never waits and the
+  // pool does not grow while memory is merely in flight between streams.
+  // nullptr when no block fits (or no wait could be enqueued).
+  Block* TakeBehindFence(uint64_t rounded, bool small, Stream stream);
   // The id the next fence will get; stamp a block with it when it is freed
   // (Block::freed_at). Lock-free: the fast path calls it on every free.
   uint64_t NextFenceId() const { return next_fence_.load(std::memory_order_seq_cst); }

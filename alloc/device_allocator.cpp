@@ -223,6 +223,16 @@ Result<Block*> DeviceAllocator::Impl::AllocateSlow(uint64_t rounded, bool small,
   if (own->cached_blocks.load(std::memory_order_relaxed) != 0) {
     pool->Return(stream, DrainCache(own, 0));
   }
+  if (options.reuse_behind_fences) {
+    // Memory in flight from another stream beats growing: the wait costs
+    // the device nothing once that stream's work is done, and a pipeline
+    // (frees on the compute stream, allocations on a copy stream) stays
+    // within the memory it already has however far the host runs ahead.
+    // Other streams' cached blocks join the pool for this, fenced now.
+    if (Block* block = pool->TakeBehindFence(rounded, small, stream)) return block;
+    FlushCaches();
+    if (Block* block = pool->TakeBehindFence(rounded, small, stream)) return block;
+  }
   if (Block* block = pool->Take(rounded, small, stream, /*grow=*/true, &device_status)) return block;
   retries.fetch_add(1, std::memory_order_relaxed);
   FlushCaches();

@@ -72,6 +72,12 @@ struct DeviceAllocatorOptions {
   // segments, and holes on both sides of a growth step coalesce. False, or
   // a device without it, uses separate large segments.
   bool virtual_memory = true;
+  // Before growing, a request may take a block another stream freed whose
+  // fence has not completed yet: the asking stream is made to wait for that
+  // fence on the device (as cudaMallocAsync's internal dependencies do), so
+  // memory handed from stream to stream in a pipeline is reused instead of
+  // the pool growing while the host runs ahead. False grows instead.
+  bool reuse_behind_fences = true;
   // Records every Allocate/Free into a trace (see TakeTrace()).
   bool record_trace = false;
 };
@@ -96,6 +102,7 @@ struct DeviceAllocatorStats {
   uint64_t allocations = 0;
   uint64_t frees = 0;
   uint64_t cross_stream_reuses = 0;   // blocks reused on another stream after their event
+  uint64_t dependent_reuses = 0;      // of those, taken before the event, behind a device-side wait
   uint64_t retries = 0;               // allocations that needed trim/sync/pressure and retried
   uint64_t pressure_calls = 0;
   uint64_t pressure_freed_bytes = 0;  // as reported by the callback

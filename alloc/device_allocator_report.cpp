@@ -27,6 +27,7 @@ DeviceAllocatorStats DeviceAllocator::GetStats() const {
                             : 1.0 - static_cast<double>(std::min(stats.allocated_bytes, pool.reserved_bytes)) /
                                         static_cast<double>(pool.reserved_bytes);
   stats.cross_stream_reuses = pool.cross_stream_reuses;
+  stats.dependent_reuses = pool.dependent_reuses;
   stats.retries = impl.retries.load();
   stats.pressure_calls = impl.pressure_calls.load();
   stats.pressure_freed_bytes = impl.pressure_freed.load();
@@ -73,6 +74,8 @@ std::string DeviceAllocator::SnapshotJson() const {
          field("peak_allocated_bytes", stats.peak_allocated_bytes) + "," +
          field("segments", stats.segments) + "," + field("allocations", stats.allocations) + "," +
          field("frees", stats.frees) + "," + field("retries", stats.retries) + "," +
+         field("cross_stream_reuses", stats.cross_stream_reuses) + "," +
+         field("dependent_reuses", stats.dependent_reuses) + "," +
          field("oom_events", stats.oom_events) + "," + field("invalid_frees", stats.invalid_frees) +
          ",\"fragmentation\":" + std::to_string(stats.fragmentation) + "}";
   out += ",\"segments\":" + impl_->pool->SegmentsJson() + "}";

@@ -178,11 +178,15 @@ TEST_F(DeviceAllocatorTest, SameStreamReuseIsImmediate) {
   }
 }
 
-// A block freed on s1 while s1 still has work queued must not go to s2;
-// once s1 is past the free, s2 may take it. The data shows a premature
-// reuse: s1's late memset would overwrite what s2 wrote.
+// Without device-side waits (reuse_behind_fences off), a block freed on s1
+// while s1 still has work queued must not go to s2; once s1 is past the
+// free, s2 may take it. The data shows a premature reuse: s1's late memset
+// would overwrite what s2 wrote. (With the option on, s2 may take it at
+// once behind a wait: CrossStreamReuseBehindAPendingFenceWaitsOnTheDevice.)
 TEST_F(DeviceAllocatorTest, CrossStreamReuseOnlyAfterTheEvent) {
-  DeviceAllocator& allocator = Make();
+  DeviceAllocatorOptions options;
+  options.reuse_behind_fences = false;
+  DeviceAllocator& allocator = Make(options);
   Stream s1 = streams_[0], s2 = streams_[1];
   constexpr uint64_t kBytes = 256 * 1024;
   void* p = *allocator.Allocate(kBytes, s1);
@@ -392,6 +396,51 @@ TEST_F(DeviceAllocatorTest, CachedBlockSettlesOnAnEarlierCompletedFence) {
     EXPECT_NE(snapshot.find("\"settled\":true"), std::string::npos) << snapshot;
     EXPECT_EQ(snapshot.find("\"settled\":false"), std::string::npos) << snapshot;
     EXPECT_EQ(snapshot.find("\"cached\""), std::string::npos) << snapshot;
+  }
+}
+
+// Before growing, a stream may take a block another stream freed whose
+// fence is still pending: it then waits for that fence on the device. The
+// data shows a missing wait: s1's late memset would overwrite s2's. With
+// the option off, the pool grows instead.
+TEST_F(DeviceAllocatorTest, CrossStreamReuseBehindAPendingFenceWaitsOnTheDevice) {
+  constexpr uint64_t kBytes = 40 * kMiB;  // fills a segment of its own without the arena
+  for (bool virtual_memory : {false, true}) {
+    for (bool behind_fences : {true, false}) {
+      SCOPED_TRACE(std::string(virtual_memory ? "virtual memory" : "segments") +
+                   (behind_fences ? ", reuse behind fences" : ", grow instead"));
+      DeviceAllocatorOptions options;
+      options.virtual_memory = virtual_memory;
+      options.reuse_behind_fences = behind_fences;
+      DeviceAllocator& allocator = Make(options);
+      Stream s1 = streams_[0], s2 = streams_[1];
+      void* p = *allocator.Allocate(kBytes, s1);
+      StreamGate gate;
+      ASSERT_TRUE(gate.Close(*device_, s1));
+      ASSERT_TRUE(device_->MemsetAsync(p, 0xAA, kBytes, s1).ok());
+      ASSERT_TRUE(allocator.Free(p, s1).ok());
+      allocator.Trim(UINT64_MAX);  // into the pool behind a fence the gate holds
+      const uint64_t reserved = allocator.GetStats().reserved_bytes;
+
+      void* q = *allocator.Allocate(kBytes, s2);
+      ASSERT_TRUE(device_->MemsetAsync(q, 0xBB, kBytes, s2).ok());
+      DeviceAllocatorStats stats = allocator.GetStats();
+      gate.Open();
+      SyncAll();
+      if (behind_fences) {
+        EXPECT_EQ(q, p);
+        EXPECT_EQ(stats.reserved_bytes, reserved) << "the pool grew instead of reusing";
+        EXPECT_EQ(stats.dependent_reuses, 1u);
+      } else {
+        EXPECT_NE(q, p);
+        EXPECT_GT(stats.reserved_bytes, reserved);
+        EXPECT_EQ(stats.dependent_reuses, 0u);
+      }
+      std::vector<unsigned char> host = ReadBack(q, kBytes, s2);
+      EXPECT_EQ(std::count(host.begin(), host.end(), 0xBB), static_cast<long>(kBytes))
+          << "s2 wrote before s1's work on the block had run";
+      ASSERT_TRUE(allocator.Free(q, s2).ok());
+    }
   }
 }
 
