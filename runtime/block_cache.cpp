@@ -73,6 +73,7 @@ Result<void*> BlockCache::AcquireImpl(BlockId id, Stream stream, bool may_wait) 
   const uint64_t bytes = b->bytes;
   if (b->gpu == Block::Gpu::kResident) {
     PinnedHitLocked(b, stream);
+    if (!b->upload->complete()) FenceStreamLocked(stream);  // a device call follows anyway
     lock.unlock();
     Result<void*> ptr = ReturnPinned(b, stream);
     if (has_predictor_.load(std::memory_order_relaxed)) AfterAccess(id, bytes);
@@ -103,6 +104,7 @@ Result<void*> BlockCache::AcquireImpl(BlockId id, Stream stream, bool may_wait) 
   }
   TouchLocked(b, false);
   b->acquire_stream = stream;
+  if (!b->upload->complete()) FenceStreamLocked(stream);
   lock.unlock();
   Result<void*> ptr = ReturnPinned(b, stream);
   if (has_predictor_.load(std::memory_order_relaxed)) AfterAccess(id, bytes);

@@ -19,7 +19,10 @@
 // - Release(block, stream): the pin is dropped once the work enqueued on
 //   `stream` so far has run. Releases are batched per stream and fenced
 //   with one event when the cache needs room, so a release is a few
-//   nanoseconds of bookkeeping, not a device call.
+//   nanoseconds of bookkeeping, not a device call. An acquire that calls
+//   the device anyway (its block's upload is still running) first fences
+//   the stream's earlier releases with one event, so that memory evicted
+//   later is handed on behind the end of its last use.
 // - Eviction: GPU residency is bounded by gpu_cache_bytes (when set) and by
 //   the device allocator's budget, whose pressure callback evicts unpinned
 //   blocks when the engine itself needs memory. The victim is chosen by the
@@ -203,6 +206,16 @@ class BlockCache {
   void PurgePendingLocked(Block* b);
   void PollFencesLocked();
   void FenceAllLocked();
+  // Fences `stream`'s pending releases now (one event). Called by an
+  // acquire that makes a device call anyway, so a block evicted later is
+  // freed behind the event right after its last use rather than behind a
+  // fence recorded at eviction time, which may also cover work enqueued
+  // since (in a pipeline: the touch of the block just uploaded).
+  void FenceStreamLocked(Stream stream);
+  // The newest fence holding one of `b`'s pending releases; null when one
+  // of them is not fenced yet.
+  Event LastFenceOfLocked(const Block* b) const;
+  void FenceLocked(Stream stream, std::vector<BlockId>* ids);
   // Device memory to give back once mutex_ is released, each in the order
   // of its stream.
   using DeviceFrees = std::vector<std::pair<void*, Stream>>;

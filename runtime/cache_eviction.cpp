@@ -42,22 +42,42 @@ void BlockCache::PurgePendingLocked(Block* b) {
 // One event per stream with pending releases: once it has run, so has the
 // work the engine enqueued before each release.
 void BlockCache::FenceAllLocked() {
-  for (auto& [stream, ids] : unfenced_) {
-    if (ids.empty()) continue;
-    Result<Event> event = transfer_->events().Get();
-    Status s = event.ok() ? device_->RecordEvent(*event, stream) : event.status();
-    if (!s.ok()) {
-      // A stream the engine destroyed has drained: its pins can go now.
-      if (event.ok()) transfer_->events().Put(*event);
-      for (BlockId id : ids) --blocks_[id]->pins;
-    } else {
-      fences_.push_back({*event, std::move(ids)});
-    }
-    ids.clear();
+  for (auto& [stream, ids] : unfenced_) FenceLocked(stream, &ids);
+  unfenced_.clear();
+}
+
+void BlockCache::FenceStreamLocked(Stream stream) {
+  auto it = std::find_if(unfenced_.begin(), unfenced_.end(),
+                         [stream](const auto& entry) { return entry.first == stream; });
+  if (it == unfenced_.end()) return;
+  FenceLocked(stream, &it->second);
+  unfenced_.erase(it);
+}
+
+void BlockCache::FenceLocked(Stream stream, std::vector<BlockId>* ids) {
+  if (ids->empty()) return;
+  Result<Event> event = transfer_->events().Get();
+  Status s = event.ok() ? device_->RecordEvent(*event, stream) : event.status();
+  if (!s.ok()) {
+    // A stream the engine destroyed has drained: its pins can go now.
+    if (event.ok()) transfer_->events().Put(*event);
+    for (BlockId id : *ids) --blocks_[id]->pins;
+  } else {
+    fences_.push_back({*event, std::move(*ids)});
   }
-  unfenced_.erase(std::remove_if(unfenced_.begin(), unfenced_.end(),
-                                 [](const auto& entry) { return entry.second.empty(); }),
-                  unfenced_.end());
+  ids->clear();
+}
+
+Event BlockCache::LastFenceOfLocked(const Block* b) const {
+  for (const auto& [stream, ids] : unfenced_) {
+    if (std::find(ids.begin(), ids.end(), b->id) != ids.end()) return nullptr;
+  }
+  for (auto it = fences_.rbegin(); it != fences_.rend(); ++it) {
+    if (std::find(it->blocks.begin(), it->blocks.end(), b->id) != it->blocks.end()) {
+      return it->event;
+    }
+  }
+  return nullptr;
 }
 
 void BlockCache::PollFencesLocked() {
@@ -105,7 +125,15 @@ void BlockCache::EvictBlockLocked(Block* b, bool demote, DeviceFrees* frees) {
   // and demoted, in that stream's order.
   Stream after = upload_done ? release_stream_ : transfer_->upload_stream();
   if (b->pins > 0) {
-    after = device_->IsStreamLive(b->release_stream) ? b->release_stream : release_stream_;
+    // Behind the fence of its last release when there is one: the idle
+    // release stream waits for exactly that. Else in the order of the
+    // stream it was released on, after everything enqueued there so far.
+    Event fence = LastFenceOfLocked(b);
+    if (fence != nullptr && device_->StreamWaitEvent(release_stream_, fence).ok()) {
+      after = release_stream_;
+    } else {
+      after = device_->IsStreamLive(b->release_stream) ? b->release_stream : release_stream_;
+    }
     PurgePendingLocked(b);
   }
   b->device_ptr = nullptr;
