@@ -7,6 +7,9 @@
 #   alloc       alloc_bench: pool vs cudaMalloc vs cudaMallocAsync, trace replay
 #   runtime     runtime_bench: resident acquire/release, weight streaming vs
 #               the pinned double buffer and the copy peak, half-resident step
+#   streaming   runtime_bench's streaming and half-resident cases alone, with
+#               a line per step (TIERCACHE_BENCH_VERBOSE=1), at 16 x 350 MiB
+#               and at 8 x 350 MiB, 16 x 150 MiB and lookahead 2
 #   bench-tool  tiercache-bench on its default workload
 #   fio         bench/fio_compare.sh on the machine's local disk
 # Logs and JSON land in <output dir> (few files: the directory is packed).
@@ -34,6 +37,17 @@ for step in $steps; do
         --benchmark_out="$work/runtime_bench.json" --benchmark_out_format=json \
         >"$work/runtime_bench.txt" 2>&1
       echo "rc=$?"; tail -n 25 "$work/runtime_bench.txt" ;;
+    streaming)
+      for variant in "16 367001600 1" "16 367001600 2" "8 367001600 1" "16 157286400 1"; do
+        read -r blocks bytes ahead <<<"$variant"
+        name="streaming_${blocks}x$((bytes >> 20))MiB_ahead$ahead"
+        echo "--- $name"
+        TIERCACHE_DEVICE=cuda TIERCACHE_BENCH_VERBOSE=1 TIERCACHE_BENCH_BLOCKS=$blocks \
+          TIERCACHE_BENCH_BLOCK_BYTES=$bytes TIERCACHE_BENCH_LOOKAHEAD=$ahead \
+          timeout 200 runtime_bench --benchmark_filter='WeightStreaming|HalfResident' \
+          --benchmark_counters_tabular=true >"$work/$name.txt" 2>&1
+        echo "rc=$?"; grep -v '^  stream' "$work/$name.txt" | grep -v 'stats:' | tail -n 30
+      done ;;
     bench-tool)
       (cd "$work" && timeout 120 tiercache-bench --json="$work/tiercache-bench.json" \
         >"$work/tiercache-bench.txt" 2>&1; echo "rc=$?")

@@ -22,6 +22,15 @@
 // On the GPU machine: build with CUDA and run
 //   build/bench/runtime_bench --benchmark_counters_tabular=true
 // (tools/pack_device.sh + tools/device_check.sh run it with the others).
+//
+// Knobs (environment): TIERCACHE_BENCH_BLOCKS, TIERCACHE_BENCH_BLOCK_BYTES,
+// TIERCACHE_BENCH_STEPS, TIERCACHE_BENCH_LOOKAHEAD (blocks prefetched ahead
+// of the acquire, default 1), TIERCACHE_BENCH_CACHE_BLOCKS (GPU room for
+// the streaming case, default 3) and TIERCACHE_BENCH_VERBOSE=1, which prints
+// one line per step to stderr: the host's enqueue time against the step
+// time (a host-bound loop shows them equal), the allocator's growth and
+// cross-stream reuse, and the GPU tier's misses and stall; =2 adds the
+// allocator's segment map (SnapshotJson) after each step.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -46,6 +55,12 @@ uint64_t EnvBytes(const char* name, uint64_t fallback) {
 
 double Seconds(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double>(d).count();
+}
+
+// 0 quiet, 1 a line per step, 2 also the allocator's segment map.
+int Verbose() {
+  const char* v = std::getenv("TIERCACHE_BENCH_VERBOSE");
+  return v == nullptr ? 0 : std::atoi(v);
 }
 
 struct Stack {
@@ -76,7 +91,7 @@ Stack MakeStack(uint64_t gpu_cache_blocks, const char* policy, benchmark::State&
       (2 * count + 1) * AlignUp(s.block_bytes, 4096) + 2 * config.chunk_bytes + 64 * kMiB;
   config.gpu_cache_bytes = gpu_cache_blocks * s.block_bytes;
   config.gpu_policy = policy;
-  config.prefetch_lookahead = 1;
+  config.prefetch_lookahead = static_cast<int64_t>(EnvBytes("TIERCACHE_BENCH_LOOKAHEAD", 1));
   Result<std::unique_ptr<Runtime>> runtime = Runtime::Create(config, *device);
   if (!runtime.ok()) {
     state.SkipWithError(runtime.status().ToString().c_str());
@@ -117,19 +132,54 @@ void Teardown(Stack& s) {
   s.runtime.reset();
 }
 
+// One line of TIERCACHE_BENCH_VERBOSE output after a step.
+void ReportStep(Stack& s, const char* what, int step, double enqueue_s, double step_s) {
+  if (Verbose() == 0) return;
+  const DeviceAllocatorStats a = s.runtime->allocator().GetStats();
+  const TierTraffic gpu = s.runtime->cache().stats().Snapshot(s.runtime->cache().gpu_stats_slot());
+  std::fprintf(stderr,
+               "%s step %d: enqueue %.2f ms, step %.2f ms | allocator reserved %.0f MiB, "
+               "segments allocated %llu released %llu, cross-stream reuses %llu (behind a wait %llu), retries %llu | "
+               "gpu hits %llu misses %llu evictions %llu stall %.2f ms\n",
+               what, step, enqueue_s * 1e3, step_s * 1e3,
+               static_cast<double>(a.reserved_bytes) / kMiB,
+               static_cast<unsigned long long>(a.segments_allocated),
+               static_cast<unsigned long long>(a.segments_released),
+               static_cast<unsigned long long>(a.cross_stream_reuses),
+               static_cast<unsigned long long>(a.dependent_reuses),
+               static_cast<unsigned long long>(a.retries),
+               static_cast<unsigned long long>(gpu.hits),
+               static_cast<unsigned long long>(gpu.misses),
+               static_cast<unsigned long long>(gpu.evictions), gpu.stall_ns / 1e6);
+  for (const StreamCacheStats& c : a.per_stream) {
+    std::fprintf(stderr, "  stream %p caches %.0f MiB in %llu blocks\n", c.stream,
+                 static_cast<double>(c.cached_bytes) / kMiB,
+                 static_cast<unsigned long long>(c.cached_blocks));
+  }
+  if (Verbose() >= 2) std::fprintf(stderr, "%s\n", s.runtime->allocator().SnapshotJson().c_str());
+}
+
 // One pass over the stack through the cache: acquire, touch, release, with
-// the next block prefetched (and, for next-use, its reuse hinted).
-Status CacheStep(Stack& s, bool hint_reuse) {
+// the next blocks prefetched (and, for next-use, their reuse hinted).
+Status CacheStep(Stack& s, bool hint_reuse, const char* what = "cache", int step = -1) {
   BlockCache& cache = s.runtime->cache();
   const size_t n = s.blocks.size();
+  const size_t ahead = static_cast<size_t>(std::max<int64_t>(1, s.runtime->config().prefetch_lookahead));
+  const auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < n; ++i) {
-    TC_RETURN_IF_ERROR(cache.Prefetch({s.blocks[(i + 1) % n]}));
+    std::vector<BlockId> next;
+    for (size_t k = 1; k <= ahead && k < n; ++k) next.push_back(s.blocks[(i + k) % n]);
+    TC_RETURN_IF_ERROR(cache.Prefetch(next));
     TC_ASSIGN_OR_RETURN(void* ptr, cache.Acquire(s.blocks[i], s.compute));
     if (hint_reuse) TC_RETURN_IF_ERROR(cache.HintNextUse(s.blocks[i], n));
     Touch(s, ptr);
     TC_RETURN_IF_ERROR(cache.Release(s.blocks[i], s.compute));
   }
-  return s.runtime->device().StreamSynchronize(s.compute);
+  const auto enqueued = std::chrono::steady_clock::now();
+  Status synced = s.runtime->device().StreamSynchronize(s.compute);
+  ReportStep(s, what, step, Seconds(enqueued - start),
+             Seconds(std::chrono::steady_clock::now() - start));
+  return synced;
 }
 
 // The pinned host->device copy peak: one block's worth of pinned DRAM copied
@@ -266,7 +316,7 @@ void BM_AcquireReleaseResident(benchmark::State& state) {
 BENCHMARK(BM_AcquireReleaseResident);
 
 void BM_WeightStreaming(benchmark::State& state) {
-  Stack s = MakeStack(/*gpu_cache_blocks=*/3, "lru", state);
+  Stack s = MakeStack(EnvBytes("TIERCACHE_BENCH_CACHE_BLOCKS", 3), "lru", state);
   if (!s.ok) return;
   const int steps = static_cast<int>(EnvBytes("TIERCACHE_BENCH_STEPS", 3));
   const double bytes = static_cast<double>(s.block_bytes) * s.blocks.size();
@@ -274,10 +324,10 @@ void BM_WeightStreaming(benchmark::State& state) {
   for (auto _ : state) {
     peak = MeasurePeak(s);
     baseline = BaselineStep(s, steps);
-    (void)CacheStep(s, false);  // warm-up
+    (void)CacheStep(s, false, "streaming warm-up");
     const auto start = std::chrono::steady_clock::now();
     for (int step = 0; step < steps; ++step) {
-      Status st = CacheStep(s, false);
+      Status st = CacheStep(s, false, "streaming", step);
       if (!st.ok()) return state.SkipWithError(st.ToString().c_str());
     }
     cached = Seconds(std::chrono::steady_clock::now() - start) / steps;
@@ -293,6 +343,7 @@ void BM_WeightStreaming(benchmark::State& state) {
   state.counters["vs_peak"] = (bytes / cached) / peak;
   state.counters["vs_baseline"] = baseline / cached;
   state.counters["block_MiB"] = static_cast<double>(s.block_bytes) / kMiB;
+  if (Verbose()) std::fprintf(stderr, "streaming stats: %s\n", s.runtime->cache().StatsJson().c_str());
   Teardown(s);
 }
 BENCHMARK(BM_WeightStreaming)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
@@ -305,13 +356,13 @@ void BM_HalfResident(benchmark::State& state) {
   double peak = 0, step_time = 0, moved_per_step = 0;
   for (auto _ : state) {
     peak = MeasurePeak(s);
-    for (int warm = 0; warm < 2; ++warm) (void)CacheStep(s, true);  // reach steady state
+    for (int warm = 0; warm < 2; ++warm) (void)CacheStep(s, true, "half-resident warm-up");
     (void)s.runtime->cache().Drain();
     const int gpu = s.runtime->cache().gpu_stats_slot();
     const uint64_t before = s.runtime->cache().stats().Snapshot(gpu).bytes_in;
     const auto start = std::chrono::steady_clock::now();
     for (int step = 0; step < steps; ++step) {
-      Status st = CacheStep(s, true);
+      Status st = CacheStep(s, true, "half-resident", step);
       if (!st.ok()) return state.SkipWithError(st.ToString().c_str());
     }
     step_time = Seconds(std::chrono::steady_clock::now() - start) / steps;
