@@ -123,6 +123,7 @@ Result<std::unique_ptr<TransferEngine>> TransferEngine::Create(std::shared_ptr<D
   // (a no-op on devices without priorities).
   TC_ASSIGN_OR_RETURN(engine->upload_stream_, engine->device_->CreateStreamWithPriority(-1));
   TC_ASSIGN_OR_RETURN(engine->download_stream_, engine->device_->CreateStreamWithPriority(-1));
+  TC_ASSIGN_OR_RETURN(engine->notify_stream_, engine->device_->CreateStream());
   engine->worker_ = std::thread([e = engine.get()] { e->WorkerLoop(); });
   return engine;
 }
@@ -137,6 +138,7 @@ TransferEngine::~TransferEngine() {
   if (worker_.joinable()) worker_.join();
   if (upload_stream_ != nullptr) (void)device_->DestroyStream(upload_stream_);
   if (download_stream_ != nullptr) (void)device_->DestroyStream(download_stream_);
+  if (notify_stream_ != nullptr) (void)device_->DestroyStream(notify_stream_);
 }
 
 std::shared_ptr<TransferJob> TransferEngine::NewJob(uint64_t bytes, int source_slot,
@@ -173,11 +175,16 @@ void TransferEngine::CompleteHostFunc(void* raw) {
   static_cast<TransferJob*>(raw)->MarkComplete(MonotonicNanoseconds());
 }
 
+// The completion host function runs on notify_stream_ behind done_event,
+// not on the copy stream itself: a host function holds its stream until the
+// driver's callback thread has run it, which would leave a gap between one
+// block's copies and the next's.
 void TransferEngine::Seal(const std::shared_ptr<TransferJob>& job, Stream stream) {
   Status s = device_->RecordEvent(job->done_event_, stream);
+  if (s.ok()) s = device_->StreamWaitEvent(notify_stream_, job->done_event_);
   if (!s.ok()) return Fail(job, std::move(s));
   job->self_ = job;  // dropped by MarkComplete on the device thread
-  s = device_->LaunchHostFunc(stream, &TransferEngine::CompleteHostFunc, job.get());
+  s = device_->LaunchHostFunc(notify_stream_, &TransferEngine::CompleteHostFunc, job.get());
   if (!s.ok()) {
     job->self_.reset();
     return Fail(job, std::move(s));
@@ -414,7 +421,9 @@ Status TransferEngine::Drain() {
   }
   Status a = upload_stream_ ? device_->StreamSynchronize(upload_stream_) : Status::Ok();
   Status b = download_stream_ ? device_->StreamSynchronize(download_stream_) : Status::Ok();
-  return a.ok() ? b : a;
+  Status c = notify_stream_ ? device_->StreamSynchronize(notify_stream_) : Status::Ok();
+  if (!a.ok()) return a;
+  return b.ok() ? c : b;
 }
 
 }  // namespace tiercache

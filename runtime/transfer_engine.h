@@ -19,7 +19,8 @@
 // stream, or the job failed; a waiter can then make its stream wait on
 // done_event) and `complete` (the copies have run; for staged downloads,
 // the bytes are in the tier). Completion is signalled from a host function
-// on the copy stream that touches only atomics and leaf locks (the job's
+// on a side stream that waits for done_event (so the copy stream never
+// stalls on the driver's callback thread); it touches only atomics and leaf locks (the job's
 // own, the stats' busy-time lock), so it can never deadlock with a thread
 // that holds a runtime lock while calling into the device.
 //
@@ -163,7 +164,7 @@ class TransferEngine {
   std::shared_ptr<TransferJob> NewJob(uint64_t bytes, int source_slot, int target_slot,
                                       std::function<void()> on_complete);
   // Records done_event on `stream`, queues the completion host function
-  // and marks the job enqueued.
+  // behind it on notify_stream_ and marks the job enqueued.
   void Seal(const std::shared_ptr<TransferJob>& job, Stream stream);
   void Fail(const std::shared_ptr<TransferJob>& job, Status status);
   Status ReadChunk(const HostLocation& source, uint64_t offset, unsigned char* dst,
@@ -187,6 +188,7 @@ class TransferEngine {
   EventPool events_;
   Stream upload_stream_ = nullptr;
   Stream download_stream_ = nullptr;
+  Stream notify_stream_ = nullptr;  // completion host functions, behind done events
 
   std::mutex queue_mutex_;
   std::condition_variable queue_cv_;
