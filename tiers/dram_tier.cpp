@@ -70,7 +70,7 @@ Result<std::unique_ptr<DramTier>> DramTier::Create(DramTierOptions options) {
   const uint64_t capacity =
       AlignUp(options.capacity, std::max(options.granularity, PageBytes()));
   Result<NodeMemory> memory = options.topology->AllocateOnNode(
-      *node, capacity, NodeAllocationOptions{.allow_membind = options.allow_membind});
+      *node, capacity, NodeAllocationOptions{.allow_membind = options.allow_membind, .huge_pages = options.huge_pages});
   if (!memory.ok()) return Prefixed(name, memory.status());
   std::unique_ptr<DramTier> tier(new DramTier(std::move(options), capacity, std::move(*memory)));
   if (tier->options_.pin) TC_RETURN_IF_ERROR(tier->PinSlabs());
@@ -108,8 +108,9 @@ Status DramTier::PinSlabs() {
     }
     slabs_.push_back(Slab{bytes_ + offset, length});
   }
-  TC_LOG_INFO("%s: pinned %s on NUMA node %d in %zu slab(s): pre-fault %.1f ms, pin %.1f ms",
+  TC_LOG_INFO("%s: pinned %s on NUMA node %d in %zu slab(s)%s: pre-fault %.1f ms, pin %.1f ms",
               name().c_str(), FormatBytes(capacity()).c_str(), numa_node(), slabs_.size(),
+              memory_.huge_pages() ? ", huge pages advised" : "",
               static_cast<double>(prefault_nanoseconds_) / 1e6,
               static_cast<double>(pin_nanoseconds_) / 1e6);
   return Status::Ok();
@@ -154,6 +155,7 @@ DramTierStats DramTier::dram_stats() const {
   for (const Slab& slab : slabs_) stats.pinned_bytes += slab.bytes;
   stats.pin_nanoseconds = pin_nanoseconds_;
   stats.prefault_nanoseconds = prefault_nanoseconds_;
+  stats.huge_pages = memory_.huge_pages();
   return stats;
 }
 

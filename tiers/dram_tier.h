@@ -52,6 +52,8 @@ struct DramTierOptions {
   std::shared_ptr<const Topology> topology;
   // false skips hwloc binding (first-touch placement), as a refusal would.
   bool allow_membind = true;
+  // Transparent huge pages for the region (NodeAllocationOptions::huge_pages).
+  bool huge_pages = true;
 };
 
 // What the DRAM tier adds to TierStats: where its memory is and what pinning
@@ -67,6 +69,7 @@ struct DramTierStats {
   // Time spent faulting the region in before pinning; 0 when not pinned or
   // when first-touch placement had touched every page already.
   uint64_t prefault_nanoseconds = 0;
+  bool huge_pages = false;         // the kernel accepted the huge-page advice
 };
 
 class DramTier : public Tier {

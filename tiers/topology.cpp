@@ -134,6 +134,7 @@ NodeMemory& NodeMemory::operator=(NodeMemory&& other) noexcept {
     placement_ = other.placement_;
     from_hwloc_ = other.from_hwloc_;
     pages_touched_ = std::exchange(other.pages_touched_, false);
+    huge_pages_ = std::exchange(other.huge_pages_, false);
     fallback_reason_ = std::move(other.fallback_reason_);
   }
   return *this;
@@ -391,6 +392,7 @@ Result<NodeMemory> Topology::AllocateOnNode(int os_index, size_t bytes,
       memory.data_ = data;
       memory.from_hwloc_ = true;
       memory.placement_ = Placement::kBound;
+      if (options.huge_pages) AdviseHugePages(memory);
       return memory;
     }
     why = std::string("binding to NUMA node ") + std::to_string(os_index) + " refused (" +
@@ -403,9 +405,20 @@ Result<NodeMemory> Topology::AllocateOnNode(int os_index, size_t bytes,
                                std::to_string(os_index) + ": " + std::strerror(errno));
   }
   memory.data_ = data;
+  if (options.huge_pages) AdviseHugePages(memory);
   TC_RETURN_IF_ERROR(PlaceByFirstTouch(memory, why));
   RecordFallback("numa.membind", memory.fallback_reason_);
   return memory;
+}
+
+// Before the first touch, so faults fill whole 2 MiB pages. Refused (THP
+// disabled, EINVAL) costs nothing but the advice.
+void Topology::AdviseHugePages(NodeMemory& memory) {
+  memory.huge_pages_ = madvise(memory.data_, memory.size_, MADV_HUGEPAGE) == 0;
+  if (!memory.huge_pages_) {
+    TC_LOG_DEBUG("transparent huge pages refused for %s: %s", FormatBytes(memory.size_).c_str(),
+                 std::strerror(errno));
+  }
 }
 
 // Linux puts a page on the node of the CPU that first writes it, so threads

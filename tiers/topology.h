@@ -133,6 +133,10 @@ class NodeMemory {
   // True when every page was faulted in at allocation (the first-touch
   // paths); bound memory is faulted in later, by whoever writes it first.
   bool pages_touched() const { return pages_touched_; }
+  // True when the kernel accepted the advice to back the region with
+  // transparent huge pages (NodeAllocationOptions::huge_pages). Advice, not
+  // a promise: fragmented memory still gets small pages.
+  bool huge_pages() const { return huge_pages_; }
 
  private:
   friend class Topology;
@@ -145,6 +149,7 @@ class NodeMemory {
   Placement placement_ = Placement::kUnplaced;
   bool from_hwloc_ = false;  // hwloc_free() vs munmap()
   bool pages_touched_ = false;
+  bool huge_pages_ = false;
   std::string fallback_reason_;
 };
 
@@ -152,6 +157,11 @@ struct NodeAllocationOptions {
   // false skips hwloc binding and goes straight to first-touch placement
   // (what a refused binding gets; tests use it to exercise that path).
   bool allow_membind = true;
+  // Advises the kernel (madvise MADV_HUGEPAGE) to back the region with 2 MiB
+  // transparent huge pages before any page is touched: faulting in and
+  // pinning then walk 512x fewer pages, and a device reading the memory by
+  // DMA needs fewer IOMMU translations. Ignored where THP is off.
+  bool huge_pages = true;
 };
 
 class Topology : public std::enable_shared_from_this<Topology> {
@@ -232,6 +242,7 @@ class Topology : public std::enable_shared_from_this<Topology> {
   std::string NodeList() const;
   Status RequireThisSystem(const char* what) const;
   Status PlaceByFirstTouch(NodeMemory& memory, const std::string& why) const;
+  static void AdviseHugePages(NodeMemory& memory);
 
   std::unique_ptr<Handle> handle_;
   bool this_system_ = false;

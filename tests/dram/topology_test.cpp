@@ -341,6 +341,61 @@ TEST(TopologyThisMachine, RefusedBindingPlacesByFirstTouch) {
   }
 }
 
+// The kernel's THP mode: "always", "madvise" or "never" (the bracketed one).
+std::string TransparentHugePageMode() {
+  std::FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (f == nullptr) return "";
+  char line[128] = {};
+  const bool read = std::fgets(line, sizeof(line), f) != nullptr;
+  std::fclose(f);
+  if (!read) return "";
+  const char* open = std::strchr(line, '[');
+  const char* close = open ? std::strchr(open, ']') : nullptr;
+  return close ? std::string(open + 1, close) : "";
+}
+
+// Bytes of the mapping holding `p` that /proc/self/smaps reports backed by
+// anonymous huge pages.
+uint64_t AnonHugeBytes(const void* p) {
+  std::FILE* f = std::fopen("/proc/self/smaps", "r");
+  if (f == nullptr) return 0;
+  const auto address = reinterpret_cast<uintptr_t>(p);
+  char line[512];
+  bool inside = false;
+  uint64_t kib = 0;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    unsigned long start = 0, end = 0;
+    if (std::sscanf(line, "%lx-%lx ", &start, &end) == 2) {  // a mapping's header line
+      inside = address >= start && address < end;
+      continue;
+    }
+    unsigned long value = 0;
+    if (inside && std::sscanf(line, "AnonHugePages: %lu kB", &value) == 1) kib += value;
+  }
+  std::fclose(f);
+  return kib * 1024;
+}
+
+TEST(TopologyThisMachine, HugePageAdviceBacksTheRegionWithHugePages) {
+  const std::string mode = TransparentHugePageMode();
+  if (mode != "always" && mode != "madvise") GTEST_SKIP() << "transparent huge pages: " << mode;
+  auto topology = Topology::ThisMachine().value();
+  const int node = FirstCpuNode(*topology);
+  // First-touch placement faults every page in at allocation.
+  Result<NodeMemory> advised = topology->AllocateOnNode(
+      node, 64 * kMiB, NodeAllocationOptions{.allow_membind = false, .huge_pages = true});
+  ASSERT_TRUE(advised.ok()) << advised.status().ToString();
+  EXPECT_TRUE(advised->huge_pages());
+  EXPECT_GT(AnonHugeBytes(advised->data()), 0u) << "no huge page behind a 64 MiB advised region";
+  Result<NodeMemory> plain = topology->AllocateOnNode(
+      node, 64 * kMiB, NodeAllocationOptions{.allow_membind = false, .huge_pages = false});
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_FALSE(plain->huge_pages());
+  if (mode == "madvise") {
+    EXPECT_EQ(0u, AnonHugeBytes(plain->data())) << "unadvised region";
+  }
+}
+
 TEST(TopologyThisMachine, NodeMemoryMovesOwnership) {
   auto topology = Topology::ThisMachine().value();
   Result<NodeMemory> memory = topology->AllocateOnNode(FirstCpuNode(*topology), 4096);

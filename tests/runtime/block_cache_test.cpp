@@ -185,7 +185,9 @@ TEST(BlockCacheTest, CyclicScanDoesNotThrashWithNextUseHints) {
       for (int cycle = 0; cycle < 4; ++cycle) {
         if (cycle == 2) before = rig.cache->stats().Snapshot(rig.cache->gpu_stats_slot());
         for (int i = 0; i < 16; ++i) {
-          if (prefetch) ASSERT_TRUE(rig.cache->Prefetch({ids[(i + 1) % 16]}).ok());
+          if (prefetch) {
+            ASSERT_TRUE(rig.cache->Prefetch({ids[(i + 1) % 16]}).ok());
+          }
           ASSERT_TRUE(rig.cache->Acquire(ids[i], rig.stream).ok());
           ASSERT_TRUE(rig.cache->HintNextUse(ids[i], 16).ok());
           ASSERT_TRUE(rig.cache->Release(ids[i], rig.stream).ok());
