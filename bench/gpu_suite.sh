@@ -42,11 +42,11 @@ for step in $steps; do
         read -r blocks bytes ahead <<<"$variant"
         name="streaming_${blocks}x$((bytes >> 20))MiB_ahead$ahead"
         echo "--- $name"
-        TIERCACHE_DEVICE=cuda TIERCACHE_BENCH_VERBOSE=1 TIERCACHE_BENCH_BLOCKS=$blocks \
+        TIERCACHE_DEVICE=cuda TIERCACHE_BENCH_VERBOSE=1 TIERCACHE_BENCH_STEPS=5 TIERCACHE_BENCH_BLOCKS=$blocks \
           TIERCACHE_BENCH_BLOCK_BYTES=$bytes TIERCACHE_BENCH_LOOKAHEAD=$ahead \
           timeout 200 runtime_bench --benchmark_filter='WeightStreaming|HalfResident' \
           --benchmark_counters_tabular=true >"$work/$name.txt" 2>&1
-        echo "rc=$?"; grep -v '^  stream' "$work/$name.txt" | grep -v 'stats:' | tail -n 30
+        echo "rc=$?"; grep -E '^BM_|step [0-9]' "$work/$name.txt" | cut -c1-110
       done ;;
     bench-tool)
       (cd "$work" && timeout 120 tiercache-bench --json="$work/tiercache-bench.json" \
