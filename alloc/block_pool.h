@@ -40,6 +40,9 @@
 namespace tiercache {
 namespace alloc_internal {
 
+// Split granularity of the pool; keeps every block 256-byte aligned.
+constexpr uint64_t kMinBlock = 512;
+
 enum class BlockState : uint8_t { kAllocated, kCached, kFree };
 
 // Guards the fast path's tiny critical sections (a vector push or pop, a
