@@ -120,6 +120,9 @@ class EmulatedDevice final : public Device {
   struct EventState;
 
  private:
+  // The entry of `ranges` containing [pointer, pointer + bytes), or end().
+  static std::map<uintptr_t, size_t>::const_iterator FindContaining(
+      const std::map<uintptr_t, size_t>& ranges, const void* pointer, size_t bytes);
   Result<StreamState*> FindStream(Stream stream) const;
   Result<EventState*> FindEvent(Event event) const;
   Status CheckDeviceRange(const void* pointer, size_t bytes, const char* what) const;
