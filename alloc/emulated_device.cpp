@@ -220,7 +220,10 @@ Result<EmulatedDevice::StreamState*> EmulatedDevice::FindStream(Stream handle) c
   if (handle == nullptr) return default_stream_.get();
   std::shared_lock<std::shared_mutex> lock(handles_mutex_);
   auto it = streams_.find(static_cast<StreamState*>(handle));
-  if (it == streams_.end()) return Status::InvalidArgument("unknown or destroyed stream");
+  if (it == streams_.end()) {
+    unknown_stream_calls_.fetch_add(1, std::memory_order_relaxed);
+    return Status::InvalidArgument("unknown or destroyed stream");
+  }
   return *it;
 }
 
@@ -408,6 +411,7 @@ EmulatedDeviceStats EmulatedDevice::stats() const {
   out.copies = copies_.load();
   out.memsets = memsets_.load();
   out.host_funcs = host_funcs_.load();
+  out.unknown_stream_calls = unknown_stream_calls_.load();
   out.pinned_host_copies = pinned_copies_.load();
   out.pageable_host_copies = pageable_copies_.load();
   return out;

@@ -61,6 +61,10 @@ struct EmulatedDeviceStats {
   uint64_t pageable_host_copies = 0;  // host side not registered
   uint64_t live_streams = 0;
   uint64_t live_events = 0;
+  // Calls that named a stream never created or already destroyed: refused
+  // here, undefined on a real GPU (the driver may fault), so code under test
+  // must make none.
+  uint64_t unknown_stream_calls = 0;
 };
 
 class EmulatedDevice final : public Device {
@@ -146,6 +150,7 @@ class EmulatedDevice final : public Device {
   std::atomic<uint64_t> destroyed_streams_{0};
 
   std::atomic<uint64_t> copies_{0}, memsets_{0}, host_funcs_{0};
+  mutable std::atomic<uint64_t> unknown_stream_calls_{0};
   std::atomic<uint64_t> pinned_copies_{0}, pageable_copies_{0};
 
   friend struct StreamState;

@@ -403,6 +403,48 @@ TEST_F(DeviceAllocatorTest, CachedBlockSettlesOnAnEarlierCompletedFence) {
 // fence is still pending: it then waits for that fence on the device. The
 // data shows a missing wait: s1's late memset would overwrite s2's. With
 // the option off, the pool grows instead.
+// An engine may destroy a stream while the allocator still caches blocks
+// freed on it. Flushing them must not record a fence on the dead stream (a
+// real driver faults; the emulated device counts the call): they were
+// drained with the stream, so they settle at once and any stream may reuse
+// them without the pool growing.
+TEST_F(DeviceAllocatorTest, BlocksCachedOnADestroyedStreamSettleWithoutTouchingIt) {
+  for (bool behind_fences : {true, false}) {
+    SCOPED_TRACE(behind_fences ? "reuse behind fences" : "plain");
+    DeviceAllocatorOptions options;
+    options.reuse_behind_fences = behind_fences;
+    DeviceAllocator& allocator = Make(options);
+    Result<Stream> doomed = device_->CreateStream();
+    ASSERT_TRUE(doomed.ok());
+    void* small = *allocator.Allocate(4096, *doomed);
+    void* large = *allocator.Allocate(8 * kMiB, *doomed);
+    ASSERT_TRUE(allocator.Free(small, *doomed).ok());
+    ASSERT_TRUE(allocator.Free(large, *doomed).ok());
+    const uint64_t reserved = allocator.GetStats().reserved_bytes;
+    const uint64_t unknown_before = emulated() ? emulated()->stats().unknown_stream_calls : 0;
+    ASSERT_TRUE(device_->DestroyStream(*doomed).ok());
+
+    if (behind_fences) {
+      // Before growing, other streams' caches are flushed: the doomed
+      // stream's blocks come out settled and are taken as they are.
+      Result<void*> again = allocator.Allocate(8 * kMiB, streams_[0]);
+      ASSERT_TRUE(again.ok()) << again.status().ToString();
+      EXPECT_EQ(allocator.GetStats().reserved_bytes, reserved) << "the pool grew instead of reusing";
+      EXPECT_EQ(allocator.GetStats().dependent_reuses, 0u) << "no fence was needed";
+      ASSERT_TRUE(allocator.Free(*again, streams_[0]).ok());
+      ASSERT_TRUE(device_->StreamSynchronize(streams_[0]).ok());
+    }
+    // Trim flushes every cache; settled blocks leave whole segments free.
+    allocator.Trim(0);
+    EXPECT_EQ(allocator.GetStats().reserved_bytes, 0u) << "blocks stayed with the dead stream";
+    if (emulated() != nullptr) {
+      EXPECT_EQ(emulated()->stats().unknown_stream_calls, unknown_before)
+          << "a call named the destroyed stream";
+    }
+    SyncAll();
+  }
+}
+
 TEST_F(DeviceAllocatorTest, CrossStreamReuseBehindAPendingFenceWaitsOnTheDevice) {
   constexpr uint64_t kBytes = 40 * kMiB;  // fills a segment of its own without the arena
   for (bool virtual_memory : {false, true}) {

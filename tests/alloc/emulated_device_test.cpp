@@ -218,7 +218,9 @@ TEST_F(EmulatedDeviceTest, DestroyedHandlesAreRejected) {
   EXPECT_FALSE(device_.IsStreamLive(s));
   EXPECT_TRUE(device_.IsStreamLive(nullptr));
   EXPECT_EQ(device_.DestroyStream(s).code(), ErrorCode::kInvalidArgument);
+  const uint64_t unknown = device_.stats().unknown_stream_calls;
   EXPECT_EQ(device_.StreamSynchronize(s).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(device_.stats().unknown_stream_calls, unknown + 1) << "counted: a real driver may fault";
   EXPECT_EQ(device_.DestroyStream(nullptr).code(), ErrorCode::kInvalidArgument);
   Stream fresh = NewStream();
   EXPECT_NE(fresh, s);  // a destroyed handle is never handed out again
