@@ -29,6 +29,14 @@ void BlockCache::TouchLocked(Block* b, bool inserted) {
       b->hinted_next_use = kNeverUsedAgain;  // this was the hinted use
     }
   }
+  if (!inserted) {
+    b->prefetch_next_use = kNeverUsedAgain;  // the use it was prefetched for
+  } else if (b->prefetch_next_use != kNeverUsedAgain &&
+             (b->hinted_next_use <= clock_ || b->prefetch_next_use < b->hinted_next_use)) {
+    // Sent even when already due: the policy then re-asks the predictor
+    // rather than ranking the block farthest.
+    gpu_policy_->OnPrediction(b->id, b->prefetch_next_use);
+  }
 }
 
 // A resident block was hit: count it and tell the policy. REQUIRES: mutex_.
@@ -86,10 +94,20 @@ Result<void*> BlockCache::AcquireImpl(BlockId id, Stream stream, bool may_wait) 
   }
   ++b->pins;  // held across the load so the block cannot be evicted under us
   ++b->held;
+  bool load = true;
   if (b->gpu == Block::Gpu::kLoading) {
-    stats_.Hit(gpu_slot_);  // a prefetch got there first: a late hit
+    // A prefetch got there first. While an acquire waits, its load is a
+    // demand one (it may evict whatever it must); one that gave way before
+    // seeing the waiter leaves the block for this thread to load.
+    ++b->demand_waiters;
+    ++room_epoch_;
+    room_cv_.notify_all();
     load_cv_.wait(lock, [b] { return b->gpu != Block::Gpu::kLoading; });
-  } else {
+    --b->demand_waiters;
+    load = b->gpu == Block::Gpu::kAbsent && b->prefetch_gave_way;
+    if (!load) stats_.Hit(gpu_slot_);  // a late hit
+  }
+  if (load) {
     stats_.Miss(gpu_slot_);
     b->gpu = Block::Gpu::kLoading;
     lock.unlock();
@@ -121,8 +139,20 @@ Result<void*> BlockCache::AllocateForBlock(uint64_t bytes) {
   return ptr;
 }
 
-Status BlockCache::Load(Block* b) {
-  Status status = MakeRoomAndReserve(b);
+Status BlockCache::Load(Block* b, uint64_t min_victim_next_use) {
+  Status status = MakeRoomAndReserve(b, min_victim_next_use);
+  if (status.code() == ErrorCode::kBusy) {
+    // A prefetch gave way: nothing was reserved or moved. Not a failure;
+    // a later prefetch or the acquire itself brings the block.
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      b->gpu = Block::Gpu::kAbsent;
+      b->prefetch_gave_way = true;
+      b->prefetch_next_use = kNeverUsedAgain;
+    }
+    load_cv_.notify_all();
+    return status;
+  }
   void* ptr = nullptr;
   if (status.ok()) {
     Result<void*> allocated = AllocateForBlock(b->bytes);
@@ -194,12 +224,15 @@ Status BlockCache::Load(Block* b) {
       b->upload = std::move(job);
       b->gpu = Block::Gpu::kResident;
       b->last_error = Status::Ok();
+      b->prefetch_gave_way = false;
       TouchLocked(b, true);
     } else {
       b->gpu = Block::Gpu::kAbsent;
       if (b->reserved) cached_bytes_ -= b->bytes;
       b->reserved = false;
       b->last_error = status;
+      b->prefetch_gave_way = false;
+      b->prefetch_next_use = kNeverUsedAgain;
       TC_LOG_WARN("block %s: load failed: %s", b->name.c_str(), status.ToString().c_str());
     }
   }
@@ -224,6 +257,8 @@ Status BlockCache::Release(BlockId id, Stream stream) {
     b->release_multi = true;
   }
   --b->held;  // the pin itself stays until the stream's work is fenced
+  ++room_epoch_;
+  room_cv_.notify_all();  // cheap without waiters
   auto it = std::find_if(unfenced_.begin(), unfenced_.end(),
                          [stream](const auto& entry) { return entry.first == stream; });
   if (it == unfenced_.end()) {
@@ -241,6 +276,7 @@ Status BlockCache::Release(BlockId id, Stream stream) {
 }
 
 Status BlockCache::Prefetch(const std::vector<BlockId>& ids) {
+  std::vector<PrefetchRequest> requests;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (BlockId id : ids) {
@@ -248,18 +284,64 @@ Status BlockCache::Prefetch(const std::vector<BlockId>& ids) {
         return Status::NotFound("cache: no block " + std::to_string(id));
       }
     }
+    for (BlockId id : ids) {
+      // The engine asked for it: only a hint of its use bounds what it may
+      // evict (do no harm); without one, anything the policy offers.
+      const uint64_t hinted = blocks_[id]->hinted_next_use;
+      const bool ahead = hinted != kNeverUsedAgain && hinted > clock_;
+      requests.push_back({id, clock_, ahead ? hinted : kNeverUsedAgain, ahead ? hinted + 1 : 0});
+    }
   }
-  uint64_t now;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    now = clock_;
-  }
+  EnqueuePrefetches(std::move(requests));
+  return Status::Ok();
+}
+
+void BlockCache::EnqueuePrefetches(std::vector<PrefetchRequest> requests) {
+  if (requests.empty()) return;
   {
     std::lock_guard<std::mutex> lock(prefetch_mutex_);
-    for (BlockId id : ids) prefetch_queue_.push_back({id, now});
+    for (const PrefetchRequest& r : requests) prefetch_queue_.push_back(r);
   }
   prefetch_cv_.notify_one();
-  return Status::Ok();
+}
+
+std::vector<BlockCache::PrefetchRequest> BlockCache::PlanPrefetchesLocked(
+    const std::vector<BlockId>& order, size_t limit, uint64_t touched_next_use) {
+  std::vector<PrefetchRequest> requests;
+  // Demand eviction by next use evicts, at a block's acquire, the resident
+  // block used farthest ahead then, and every block acquired before it is
+  // among those by then: so a victim chosen now must lie beyond all of
+  // them, else it is one demand eviction keeps, evicted and fetched again.
+  uint64_t horizon = touched_next_use == kNeverUsedAgain ? kNeverUsedAgain
+                     : touched_next_use > 0             ? touched_next_use - 1
+                                                        : clock_;
+  for (size_t i = 0; i < order.size() && i < limit; ++i) {
+    const Block* b = blocks_[order[i]].get();
+    const uint64_t use = clock_ + i + 1;
+    if (b->gpu == Block::Gpu::kAbsent && b->alive) {
+      const uint64_t bound = std::max(use, horizon);
+      requests.push_back({b->id, clock_, use, bound == kNeverUsedAgain ? bound : bound + 1});
+    }
+    // After this use the block comes back about as far ahead as it last did
+    // (never acquired: unknown, so nothing may be evicted past it).
+    const uint64_t back = b->last_access == 0 || use - b->last_access > kNeverUsedAgain - use
+                              ? kNeverUsedAgain
+                              : use + (use - b->last_access);
+    horizon = std::max(horizon, back);
+  }
+  return requests;
+}
+
+uint64_t BlockCache::NextUseOfLocked(const Block* b) const {
+  if (std::optional<uint64_t> ranked = gpu_policy_->PredictedNextUse(b->id)) return *ranked;
+  uint64_t next = kNeverUsedAgain;
+  if (b->hinted_next_use > clock_) next = b->hinted_next_use;
+  if (b->prefetch_next_use > clock_) next = std::min(next, b->prefetch_next_use);
+  if (next == kNeverUsedAgain && predictor_ != nullptr) {
+    const uint64_t distance = predictor_->PredictDistance(b->id);
+    if (distance != kNeverUsedAgain) next = clock_ + distance;
+  }
+  return next;
 }
 
 void BlockCache::PrefetchLoop() {
@@ -267,23 +349,24 @@ void BlockCache::PrefetchLoop() {
   while (true) {
     prefetch_cv_.wait(queue_lock, [this] { return stopping_ || !prefetch_queue_.empty(); });
     if (stopping_) return;
-    const auto [id, requested_at] = prefetch_queue_.front();
+    const PrefetchRequest request = prefetch_queue_.front();
     prefetch_queue_.pop_front();
     prefetch_busy_ = true;
     queue_lock.unlock();
     Block* b = nullptr;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      b = LookupLocked(id);
+      b = LookupLocked(request.id);
       // A block acquired since the request needs no prefetch any more: it
       // was fetched on demand (and may have been evicted again since).
-      if (b != nullptr && b->gpu == Block::Gpu::kAbsent && b->last_access <= requested_at) {
+      if (b != nullptr && b->gpu == Block::Gpu::kAbsent && b->last_access <= request.requested_at) {
         b->gpu = Block::Gpu::kLoading;
+        b->prefetch_next_use = request.next_use;
       } else {
         b = nullptr;  // gone, resident, loading or stale
       }
     }
-    if (b != nullptr) (void)Load(b);
+    if (b != nullptr) (void)Load(b, request.min_victim_next_use);
     queue_lock.lock();
     prefetch_busy_ = false;
     if (prefetch_queue_.empty()) prefetch_cv_.notify_all();
@@ -291,24 +374,27 @@ void BlockCache::PrefetchLoop() {
 }
 
 void BlockCache::AfterAccess(BlockId id, uint64_t bytes) {
-  std::vector<BlockId> next;
+  std::vector<PrefetchRequest> requests;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (predictor_ == nullptr) return;
     predictor_->OnAccess(id, bytes, MonotonicNanoseconds());
+    uint64_t touched_next_use = kNeverUsedAgain;
     if (const Block* b = LookupLocked(id); b != nullptr && b->gpu == Block::Gpu::kResident) {
       const uint64_t distance = predictor_->PredictDistance(id);
-      gpu_policy_->OnPrediction(
-          id, distance == kNeverUsedAgain ? kNeverUsedAgain : clock_ + distance);
+      touched_next_use = distance == kNeverUsedAgain ? kNeverUsedAgain : clock_ + distance;
+      gpu_policy_->OnPrediction(id, touched_next_use);
     }
     if (config_.prefetch_lookahead <= 0) return;
-    for (BlockId candidate :
-         predictor_->PredictNext(static_cast<size_t>(config_.prefetch_lookahead))) {
-      const Block* b = LookupLocked(candidate);
-      if (b != nullptr && b->gpu == Block::Gpu::kAbsent) next.push_back(candidate);
+    const size_t lookahead = static_cast<size_t>(config_.prefetch_lookahead);
+    std::vector<BlockId> order;
+    for (BlockId candidate : predictor_->PredictNext(lookahead)) {
+      if (LookupLocked(candidate) == nullptr) break;  // the order past it is unknown
+      order.push_back(candidate);
     }
+    requests = PlanPrefetchesLocked(order, lookahead, touched_next_use);
   }
-  if (!next.empty()) (void)Prefetch(next);
+  EnqueuePrefetches(std::move(requests));
 }
 
 Result<std::vector<void*>> BlockCache::AcquireGroup(GroupId group, Stream stream) {
@@ -351,7 +437,7 @@ Status BlockCache::HintNextUse(BlockId id, uint64_t accesses_from_now) {
 }
 
 Status BlockCache::HintOrder(const std::vector<BlockId>& next) {
-  std::vector<BlockId> to_prefetch;
+  std::vector<PrefetchRequest> requests;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (BlockId id : next) {
@@ -363,12 +449,14 @@ Status BlockCache::HintOrder(const std::vector<BlockId>& next) {
       HintLocked(blocks_[next[i]].get(), clock_ + i + 1);
     }
     if (predictor_ != nullptr) predictor_->Hint(next);
-    const size_t n = std::min(next.size(), static_cast<size_t>(config_.prefetch_lookahead));
-    for (size_t i = 0; i < n; ++i) {
-      if (blocks_[next[i]]->gpu == Block::Gpu::kAbsent) to_prefetch.push_back(next[i]);
+    if (config_.prefetch_lookahead > 0) {
+      // No acquire is in flight here: the horizon starts at now.
+      requests = PlanPrefetchesLocked(next, static_cast<size_t>(config_.prefetch_lookahead),
+                                      /*touched_next_use=*/0);
     }
   }
-  return to_prefetch.empty() ? Status::Ok() : Prefetch(to_prefetch);
+  EnqueuePrefetches(std::move(requests));
+  return Status::Ok();
 }
 
 void BlockCache::SetPredictor(AccessPredictor* predictor) {

@@ -29,6 +29,11 @@
 //   GPU EvictionPolicy among blocks with no pins and no upload running. An
 //   evicted NVMe/PMEM-homed block is demoted: copied to the DRAM tier on the
 //   download stream, concurrently with uploads, and refetched from there.
+// - Prefetch never makes room by evicting a block predicted to be needed
+//   sooner than the prefetched one (or, for order-driven prefetches, sooner
+//   than the blocks acquired before it); such a prefetch gives way and the
+//   block comes later or on demand. A prefetched block keeps the use it was
+//   brought for as its prediction until it is acquired.
 // - Failures: a read error, a short read or a checksum mismatch is retried
 //   from the same tier (io_retries), then, if the source was the DRAM copy,
 //   from home; if home also fails the acquire returns the error. The block
@@ -127,7 +132,9 @@ class BlockCache {
   Result<void*> TryAcquire(BlockId id, Stream stream);
   // kInvalidArgument when the block is not acquired.
   Status Release(BlockId id, Stream stream);
-  // Starts bringing `ids` to the GPU in the background, in order.
+  // Starts bringing `ids` to the GPU in the background, in order. A block
+  // with a next-use hint is not brought in at the cost of evicting a block
+  // hinted or predicted to be needed sooner.
   Status Prefetch(const std::vector<BlockId>& ids);
   // Acquires every member in order (all or none).
   Result<std::vector<void*>> AcquireGroup(GroupId group, Stream stream);
@@ -138,7 +145,11 @@ class BlockCache {
   // next-use policy; kNeverUsedAgain for never).
   Status HintNextUse(BlockId id, uint64_t accesses_from_now);
   // The next acquires, in order: feeds next-use predictions, the predictor,
-  // and prefetches the first prefetch_lookahead blocks.
+  // and prefetches the first prefetch_lookahead blocks. Prefetches driven by
+  // an order (this one or the predictor's) evict only what demand eviction
+  // would evict when the block is used (see PlanPrefetchesLocked), so a
+  // deeper lookahead never moves more bytes; it only starts copies earlier
+  // where that costs nothing.
   Status HintOrder(const std::vector<BlockId>& next);
   // Not owned; null removes it. With a predictor, every acquire reports to
   // it and prefetches what it predicts.
@@ -192,9 +203,28 @@ class BlockCache {
   Result<void*> ReturnPinned(Block* b, Stream stream);
   // Brings `b` (marked kLoading by the caller) to the GPU; called without
   // mutex_. Returns the load status.
-  Status Load(Block* b);
+  // `min_victim_next_use` (0: any): a victim's predicted next use may not
+  // be earlier; when no victim qualifies the load gives way (kBusy, the
+  // block stays absent) unless an acquire is waiting for it.
+  Status Load(Block* b, uint64_t min_victim_next_use = 0);
   Result<void*> AllocateForBlock(uint64_t bytes);
   void AfterAccess(BlockId id, uint64_t bytes);
+  struct PrefetchRequest;
+  // Prefetch requests for the absent blocks among the first `limit` of
+  // `order` (order[0] is the next acquire). Each may evict only a block
+  // whose next use lies beyond its own and beyond the next use of every
+  // block acquired before it (`touched_next_use` is the next use of the
+  // block just acquired, 0 for none; a block touched in between comes back
+  // about as far ahead as it last did): what demand eviction by next use
+  // would pick at the block's own acquire. Earlier than that, a victim
+  // would be a block demand eviction keeps, moved twice for nothing.
+  // REQUIRES: mutex_; every id registered.
+  std::vector<PrefetchRequest> PlanPrefetchesLocked(const std::vector<BlockId>& order,
+                                                    size_t limit, uint64_t touched_next_use);
+  void EnqueuePrefetches(std::vector<PrefetchRequest> requests);
+  // The next use `b` is ranked by: the policy's when it keeps predictions,
+  // else the engine's hint, the prefetch's, or the predictor's.
+  uint64_t NextUseOfLocked(const Block* b) const;
   void PrefetchLoop();
 
   // Eviction helpers (cache_eviction.cpp).
@@ -220,7 +250,8 @@ class BlockCache {
   // of its stream.
   using DeviceFrees = std::vector<std::pair<void*, Stream>>;
   // Evicts one victim. False when none is evictable.
-  bool EvictOneLocked(DeviceFrees* frees, uint64_t* freed_bytes);
+  // `min_next_use` (0: any): only a block predicted to be used no earlier.
+  bool EvictOneLocked(DeviceFrees* frees, uint64_t* freed_bytes, uint64_t min_next_use = 0);
   void EvictBlockLocked(Block* b, bool demote, DeviceFrees* frees);
   // Starts copying the block's device bytes to a new DRAM copy; the device
   // memory is then freed behind that copy. False when DRAM has no room.
@@ -231,7 +262,10 @@ class BlockCache {
   // Evicts until `b` fits in gpu_cache_bytes, then reserves its bytes; may
   // wait for fences (without the lock). kOutOfSpace when everything stays
   // acquired or the wait runs past acquire_wait_ms.
-  Status MakeRoomAndReserve(Block* b);
+  // `min_victim_next_use` as for Load: kBusy, at once, when room could only
+  // be made by evicting blocks needed sooner (unless an acquire waits for
+  // `b`); while a qualifying block is still held it waits for it.
+  Status MakeRoomAndReserve(Block* b, uint64_t min_victim_next_use = 0);
 
   std::shared_ptr<Device> device_;
   DeviceAllocator* allocator_;
@@ -246,6 +280,10 @@ class BlockCache {
 
   mutable std::mutex mutex_;
   std::condition_variable load_cv_;  // a load finished (ok or not)
+  // A release, or an acquire that waits for a prefetch: a prefetch waiting
+  // for room without evicting blocks needed sooner looks again.
+  std::condition_variable room_cv_;
+  uint64_t room_epoch_ = 0;  // GUARDED_BY(mutex_); counts room_cv_'s notifications
   std::vector<AttachedTier> tiers_;                     // GUARDED_BY(mutex_)
   std::deque<std::unique_ptr<Block>> blocks_;           // GUARDED_BY(mutex_), index = id
   std::unordered_map<std::string, BlockId> by_name_;    // GUARDED_BY(mutex_)
@@ -271,7 +309,9 @@ class BlockCache {
   std::condition_variable prefetch_cv_;
   struct PrefetchRequest {
     BlockId id;
-    uint64_t requested_at;  // the logical clock when asked
+    uint64_t requested_at;        // the logical clock when asked
+    uint64_t next_use;            // predicted use (kNeverUsedAgain: unknown)
+    uint64_t min_victim_next_use; // 0: may evict any victim
   };
   std::deque<PrefetchRequest> prefetch_queue_;  // GUARDED_BY(prefetch_mutex_)
   bool prefetch_busy_ = false;          // GUARDED_BY(prefetch_mutex_)

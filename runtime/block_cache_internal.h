@@ -47,7 +47,17 @@ struct BlockCache::Block {
   // The engine's hint of the next use (absolute logical time), re-sent to
   // the policy after each insert/access since an access consumes it.
   uint64_t hinted_next_use = kNeverUsedAgain;
-  uint64_t last_access = 0;  // logical time of the last acquire
+  uint64_t last_access = 0;  // logical time of the last acquire (0: never)
+  // The use a predictor-driven prefetch brought the block in for, until it
+  // is acquired: without it a prefetched block would rank "unknown, farthest"
+  // and be the next prefetch's victim before its use.
+  uint64_t prefetch_next_use = kNeverUsedAgain;
+  // A prefetch gave way rather than evict a block needed sooner; an acquire
+  // that waited on it loads the block itself.
+  bool prefetch_gave_way = false;
+  // Acquires waiting for this block's load: the load is on demand then,
+  // whatever the prefetch that started it may evict.
+  uint32_t demand_waiters = 0;
 
   // The DRAM copy (a demotion), when the home is not DRAM itself.
   bool dram_valid = false;

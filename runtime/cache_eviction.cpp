@@ -94,10 +94,12 @@ void BlockCache::PollFencesLocked() {
   }
 }
 
-bool BlockCache::EvictOneLocked(DeviceFrees* frees, uint64_t* freed_bytes) {
-  auto evictable = [this](BlockId id) {
+bool BlockCache::EvictOneLocked(DeviceFrees* frees, uint64_t* freed_bytes,
+                                uint64_t min_next_use) {
+  auto evictable = [this, min_next_use](BlockId id) {
     const Block* b = id < blocks_.size() ? blocks_[id].get() : nullptr;
-    return b != nullptr && EvictableLocked(b, /*allow_pending=*/true);
+    return b != nullptr && EvictableLocked(b, /*allow_pending=*/true) &&
+           (min_next_use == 0 || NextUseOfLocked(b) >= min_next_use);
   };
   PollFencesLocked();
   std::optional<BlockId> victim = gpu_policy_->ChooseVictim(evictable);
@@ -232,7 +234,7 @@ Status BlockCache::Evict(BlockId id) {
   return Status::Ok();
 }
 
-Status BlockCache::MakeRoomAndReserve(Block* b) {
+Status BlockCache::MakeRoomAndReserve(Block* b, uint64_t min_victim_next_use) {
   const uint64_t cap = config_.gpu_cache_bytes;
   if (cap != 0 && b->bytes > cap) {
     return Status::OutOfSpace("cache: block " + b->name + " is larger than gpu_cache_bytes");
@@ -243,10 +245,16 @@ Status BlockCache::MakeRoomAndReserve(Block* b) {
   while (true) {
     DeviceFrees frees;
     bool can_progress = false;
+    bool give_way = false;
+    uint64_t bound = 0;
+    uint64_t epoch = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      epoch = room_epoch_;
+      // An acquire waiting for `b` makes this a demand load.
+      bound = b->demand_waiters > 0 ? 0 : min_victim_next_use;
       uint64_t freed = 0;
-      while (cap != 0 && cached_bytes_ + b->bytes > cap && EvictOneLocked(&frees, &freed)) {
+      while (cap != 0 && cached_bytes_ + b->bytes > cap && EvictOneLocked(&frees, &freed, bound)) {
       }
       if (cap == 0 || cached_bytes_ + b->bytes <= cap) {
         cached_bytes_ += b->bytes;  // reserved: other loaders see it at once
@@ -262,15 +270,43 @@ Status BlockCache::MakeRoomAndReserve(Block* b) {
                          (other->gpu == Block::Gpu::kLoading ||
                           (other->gpu == Block::Gpu::kResident && other->held == 0));
         }
+        if (bound != 0) {
+          // Worth waiting only for a block it may evict that the engine
+          // still holds (typically the one it is using now, whose release
+          // comes before the acquire this prefetch anticipates).
+          bool held_victim = false;
+          for (size_t i = 0; !held_victim && i < blocks_.size(); ++i) {
+            const Block* other = blocks_[i].get();
+            held_victim = other != b && other->alive && other->gpu == Block::Gpu::kResident &&
+                          !EvictableLocked(other, /*allow_pending=*/true) &&
+                          NextUseOfLocked(other) >= bound;
+          }
+          give_way = !held_victim;
+          can_progress = held_victim;
+        }
       }
     }
     FreeDevice(frees);
     if (b->reserved) return Status::Ok();
+    if (give_way) {
+      return Status::Busy("cache: prefetch of block " + b->name +
+                          " would evict blocks needed sooner");
+    }
     if (!can_progress) {
       return Status::OutOfSpace("cache: gpu_cache_bytes is full of acquired blocks");
     }
     if (std::chrono::steady_clock::now() > deadline) {
+      if (bound != 0) return Status::Busy("cache: prefetch of block " + b->name + " gave way");
       return Status::OutOfSpace("cache: timed out waiting for cached blocks to be released");
+    }
+    if (bound != 0) {
+      // A prefetch waiting for the engine's release (or for its acquire,
+      // which makes this a demand load): both notify room_cv_. Not a stall
+      // of the engine, so not counted as one.
+      std::unique_lock<std::mutex> lock(mutex_);
+      room_cv_.wait_for(lock, backoff, [this, epoch] { return room_epoch_ != epoch; });
+      backoff = std::min(backoff * 2, std::chrono::microseconds(1000));
+      continue;
     }
     // Back-pressure: every cached block is in use by work still running.
     // Poll (fences are checked with EventQuery each round) rather than wait

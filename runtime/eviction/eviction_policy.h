@@ -52,6 +52,11 @@ class EvictionPolicy {
   // estimate of an overdue block depends on how long it has been idle.
   // Without a source an overdue prediction counts as unknown (far).
   virtual void SetNextUseSource(std::function<uint64_t(BlockId)> source) {}
+  // The next use the policy ranks a resident `id` by (kNeverUsedAgain when
+  // unknown), or nullopt when the policy keeps no predictions or `id` is not
+  // resident. The cache uses it to keep a prefetch from evicting a block
+  // needed sooner than the one it brings.
+  virtual std::optional<uint64_t> PredictedNextUse(BlockId id) const { return std::nullopt; }
 };
 
 // "lru", "arc", "s3fifo", "next-use". kInvalidArgument for any other name.

@@ -42,7 +42,7 @@ class NextUsePolicy final : public EvictionPolicy {
 
   // The prediction the policy holds for a resident `id` (kNeverUsedAgain
   // when unknown), or nullopt when `id` is not resident.
-  std::optional<uint64_t> PredictedNextUse(BlockId id) const;
+  std::optional<uint64_t> PredictedNextUse(BlockId id) const override;
   size_t size() const { return entries_.size(); }
   uint64_t now() const { return now_; }
 
