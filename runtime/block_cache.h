@@ -34,6 +34,14 @@
 //   than the blocks acquired before it); such a prefetch gives way and the
 //   block comes later or on demand. A prefetched block keeps the use it was
 //   brought for as its prediction until it is acquired.
+// - DRAM staging (dram_prefetch_lookahead > 0, with a predictor and a DRAM
+//   tier): a staging thread reads the predicted next blocks that have no
+//   GPU residency and no DRAM copy and whose home is slow (NVMe, PMEM) into
+//   DRAM copies, verified against the block's checksums, deeper ahead than
+//   GPU prefetch (it needs no GPU room). It never evicts a DRAM copy needed
+//   sooner than the staged block, nor one an upload reads; demotions obey
+//   the same rule. A failed staging read leaves no copy and is counted as
+//   an error of the home tier; the engine never sees it.
 // - Failures: a read error, a short read or a checksum mismatch is retried
 //   from the same tier (io_retries), then, if the source was the DRAM copy,
 //   from home; if home also fails the acquire returns the error. The block
@@ -162,9 +170,10 @@ class BlockCache {
   // Evicts one block from the GPU now (demoting it). kBusy when pinned.
   Status Evict(BlockId id);
 
-  // Waits until every background load and transfer has finished and every
-  // released pin has been settled (tests, shutdown, benchmarks between
-  // phases). A host wait: never call it on a latency path.
+  // Waits until every background load, DRAM staging read and transfer has
+  // finished and every released pin has been settled (tests, shutdown,
+  // benchmarks between phases). A host wait: never call it on a latency
+  // path.
   Status Drain();
 
   RuntimeStats& stats() { return stats_; }
@@ -227,6 +236,23 @@ class BlockCache {
   uint64_t NextUseOfLocked(const Block* b) const;
   void PrefetchLoop();
 
+  // DRAM staging (block_cache.cpp).
+  // Wakes the staging thread after an access or an order hint. Cheap: a
+  // counter and, only when the thread sleeps, a notify. REQUIRES: mutex_.
+  void WakeDramStagingLocked();
+  // The first of the predictor's next dram_prefetch_lookahead blocks (past
+  // the GPU prefetch window, not in `tried`) worth staging, with a DRAM
+  // extent reserved for it and its predicted use; null when none is (or
+  // DRAM has no room it may take). REQUIRES: mutex_.
+  Block* PlanDramStageLocked(const std::vector<BlockId>& tried, Extent* extent, uint64_t* use);
+  // Reads `b`'s bytes from home into `extent` of the DRAM tier, chunk by
+  // chunk, re-reading a failed or mismatching chunk up to io_retries times.
+  // `verify` (may be empty) holds the block's checksums; `fill` receives the
+  // checksums of what was read. Called without mutex_.
+  Status ReadHomeIntoDram(const Block* b, const Extent& extent,
+                          const std::vector<uint32_t>& verify, std::vector<uint32_t>* fill);
+  void DramStageLoop();
+
   // Eviction helpers (cache_eviction.cpp).
   bool UploadDoneLocked(const Block* b) const;
   // `allow_pending`: a block released on its acquiring stream whose work
@@ -256,7 +282,19 @@ class BlockCache {
   // Starts copying the block's device bytes to a new DRAM copy; the device
   // memory is then freed behind that copy. False when DRAM has no room.
   bool DemoteLocked(Block* b, void* device_ptr, Stream after, DeviceFrees* frees);
-  Result<Extent> AllocateDramLocked(uint64_t bytes);
+  // A DRAM extent, evicting DRAM copies the DRAM policy picks among those
+  // no upload reads and (`min_victim_next_use` != 0) whose next use lies
+  // beyond it or is unknown (`known_uses`, may be null: next uses that
+  // override the estimate, e.g. positions in the predicted order).
+  // kOutOfSpace when none qualifies.
+  Result<Extent> AllocateDramLocked(
+      uint64_t bytes, uint64_t min_victim_next_use = 0,
+      const std::unordered_map<BlockId, uint64_t>* known_uses = nullptr);
+  // When a DRAM copy of `b` is next read: now while the block is loading,
+  // never while it is resident (its next use is served there), else its
+  // hint, the use it was staged for, the predictor's distance, or the
+  // estimate taken right after its last acquire.
+  uint64_t DramNextUseLocked(const Block* b) const;
   void DropDramCopyLocked(Block* b);
   void FreeDevice(const DeviceFrees& frees);
   // Evicts until `b` fits in gpu_cache_bytes, then reserves its bytes; may
@@ -317,6 +355,19 @@ class BlockCache {
   bool prefetch_busy_ = false;          // GUARDED_BY(prefetch_mutex_)
   bool stopping_ = false;               // GUARDED_BY(prefetch_mutex_)
   std::thread prefetch_thread_;
+
+  // DRAM staging: its own thread, so its reads overlap the transfer
+  // engine's uploads and never wait behind a GPU prefetch waiting for room.
+  bool dram_staging_on_ = false;        // fixed at Create
+  std::condition_variable stage_cv_;    // with mutex_: work may be there
+  std::condition_variable stage_done_cv_;  // with mutex_: a staging read ended or the thread idles
+  uint64_t stage_epoch_ = 0;            // GUARDED_BY(mutex_); accesses since start
+  uint64_t stage_seen_ = 0;             // GUARDED_BY(mutex_); the epoch last planned for
+  uint64_t stage_order_cap_ = 0;        // GUARDED_BY(mutex_); reuse distance of the last access
+  bool stage_waiting_ = false;          // GUARDED_BY(mutex_)
+  bool stage_busy_ = false;             // GUARDED_BY(mutex_)
+  bool stage_stopping_ = false;         // GUARDED_BY(mutex_)
+  std::thread stage_thread_;
 };
 
 }  // namespace tiercache

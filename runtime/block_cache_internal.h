@@ -48,6 +48,13 @@ struct BlockCache::Block {
   // the policy after each insert/access since an access consumes it.
   uint64_t hinted_next_use = kNeverUsedAgain;
   uint64_t last_access = 0;  // logical time of the last acquire (0: never)
+  // Acquires between its last two acquires (0: fewer than two): bounds how
+  // deep the DRAM staging asks the predictor (see DramStageLoop).
+  uint64_t reuse_distance = 0;
+  // The predictor's next use for it, asked right after its last acquire
+  // (absolute; kNeverUsedAgain: none). Kept because a predictor may place a
+  // block only just after using it, and DRAM copies are ranked long after.
+  uint64_t predicted_next_use = kNeverUsedAgain;
   // The use a predictor-driven prefetch brought the block in for, until it
   // is acquired: without it a prefetched block would rank "unknown, farthest"
   // and be the next prefetch's victim before its use.
@@ -59,10 +66,19 @@ struct BlockCache::Block {
   // whatever the prefetch that started it may evict.
   uint32_t demand_waiters = 0;
 
-  // The DRAM copy (a demotion), when the home is not DRAM itself.
+  // The DRAM copy (a demotion, or a staging read from a slow home ahead of
+  // use), when the home is not DRAM itself. A staged copy is published only
+  // once read and verified, so it has no job.
   bool dram_valid = false;
   Extent dram_extent;
-  std::shared_ptr<TransferJob> dram_job;  // the download that fills it
+  std::shared_ptr<TransferJob> dram_job;  // the download that fills it; null when staged
+  // The staging thread is reading the block from home into a DRAM extent
+  // it holds (not yet the copy): Unregister waits for it to finish.
+  bool dram_staging = false;
+  // The use a staged copy was read for, until it passes: without it a copy
+  // whose block the predictor cannot place would rank "unknown, farthest"
+  // and be the next demotion's victim before its use.
+  uint64_t dram_staged_use = kNeverUsedAgain;
   std::atomic<int> dram_readers{0};       // uploads reading the copy
 };
 

@@ -57,10 +57,20 @@ Result<std::unique_ptr<BlockCache>> BlockCache::Create(std::shared_ptr<Device> d
   });
   allocator->SetPressureCallback([raw](uint64_t needed) { return raw->EvictUnpinned(needed); });
   cache->prefetch_thread_ = std::thread([raw] { raw->PrefetchLoop(); });
+  if (dram != nullptr && config.dram_prefetch_lookahead > 0) {
+    cache->dram_staging_on_ = true;
+    cache->stage_thread_ = std::thread([raw] { raw->DramStageLoop(); });
+  }
   return cache;
 }
 
 BlockCache::~BlockCache() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stage_stopping_ = true;
+  }
+  stage_cv_.notify_all();
+  if (stage_thread_.joinable()) stage_thread_.join();
   {
     std::lock_guard<std::mutex> lock(prefetch_mutex_);
     stopping_ = true;
@@ -294,6 +304,8 @@ Status BlockCache::Unregister(BlockId id) {
   {
     std::unique_lock<std::mutex> lock(mutex_);
     Block* b = blocks_[id].get();
+    // A staging read still reads the home extent freed below.
+    stage_done_cv_.wait(lock, [b] { return !b->dram_staging; });
     while (b->dram_readers.load(std::memory_order_acquire) > 0) {
       lock.unlock();
       std::this_thread::yield();

@@ -151,14 +151,26 @@ void BlockCache::EvictBlockLocked(Block* b, bool demote, DeviceFrees* frees) {
   frees->emplace_back(ptr, after);
 }
 
-Result<Extent> BlockCache::AllocateDramLocked(uint64_t bytes) {
+Result<Extent> BlockCache::AllocateDramLocked(
+    uint64_t bytes, uint64_t min_victim_next_use,
+    const std::unordered_map<BlockId, uint64_t>* known_uses) {
   while (true) {
     Result<Extent> extent = dram_->Allocate(bytes);
     if (extent.ok() || extent.status().code() != ErrorCode::kOutOfSpace) return extent;
-    std::optional<BlockId> victim = dram_policy_->ChooseVictim([this](BlockId id) {
+    std::optional<BlockId> victim = dram_policy_->ChooseVictim([&](BlockId id) {
       const Block* b = id < blocks_.size() ? blocks_[id].get() : nullptr;
-      return b != nullptr && b->dram_valid && b->dram_job->complete() &&
-             b->dram_readers.load(std::memory_order_acquire) == 0;
+      if (b == nullptr || !b->dram_valid || (b->dram_job != nullptr && !b->dram_job->complete()) ||
+          b->dram_readers.load(std::memory_order_acquire) != 0) {
+        return false;
+      }
+      if (min_victim_next_use == 0) return true;
+      // A copy needed sooner than the block taking its room would only be
+      // read from its slow home again before that block is used.
+      uint64_t next = DramNextUseLocked(b);
+      if (known_uses != nullptr && b->gpu == Block::Gpu::kAbsent) {
+        if (auto it = known_uses->find(id); it != known_uses->end()) next = std::min(next, it->second);
+      }
+      return next == kNeverUsedAgain || next > min_victim_next_use;
     });
     if (!victim) return extent;
     DropDramCopyLocked(blocks_[*victim].get());
@@ -166,8 +178,34 @@ Result<Extent> BlockCache::AllocateDramLocked(uint64_t bytes) {
   }
 }
 
+uint64_t BlockCache::DramNextUseLocked(const Block* b) const {
+  // A load about to read the copy (it makes room on the GPU first, which
+  // may demote another block into DRAM): needed now.
+  if (b->gpu == Block::Gpu::kLoading) return clock_;
+  if (b->gpu == Block::Gpu::kResident) return kNeverUsedAgain;
+  uint64_t next = kNeverUsedAgain;
+  if (b->hinted_next_use != kNeverUsedAgain && b->hinted_next_use > clock_) {
+    next = b->hinted_next_use;
+  }
+  if (b->dram_staged_use != kNeverUsedAgain && b->dram_staged_use > clock_) {
+    next = std::min(next, b->dram_staged_use);
+  }
+  if (next == kNeverUsedAgain && predictor_ != nullptr) {
+    const uint64_t distance = predictor_->PredictDistance(b->id);
+    if (distance != kNeverUsedAgain) next = clock_ + distance;
+  }
+  if (next == kNeverUsedAgain && b->predicted_next_use != kNeverUsedAgain &&
+      b->predicted_next_use > clock_) {
+    next = b->predicted_next_use;
+  }
+  return next;
+}
+
 bool BlockCache::DemoteLocked(Block* b, void* device_ptr, Stream after, DeviceFrees* frees) {
-  Result<Extent> extent = AllocateDramLocked(b->bytes);
+  // Not at the cost of a copy needed sooner (a staged one, typically): the
+  // block is then simply dropped from the GPU. REQUIRES: b->gpu is kAbsent.
+  const uint64_t next_use = DramNextUseLocked(b);
+  Result<Extent> extent = AllocateDramLocked(b->bytes, next_use == 0 ? 1 : next_use);
   if (!extent.ok()) return false;
   const AttachedTier* dram = FindTierLocked(dram_);
   HostLocation target{dram_, *extent, dram->direct, dram->stats_slot};
@@ -194,6 +232,7 @@ void BlockCache::DropDramCopyLocked(Block* b) {
   dram_policy_->OnErase(b->id);
   (void)dram_->Free(b->dram_extent);
   b->dram_valid = false;
+  b->dram_staged_use = kNeverUsedAgain;
   b->dram_job.reset();
 }
 

@@ -46,6 +46,7 @@ const std::vector<Field>& Fields() {
       {"io_retries", FieldType::kInt, &C::io_retries},
       {"demote_on_evict", FieldType::kBool, &C::demote_on_evict},
       {"prefetch_lookahead", FieldType::kInt, &C::prefetch_lookahead},
+      {"dram_prefetch_lookahead", FieldType::kInt, &C::dram_prefetch_lookahead},
       {"acquire_wait_ms", FieldType::kInt, &C::acquire_wait_ms},
       {"activation_spill_to_nvme", FieldType::kBool, &C::activation_spill_to_nvme},
   };
@@ -214,6 +215,9 @@ Status ValidateConfig(const RuntimeConfig& c) {
   }
   if (c.prefetch_lookahead < 0 || c.prefetch_lookahead > 1024) {
     return Status::InvalidArgument("config: prefetch_lookahead must lie in [0, 1024]");
+  }
+  if (c.dram_prefetch_lookahead < 0 || c.dram_prefetch_lookahead > 1024) {
+    return Status::InvalidArgument("config: dram_prefetch_lookahead must lie in [0, 1024]");
   }
   if (c.nvme_queue_depth < 1 || c.nvme_queue_depth > 4096) {
     return Status::InvalidArgument("config: nvme_queue_depth must lie in [1, 4096]");

@@ -54,6 +54,12 @@ struct RuntimeConfig {
   int64_t io_retries = 1;          // re-reads from the home tier after a failure
   bool demote_on_evict = true;     // GPU evictions of NVMe/PMEM blocks keep a DRAM copy
   int64_t prefetch_lookahead = 2;  // blocks asked of the predictor after each acquire
+  // Predicted next blocks (asked of the predictor after each acquire) whose
+  // home is slow (NVMe, PMEM) are read into DRAM copies ahead of use, in the
+  // background, up to this many blocks ahead; 0 turns it off. Needs no GPU
+  // room, so it runs deeper than prefetch_lookahead; bounded by DRAM room,
+  // never evicting a DRAM copy needed sooner.
+  int64_t dram_prefetch_lookahead = 16;
   // How long an acquire waits for in-flight work to unpin a victim before
   // reporting kOutOfSpace.
   int64_t acquire_wait_ms = 10000;

@@ -466,5 +466,215 @@ TEST(BlockCacheTest, PrefetchNeverEvictsNearerBlocksOnACyclicScan) {
   }
 }
 
+// A cyclic scan over NVMe-homed blocks through a GPU cache of half the
+// cycle, with DRAM room for the rest: the predicted next blocks are staged
+// into DRAM copies ahead of use, so after the first cycle the GPU's loads
+// come from DRAM and the NVMe home is no longer read. Demotion is off so
+// that staging is the only way a DRAM copy can arise; before staging, every
+// load of the 9 blocks rotating through the GPU read NVMe.
+TEST(BlockCacheTest, DramStagingTakesSlowHomeReadsOffTheLoadPath) {
+  constexpr int kBlocks = 16;
+  constexpr int kCached = 8;
+  constexpr uint64_t kBytes = 64 * kKiB;
+  RuntimeConfig config = SmallConfig();
+  config.gpu_cache_bytes = kCached * kBytes;
+  config.gpu_policy = "next-use";
+  config.prefetch_lookahead = 2;
+  config.dram_prefetch_lookahead = 8;
+  config.demote_on_evict = false;
+  CacheRig rig(config);
+  FaultyTier* nvme = rig.Adopt(std::make_unique<FaultyTier>("nvme", 2 * kMiB));
+  std::vector<BlockId> ids;
+  for (int i = 0; i < kBlocks; ++i) {
+    const auto d = Pattern(kBytes, 300 + i);
+    ids.push_back(
+        rig.cache->RegisterFromBuffer("n" + std::to_string(i), d.data(), d.size(), nvme).value());
+  }
+  CyclePredictor predictor(ids);
+  rig.cache->SetPredictor(&predictor);
+  const int nvme_slot = rig.cache->StatsSlotOf(nvme);
+  const int dram_slot = rig.cache->StatsSlotOf(rig.dram.get());
+  constexpr int kCycles = 6;
+  constexpr int kWarmup = 2;
+  TierTraffic nvme_before, dram_before, gpu_before;
+  int reads_before = 0;
+  for (int cycle = 0; cycle < kCycles; ++cycle) {
+    if (cycle == kWarmup) {
+      ASSERT_TRUE(rig.cache->Drain().ok());
+      nvme_before = rig.cache->stats().Snapshot(nvme_slot);
+      dram_before = rig.cache->stats().Snapshot(dram_slot);
+      gpu_before = rig.cache->stats().Snapshot(rig.cache->gpu_stats_slot());
+      reads_before = nvme->reads_seen.load();
+    }
+    for (int i = 0; i < kBlocks; ++i) {
+      Result<void*> ptr = rig.cache->Acquire(ids[i], rig.stream);
+      ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
+      ASSERT_EQ(rig.ReadBack(*ptr, kBytes), Pattern(kBytes, 300 + i)) << "block " << i;
+      ASSERT_TRUE(rig.cache->Release(ids[i], rig.stream).ok());
+      // The engine's compute on the block: the staging thread runs meanwhile.
+      std::this_thread::sleep_for(std::chrono::microseconds(300));
+    }
+  }
+  ASSERT_TRUE(rig.cache->Drain().ok());
+  rig.cache->SetPredictor(nullptr);
+  const TierTraffic nvme_after = rig.cache->stats().Snapshot(nvme_slot);
+  const TierTraffic dram_after = rig.cache->stats().Snapshot(dram_slot);
+  const TierTraffic gpu_after = rig.cache->stats().Snapshot(rig.cache->gpu_stats_slot());
+  const uint64_t measured = kCycles - kWarmup;
+  const uint64_t loads = (gpu_after.bytes_in - gpu_before.bytes_in) / kBytes;
+  // Blocks still move through the GPU (it holds half the cycle)...
+  EXPECT_GE(loads, measured * (kBlocks - kCached));
+  // ...but from DRAM copies: loads served by the NVMe home are near zero
+  // (one of slack for a staging read overtaken by its acquire), and so are
+  // reads of it at all, staging included: one a cycle, for the block that
+  // leaves the GPU's resident set for the first time since the first cycle
+  // (staging starts once the cycle has been seen: the second).
+  EXPECT_LE(nvme_after.hits - nvme_before.hits, 1u);
+  EXPECT_LE(nvme->reads_seen.load() - reads_before, static_cast<int>(measured) + 1);
+  EXPECT_GE(dram_after.hits - dram_before.hits, loads - 1);
+  // Every NVMe block was staged once in the warm-up, and counted there.
+  EXPECT_GE(nvme_before.bytes_out, (kBlocks - kCached) * kBytes);
+  EXPECT_GE(dram_before.bytes_in, (kBlocks - kCached) * kBytes);
+}
+
+// A staging read that fails (an I/O error, or bytes that do not match the
+// block's checksums) leaves no DRAM copy and no error for the engine; it is
+// counted as an error of the home tier. The acquire then reads home itself:
+// it succeeds once home reads do, and reports home's error cleanly while
+// they keep failing.
+TEST(BlockCacheTest, FailedDramStagingLeavesNoCopyAndAcquireReadsHome) {
+  constexpr uint64_t kBytes = 64 * kKiB;
+  RuntimeConfig config = SmallConfig();
+  config.prefetch_lookahead = 0;  // only staging reads ahead
+  config.dram_prefetch_lookahead = 4;
+  config.io_retries = 0;
+  config.demote_on_evict = false;
+  CacheRig rig(config);
+  FaultyTier* nvme = rig.Adopt(std::make_unique<FaultyTier>("nvme", 1 * kMiB));
+  const auto first = Pattern(kBytes, 500);
+  std::vector<BlockId> ids = {rig.cache->RegisterFromBuffer("d0", first.data(), kBytes,
+                                                            rig.dram.get()).value()};
+  for (int i = 1; i <= 3; ++i) {
+    const auto d = Pattern(kBytes, 500 + i);
+    ids.push_back(
+        rig.cache->RegisterFromBuffer("n" + std::to_string(i), d.data(), kBytes, nvme).value());
+  }
+  CyclePredictor predictor(ids);
+  rig.cache->SetPredictor(&predictor);
+  const int nvme_slot = rig.cache->StatsSlotOf(nvme);
+  // One pass so the cycle is known (staging asks no deeper than the last
+  // access's reuse distance), then blocks 1-3 leave the GPU, with no copy.
+  for (BlockId id : ids) {
+    ASSERT_TRUE(rig.cache->Acquire(id, rig.stream).ok());
+    ASSERT_TRUE(rig.cache->Release(id, rig.stream).ok());
+  }
+  ASSERT_TRUE(rig.cache->Drain().ok());
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(rig.cache->Evict(ids[i]).ok());
+  ASSERT_EQ(rig.cache->stats().Snapshot(nvme_slot).errors, 0u);
+  const uint64_t warm_bytes_out = rig.cache->stats().Snapshot(nvme_slot).bytes_out;
+  const uint64_t warm_hits = rig.cache->stats().Snapshot(nvme_slot).hits;
+
+  // Block 0's acquire predicts 1, 2, 3: their staging reads all fail (an
+  // I/O error for two, a corrupted read for the third).
+  nvme->fail_reads = 2;
+  nvme->corrupt_reads = 1;
+  ASSERT_TRUE(rig.cache->Acquire(ids[0], rig.stream).ok());
+  ASSERT_TRUE(rig.cache->Drain().ok());
+  EXPECT_EQ(nvme->fail_reads.load(), 0);
+  EXPECT_EQ(nvme->corrupt_reads.load(), 0);
+  for (int i = 1; i <= 3; ++i) EXPECT_FALSE(rig.cache->Info(ids[i])->in_dram) << i;
+  EXPECT_EQ(rig.cache->stats().Snapshot(nvme_slot).errors, 3u);
+  EXPECT_EQ(rig.cache->stats().Snapshot(nvme_slot).bytes_out, warm_bytes_out);
+  ASSERT_TRUE(rig.cache->Release(ids[0], rig.stream).ok());
+
+  // Home keeps failing: the acquire returns its error, holding nothing.
+  nvme->fail_reads = 1000;
+  Result<void*> failed = rig.cache->Acquire(ids[1], rig.stream);
+  EXPECT_EQ(failed.status().code(), ErrorCode::kIoError);
+  EXPECT_EQ(rig.cache->Info(ids[1])->pins, 0u);
+  EXPECT_FALSE(rig.cache->Info(ids[1])->on_gpu);
+
+  // Home recovers: the acquire reads it, intact.
+  nvme->fail_reads = 0;
+  Result<void*> ptr = rig.cache->Acquire(ids[1], rig.stream);
+  ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
+  EXPECT_EQ(rig.ReadBack(*ptr, kBytes), Pattern(kBytes, 501));
+  ASSERT_TRUE(rig.cache->Release(ids[1], rig.stream).ok());
+  // Home served both acquires of block 1 (the failed one counts too).
+  EXPECT_EQ(rig.cache->stats().Snapshot(nvme_slot).hits, warm_hits + 2);
+
+  // And staging works again: that acquire predicted 2 and 3, now copied,
+  // and their acquires are served from DRAM, intact.
+  ASSERT_TRUE(rig.cache->Drain().ok());
+  EXPECT_TRUE(rig.cache->Info(ids[2])->in_dram);
+  EXPECT_TRUE(rig.cache->Info(ids[3])->in_dram);
+  const uint64_t dram_hits =
+      rig.cache->stats().Snapshot(rig.cache->StatsSlotOf(rig.dram.get())).hits;
+  for (int i = 2; i <= 3; ++i) {
+    Result<void*> p = rig.cache->Acquire(ids[i], rig.stream);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    EXPECT_EQ(rig.ReadBack(*p, kBytes), Pattern(kBytes, 500 + i));
+    ASSERT_TRUE(rig.cache->Release(ids[i], rig.stream).ok());
+  }
+  EXPECT_EQ(rig.cache->stats().Snapshot(rig.cache->StatsSlotOf(rig.dram.get())).hits,
+            dram_hits + 2);
+  rig.cache->SetPredictor(nullptr);
+}
+
+// DRAM room for only 4 of the 9 blocks rotating through the GPU, demotion
+// on: staged copies and demoted ones compete for it. A copy may be evicted
+// only for a block used sooner, and never while its own block is loading
+// (the load makes GPU room first, and the demotion that frees it must not
+// take the copy the load is about to read). So the copies that are made
+// are used: about 4 loads a cycle come from DRAM.
+TEST(BlockCacheTest, DramCopiesInShortRoomAreUsedBeforeTheyAreEvicted) {
+  constexpr int kBlocks = 16;
+  constexpr int kCached = 8;
+  constexpr uint64_t kBytes = 64 * kKiB;
+  RuntimeConfig config = SmallConfig();
+  config.gpu_cache_bytes = kCached * kBytes;
+  config.gpu_policy = "next-use";
+  config.prefetch_lookahead = 2;
+  config.dram_prefetch_lookahead = 8;
+  // The staging ring, then room for 4 copies.
+  config.dram_bytes = config.chunk_bytes * config.staging_buffers + 4 * kBytes;
+  CacheRig rig(config);
+  FaultyTier* nvme = rig.Adopt(std::make_unique<FaultyTier>("nvme", 2 * kMiB));
+  std::vector<BlockId> ids;
+  for (int i = 0; i < kBlocks; ++i) {
+    const auto d = Pattern(kBytes, 700 + i);
+    ids.push_back(
+        rig.cache->RegisterFromBuffer("r" + std::to_string(i), d.data(), d.size(), nvme).value());
+  }
+  CyclePredictor predictor(ids);
+  rig.cache->SetPredictor(&predictor);
+  const int dram_slot = rig.cache->StatsSlotOf(rig.dram.get());
+  constexpr int kCycles = 6;
+  constexpr int kWarmup = 2;
+  TierTraffic dram_before;
+  for (int cycle = 0; cycle < kCycles; ++cycle) {
+    if (cycle == kWarmup) {
+      ASSERT_TRUE(rig.cache->Drain().ok());
+      dram_before = rig.cache->stats().Snapshot(dram_slot);
+    }
+    for (int i = 0; i < kBlocks; ++i) {
+      Result<void*> ptr = rig.cache->Acquire(ids[i], rig.stream);
+      ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
+      ASSERT_EQ(rig.ReadBack(*ptr, kBytes), Pattern(kBytes, 700 + i)) << "block " << i;
+      ASSERT_TRUE(rig.cache->Release(ids[i], rig.stream).ok());
+      std::this_thread::sleep_for(std::chrono::microseconds(300));
+    }
+  }
+  ASSERT_TRUE(rig.cache->Drain().ok());
+  rig.cache->SetPredictor(nullptr);
+  const TierTraffic dram_after = rig.cache->stats().Snapshot(dram_slot);
+  const uint64_t measured = kCycles - kWarmup;
+  const uint64_t dram_loads = dram_after.hits - dram_before.hits;
+  const uint64_t copies_made = (dram_after.bytes_in - dram_before.bytes_in) / kBytes;
+  EXPECT_GE(dram_loads, measured * 3);
+  // Copies are made to be read: at most one a cycle dropped unread.
+  EXPECT_LE(copies_made, dram_loads + measured);
+}
+
 }  // namespace
 }  // namespace tiercache

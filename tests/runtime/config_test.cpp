@@ -79,6 +79,35 @@ TEST(ConfigTest, ValidationRejectsNonsense) {
   c = RuntimeConfig();
   c.nvme_path = "/tmp/x";  // without a size
   EXPECT_EQ(ValidateConfig(c).code(), ErrorCode::kInvalidArgument);
+  c = RuntimeConfig();
+  c.dram_prefetch_lookahead = -1;
+  EXPECT_EQ(ValidateConfig(c).code(), ErrorCode::kInvalidArgument);
+  c.dram_prefetch_lookahead = 1025;
+  EXPECT_EQ(ValidateConfig(c).code(), ErrorCode::kInvalidArgument);
+  c.dram_prefetch_lookahead = 0;  // off
+  EXPECT_TRUE(ValidateConfig(c).ok());
+}
+
+TEST(ConfigTest, DramPrefetchLookaheadFromFileAndEnvironment) {
+  const std::string path = ::testing::TempDir() + "/tiercache_config_dram_lookahead.json";
+  {
+    std::ofstream out(path);
+    out << R"({"dram_prefetch_lookahead": 40, "prefetch_lookahead": 3})";
+  }
+  {
+    ScopedEnv file("TIERCACHE_CONFIG", path.c_str());
+    auto c = ConfigFromEnvironment();
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    EXPECT_EQ(c->dram_prefetch_lookahead, 40);
+    EXPECT_EQ(c->prefetch_lookahead, 3);
+    ScopedEnv env("TIERCACHE_DRAM_PREFETCH_LOOKAHEAD", "7");
+    c = ConfigFromEnvironment();
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    EXPECT_EQ(c->dram_prefetch_lookahead, 7);  // the environment wins
+  }
+  ScopedEnv bad("TIERCACHE_DRAM_PREFETCH_LOOKAHEAD", "2000");
+  EXPECT_EQ(ConfigFromEnvironment().status().code(), ErrorCode::kInvalidArgument);
+  std::remove(path.c_str());
 }
 
 TEST(ConfigTest, EnvironmentOverridesFile) {
