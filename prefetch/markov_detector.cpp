@@ -48,7 +48,10 @@ void MarkovDetector::PredictNext(size_t n, std::vector<BlockId>* out) const {
   if (!started_) return;
   std::vector<std::pair<double, BlockId>> frontier = {{1.0, last_}}, next;
   std::unordered_set<BlockId> listed;
-  while (n > 0 && !frontier.empty()) {
+  // A chain longer than the number of known blocks only revisits them (a
+  // deterministic cycle keeps a frontier of one forever): stop there, so a
+  // request for more blocks than the pattern holds returns what it holds.
+  for (size_t step = 0; n > 0 && !frontier.empty() && step < nodes_.size(); ++step) {
     next.clear();
     for (const auto& [p, id] : frontier) {
       auto node = nodes_.find(id);

@@ -6,7 +6,9 @@
 //
 // PredictNext expands the chain from the current block breadth-first,
 // keeping the kBeam most probable blocks per step, and lists blocks by the
-// step at which they are most likely, dropping paths below kMinProbability.
+// step at which they are most likely, dropping paths below kMinProbability,
+// for at most as many steps as it knows blocks (so asking for more blocks
+// than a cycle holds returns each once).
 // It has no distance opinion beyond the immediate successors (distance 1 for
 // the most likely one).
 //

@@ -2,6 +2,8 @@
 // them, and the accounting counts what happened.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "prefetch/cycle_detector.h"
 #include "prefetch/markov_detector.h"
 #include "prefetch/prefetcher.h"
@@ -108,6 +110,21 @@ TEST(MarkovDetector, LearnsWhichBlocksFollowWhich) {
   EXPECT_EQ(next[0], 2u);  // most likely first
   EXPECT_EQ(next[1], 3u);
   EXPECT_EQ(markov.PredictDistance(2, now - 1), 1u);
+}
+
+// A fixed cycle is a chain with one successor per block: asked for more
+// blocks than it holds, the expansion must end (it once looped forever)
+// and list each block of the cycle once.
+TEST(MarkovDetector, AskingForMoreThanACycleHoldsReturnsTheCycleOnce) {
+  MarkovDetector markov;
+  uint64_t now = 0;
+  for (int round = 0; round < 3; ++round) Feed(markov, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, &now);
+  const auto next = Next(markov, 16);  // the cycle has 12 blocks
+  ASSERT_EQ(next.size(), 12u);
+  EXPECT_EQ(next.front(), 0u);  // after 11 comes 0
+  std::vector<BlockId> sorted = next;
+  std::sort(sorted.begin(), sorted.end());
+  for (BlockId id = 0; id < 12; ++id) EXPECT_EQ(sorted[id], id);
 }
 
 // Rounds of 10 accesses: blocks 0..8 every round (sticky), then one of
