@@ -471,7 +471,9 @@ Status BlockCache::HintOrder(const std::vector<BlockId>& next) {
 }
 
 void BlockCache::WakeDramStagingLocked() {
-  if (!dram_staging_on_) return;
+  // Nothing to stage without slow-homed blocks: the hot path of a cache
+  // homed in pinned DRAM never wakes the staging thread.
+  if (!dram_staging_on_ || slow_homed_blocks_ == 0) return;
   ++stage_epoch_;
   if (stage_waiting_) stage_cv_.notify_one();
 }

@@ -359,6 +359,7 @@ class BlockCache {
   // DRAM staging: its own thread, so its reads overlap the transfer
   // engine's uploads and never wait behind a GPU prefetch waiting for room.
   bool dram_staging_on_ = false;        // fixed at Create
+  uint64_t slow_homed_blocks_ = 0;      // GUARDED_BY(mutex_): alive blocks homed off-DMA
   std::condition_variable stage_cv_;    // with mutex_: work may be there
   std::condition_variable stage_done_cv_;  // with mutex_: a staging read ended or the thread idles
   uint64_t stage_epoch_ = 0;            // GUARDED_BY(mutex_); accesses since start

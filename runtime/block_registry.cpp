@@ -150,6 +150,8 @@ Result<BlockId> BlockCache::AddBlock(std::string name, uint64_t bytes, Tier* hom
   b->group = group;
   b->checksums = std::move(checksums);
   const BlockId id = b->id;
+  // Only blocks homed on a tier uploads cannot DMA from are worth staging.
+  if (!FindTierLocked(home)->direct) ++slow_homed_blocks_;
   blocks_.push_back(std::move(b));
   if (!name.empty()) by_name_[name] = id;
   if (group != kNoGroup) groups_[group].members.push_back(id);
@@ -292,6 +294,9 @@ Status BlockCache::Unregister(BlockId id) {
     Block* b = blocks_[id].get();
     if (b->gpu == Block::Gpu::kResident) EvictBlockLocked(b, /*demote=*/false, &frees);
     b->alive = false;  // no new acquires from here on
+    if (const AttachedTier* home = FindTierLocked(b->home); home != nullptr && !home->direct) {
+      --slow_homed_blocks_;
+    }
     pending_demotion = b->dram_job;
     if (!b->name.empty()) by_name_.erase(b->name);
     if (b->group != kNoGroup) {
