@@ -472,6 +472,37 @@ TEST(BlockCacheTest, PrefetchNeverEvictsNearerBlocksOnACyclicScan) {
 // come from DRAM and the NVMe home is no longer read. Demotion is off so
 // that staging is the only way a DRAM copy can arise; before staging, every
 // load of the 9 blocks rotating through the GPU read NVMe.
+
+// `count` blocks named prefix0, prefix1, ... homed on `home`, block i
+// holding Pattern(bytes, seed + i).
+std::vector<BlockId> RegisterPatterned(CacheRig& rig, Tier* home, const std::string& prefix,
+                                       int count, uint64_t bytes, uint64_t seed) {
+  std::vector<BlockId> ids;
+  for (int i = 0; i < count; ++i) {
+    const auto d = Pattern(bytes, seed + i);
+    ids.push_back(rig.cache->RegisterFromBuffer(prefix + std::to_string(i), d.data(), d.size(), home).value());
+  }
+  return ids;
+}
+
+// One pass of the engine over `ids`: acquire each block, check its bytes
+// (Pattern(bytes, seed + i)), release it, then "compute" for a while so the
+// cache's background threads run meanwhile.
+::testing::AssertionResult ServeCycleChecked(CacheRig& rig, const std::vector<BlockId>& ids,
+                                             uint64_t bytes, uint64_t seed) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    Result<void*> ptr = rig.cache->Acquire(ids[i], rig.stream);
+    if (!ptr.ok()) return ::testing::AssertionFailure() << "block " << i << ": " << ptr.status().ToString();
+    if (rig.ReadBack(*ptr, bytes) != Pattern(bytes, seed + i)) {
+      return ::testing::AssertionFailure() << "block " << i << " read back wrong bytes";
+    }
+    Status released = rig.cache->Release(ids[i], rig.stream);
+    if (!released.ok()) return ::testing::AssertionFailure() << released.ToString();
+    std::this_thread::sleep_for(std::chrono::microseconds(300));
+  }
+  return ::testing::AssertionSuccess();
+}
+
 TEST(BlockCacheTest, DramStagingTakesSlowHomeReadsOffTheLoadPath) {
   constexpr int kBlocks = 16;
   constexpr int kCached = 8;
@@ -484,12 +515,7 @@ TEST(BlockCacheTest, DramStagingTakesSlowHomeReadsOffTheLoadPath) {
   config.demote_on_evict = false;
   CacheRig rig(config);
   FaultyTier* nvme = rig.Adopt(std::make_unique<FaultyTier>("nvme", 2 * kMiB));
-  std::vector<BlockId> ids;
-  for (int i = 0; i < kBlocks; ++i) {
-    const auto d = Pattern(kBytes, 300 + i);
-    ids.push_back(
-        rig.cache->RegisterFromBuffer("n" + std::to_string(i), d.data(), d.size(), nvme).value());
-  }
+  const std::vector<BlockId> ids = RegisterPatterned(rig, nvme, "n", kBlocks, kBytes, 300);
   CyclePredictor predictor(ids);
   rig.cache->SetPredictor(&predictor);
   const int nvme_slot = rig.cache->StatsSlotOf(nvme);
@@ -506,14 +532,7 @@ TEST(BlockCacheTest, DramStagingTakesSlowHomeReadsOffTheLoadPath) {
       gpu_before = rig.cache->stats().Snapshot(rig.cache->gpu_stats_slot());
       reads_before = nvme->reads_seen.load();
     }
-    for (int i = 0; i < kBlocks; ++i) {
-      Result<void*> ptr = rig.cache->Acquire(ids[i], rig.stream);
-      ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
-      ASSERT_EQ(rig.ReadBack(*ptr, kBytes), Pattern(kBytes, 300 + i)) << "block " << i;
-      ASSERT_TRUE(rig.cache->Release(ids[i], rig.stream).ok());
-      // The engine's compute on the block: the staging thread runs meanwhile.
-      std::this_thread::sleep_for(std::chrono::microseconds(300));
-    }
+    ASSERT_TRUE(ServeCycleChecked(rig, ids, kBytes, 300));
   }
   ASSERT_TRUE(rig.cache->Drain().ok());
   rig.cache->SetPredictor(nullptr);
@@ -640,12 +659,7 @@ TEST(BlockCacheTest, DramCopiesInShortRoomAreUsedBeforeTheyAreEvicted) {
   config.dram_bytes = config.chunk_bytes * config.staging_buffers + 4 * kBytes;
   CacheRig rig(config);
   FaultyTier* nvme = rig.Adopt(std::make_unique<FaultyTier>("nvme", 2 * kMiB));
-  std::vector<BlockId> ids;
-  for (int i = 0; i < kBlocks; ++i) {
-    const auto d = Pattern(kBytes, 700 + i);
-    ids.push_back(
-        rig.cache->RegisterFromBuffer("r" + std::to_string(i), d.data(), d.size(), nvme).value());
-  }
+  const std::vector<BlockId> ids = RegisterPatterned(rig, nvme, "r", kBlocks, kBytes, 700);
   CyclePredictor predictor(ids);
   rig.cache->SetPredictor(&predictor);
   const int dram_slot = rig.cache->StatsSlotOf(rig.dram.get());
@@ -657,13 +671,7 @@ TEST(BlockCacheTest, DramCopiesInShortRoomAreUsedBeforeTheyAreEvicted) {
       ASSERT_TRUE(rig.cache->Drain().ok());
       dram_before = rig.cache->stats().Snapshot(dram_slot);
     }
-    for (int i = 0; i < kBlocks; ++i) {
-      Result<void*> ptr = rig.cache->Acquire(ids[i], rig.stream);
-      ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
-      ASSERT_EQ(rig.ReadBack(*ptr, kBytes), Pattern(kBytes, 700 + i)) << "block " << i;
-      ASSERT_TRUE(rig.cache->Release(ids[i], rig.stream).ok());
-      std::this_thread::sleep_for(std::chrono::microseconds(300));
-    }
+    ASSERT_TRUE(ServeCycleChecked(rig, ids, kBytes, 700));
   }
   ASSERT_TRUE(rig.cache->Drain().ok());
   rig.cache->SetPredictor(nullptr);
