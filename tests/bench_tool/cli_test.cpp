@@ -209,6 +209,30 @@ TEST_F(CliTest, RuntimeReplayReportsPrefetching) {
   ExpectWellFormedSvg(dir_ + "/prefetch.step-time.svg");
 }
 
+// With default host sizes the DRAM tier keeps a quarter of the working set
+// free of homes, as room for copies of blocks homed further down; the
+// slower tiers home the rest, and copies land in DRAM during the run.
+TEST_F(CliTest, RuntimeReplayKeepsDramRoomForCopies) {
+  std::string json_path = dir_ + "/copies.json";
+  BenchRun run = Bench(std::string(kSmallReplay) + "--compute-us=200 --dir=" + dir_ + " --json=" + json_path);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  Json json = CheckHierarchy(ParseJson(json_path));
+  const uint64_t working_set = json["working_set_bytes"].Uint();
+  uint64_t homed = 0;
+  const Json* dram = nullptr;
+  for (const Json& tier : json["tiers"].items) {
+    homed += tier["homed_bytes"].Uint();
+    if (tier["name"].text == "dram") dram = &tier;
+  }
+  EXPECT_EQ(homed, working_set) << "every block has one home";
+  ASSERT_NE(dram, nullptr);
+  EXPECT_GT((*dram)["homed_bytes"].Uint(), 0u);
+  EXPECT_GE((*dram)["capacity_bytes"].Uint(), (*dram)["homed_bytes"].Uint() + working_set / 4)
+      << "no room left for copies";
+  // Copies were written into DRAM beyond its homes (demotion or staging).
+  EXPECT_GT((*dram)["bytes_down"].Uint(), (*dram)["homed_bytes"].Uint());
+}
+
 TEST_F(CliTest, SimulateCsvTraceReproducesHandCounts) {
   // Object ids as a public trace would have them; sizes 1 byte, so 75% of
   // the working set is room for 3 of the 4 objects. Hand counts in

@@ -146,6 +146,7 @@ void WriteTier(JsonWriter& json, const TierReport& tier, uint64_t all_requests) 
   json.BeginObject();
   json.Key("name").String(tier.name);
   json.Key("capacity_bytes").Uint(tier.capacity_bytes);
+  json.Key("homed_bytes").Uint(tier.homed_bytes);
   json.Key("requests_reaching").Uint(tier.requests_reaching);
   json.Key("hits").Uint(tier.hits);
   json.Key("misses").Uint(tier.misses());

@@ -35,6 +35,7 @@ struct LinkPeak {
 struct TierReport {
   std::string name;  // "gpu", "dram", "pmem", "nvme"
   uint64_t capacity_bytes = 0;
+  uint64_t homed_bytes = 0;     // blocks whose home is this tier (host tiers)
   uint64_t requests_reaching = 0;
   uint64_t hits = 0;
   uint64_t transfers_up = 0;    // promotions out of this tier

@@ -83,6 +83,7 @@ class RuntimeReplayer {
   std::vector<bool> on_gpu_;
   std::vector<bool> prefetched_unused_;
   bool watch_ = false;
+  uint64_t dram_home_limit_ = UINT64_MAX;  // bytes of homes the DRAM tier takes
 };
 
 size_t RuntimeReplayer::RowOf(const std::string& tier_name) const {
@@ -98,8 +99,16 @@ Status RuntimeReplayer::Setup() {
   std::string dir = ScratchDirectory(options_);
   TC_ASSIGN_OR_RETURN(uint64_t free_disk, FreeDiskBytes(dir));
   uint64_t staging = config.chunk_bytes * static_cast<uint64_t>(std::max<int64_t>(config.staging_buffers, 0));
+  // With default sizes the DRAM tier also keeps room for copies of blocks
+  // homed further down (demotions and DRAM staging ahead of use), a quarter
+  // of the working set; homes fill only the rest. Given sizes are all homes.
+  const bool any_host_size =
+      options_.IsSet("dram_bytes") || options_.IsSet("pmem_bytes") || options_.IsSet("nvme_bytes");
+  const uint64_t copy_room = any_host_size ? 0 : AlignUp(workload_.WorkingSetBytes() / 4, 4096);
   TC_ASSIGN_OR_RETURN(TierSizes sizes, ChooseTierSizes(options_, workload_.WorkingSetBytes(), largest,
-                                                       free_disk, staging, AvailableMemoryBytes()));
+                                                       free_disk, staging + copy_room, AvailableMemoryBytes()));
+  dram_home_limit_ = sizes.dram - std::min(sizes.dram, staging + copy_room);
+  if (options_.IsSet("dram_bytes")) dram_home_limit_ = UINT64_MAX;  // the tier's own capacity bounds it
   TC_ASSIGN_OR_RETURN(std::shared_ptr<Device> device, OpenDevice(static_cast<int>(config.device_ordinal)));
   TC_ASSIGN_OR_RETURN(uint64_t device_free, device->FreeMemoryBytes());
   if (sizes.gpu_budget > device_free) {
@@ -152,8 +161,13 @@ Status RuntimeReplayer::Register() {
   uint64_t largest = *std::max_element(workload_.block_bytes.begin(), workload_.block_bytes.end());
   std::vector<unsigned char> buffer(largest);
   size_t tier = 1;
+  uint64_t homed_in_dram = 0;
   for (size_t id = 0; id < blocks; ++id) {
     uint64_t bytes = workload_.block_bytes[id];
+    if (tier < report_.tiers.size() && report_.tiers[tier].name == "dram" &&
+        homed_in_dram + bytes > dram_home_limit_) {
+      ++tier;  // the rest of the DRAM tier is room for copies
+    }
     std::memset(buffer.data(), static_cast<int>((id * 131 + 7) & 0xff), bytes);
     while (true) {
       if (tier >= report_.tiers.size()) {
@@ -165,6 +179,8 @@ Status RuntimeReplayer::Register() {
       if (registered.ok()) {
         ids_.push_back(*registered);
         home_.push_back(report_.tiers[tier].name);
+        report_.tiers[tier].homed_bytes += bytes;
+        if (report_.tiers[tier].name == "dram") homed_in_dram += bytes;
         report_.tiers[tier].transfers_down += 1;
         report_.tiers[tier].bytes_down += bytes;
         break;
