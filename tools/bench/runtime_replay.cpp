@@ -221,6 +221,13 @@ Status RuntimeReplayer::Serve(size_t request, Stream stream, StepTime* step) {
                                 : Source::kHost;
   size_t served = 0;
   if (source == Source::kHost) served = RowOf(before.in_dram ? "dram" : home_[block]);
+  // A block that arrived after the last look and before its own request
+  // was prefetched too: on a fast link the whole load fits in the engine's
+  // compute between two requests, where no look sees it in flight.
+  if (watch_ && source != Source::kHost && !on_gpu_[block] && !prefetched_unused_[block]) {
+    report_.prefetch.issued += 1;
+    prefetched_unused_[block] = true;
+  }
   for (size_t t = 0; t <= served; ++t) report_.tiers[t].requests_reaching += 1;
   report_.tiers[served].hits += 1;
   if (served > 0) report_.prefetch.demand_misses += 1;
