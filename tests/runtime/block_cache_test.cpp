@@ -211,17 +211,16 @@ TEST(BlockCacheTest, CyclicScanDoesNotThrashWithNextUseHints) {
 }
 
 TEST(BlockCacheTest, StreamWaitsForTheUploadNotTheHost) {
-  // Each emulated copy sleeps 3 ms: a reader that did not wait for the
+  // Each emulated copy sleeps 25 ms: a reader that did not wait for the
   // upload's event would see zeros.
-  CacheRig rig(SmallConfig(), 64 * kMiB, std::chrono::microseconds(3000));
+  CacheRig rig(SmallConfig(), 64 * kMiB, std::chrono::microseconds(25000));
   const auto data = Pattern(256 * kKiB, 5);
   auto id = rig.cache->RegisterFromBuffer("s0", data.data(), data.size(), rig.dram.get()).value();
-  const auto start = std::chrono::steady_clock::now();
   auto ptr = rig.cache->Acquire(id, rig.stream);
-  const auto acquire_time = std::chrono::steady_clock::now() - start;
   ASSERT_TRUE(ptr.ok());
-  // Four 64 KiB chunks at 3 ms each: the acquire returned before they ran.
-  EXPECT_LT(acquire_time, std::chrono::milliseconds(6));
+  // Four 64 KiB chunks at 25 ms each: the acquire returned before they ran
+  // (a wall-clock bound here would fail on a loaded machine; the upload's
+  // state says the same without one).
   EXPECT_FALSE(rig.cache->Info(id)->gpu_ready);
   EXPECT_EQ(rig.ReadBack(*ptr, data.size()), data);
   ASSERT_TRUE(rig.cache->Release(id, rig.stream).ok());
