@@ -103,8 +103,7 @@ Result<void*> BlockCache::AcquireImpl(BlockId id, Stream stream, bool may_wait) 
     // demand one (it may evict whatever it must); one that gave way before
     // seeing the waiter leaves the block for this thread to load.
     ++b->demand_waiters;
-    ++room_epoch_;
-    room_cv_.notify_all();
+    NotifyRoomLocked();
     load_cv_.wait(lock, [b] { return b->gpu != Block::Gpu::kLoading; });
     --b->demand_waiters;
     load = b->gpu == Block::Gpu::kAbsent && b->prefetch_gave_way;
@@ -262,8 +261,7 @@ Status BlockCache::Release(BlockId id, Stream stream) {
     b->release_multi = true;
   }
   --b->held;  // the pin itself stays until the stream's work is fenced
-  ++room_epoch_;
-  room_cv_.notify_all();  // cheap without waiters
+  NotifyRoomLocked();
   auto it = std::find_if(unfenced_.begin(), unfenced_.end(),
                          [stream](const auto& entry) { return entry.first == stream; });
   if (it == unfenced_.end()) {
@@ -470,6 +468,12 @@ Status BlockCache::HintOrder(const std::vector<BlockId>& next) {
   return Status::Ok();
 }
 
+void BlockCache::NotifyRoomLocked() {
+  ++room_epoch_;
+  // A release is on the hot path: no notify when no prefetch waits.
+  if (room_waiters_ > 0) room_cv_.notify_all();
+}
+
 void BlockCache::WakeDramStagingLocked() {
   // Nothing to stage without slow-homed blocks: the hot path of a cache
   // homed in pinned DRAM never wakes the staging thread.
@@ -482,9 +486,7 @@ BlockCache::Block* BlockCache::PlanDramStageLocked(const std::vector<BlockId>& t
                                                    Extent* extent, uint64_t* use) {
   if (predictor_ == nullptr) return nullptr;
   // No deeper than the last access's reuse distance: a predictor need not
-  // know that many blocks ahead, and one that follows a closed chain (the
-  // Markov detector on a short cycle) may not return when asked for more
-  // blocks than the chain holds.
+  // know more of the pattern than it has seen once.
   const size_t lookahead = static_cast<size_t>(
       std::min<uint64_t>(static_cast<uint64_t>(config_.dram_prefetch_lookahead), stage_order_cap_));
   if (lookahead == 0) return nullptr;
@@ -529,20 +531,12 @@ Status BlockCache::ReadHomeIntoDram(const Block* b, const Extent& extent,
   std::vector<unsigned char> bounce;  // only for a DRAM tier without host addresses
   if (mapped == nullptr) bounce.resize(std::min(chunk, b->bytes));
   fill->clear();
+  const HostLocation home{b->home, b->home_extent};
   uint64_t index = 0;
   for (uint64_t offset = 0; offset < b->bytes; offset += chunk, ++index) {
     const uint64_t n = std::min(chunk, b->bytes - offset);
     unsigned char* dst = mapped != nullptr ? mapped + offset : bounce.data();
-    Status s;
-    for (int64_t attempt = 0; attempt <= config_.io_retries; ++attempt) {
-      s = b->home->Read(b->home_extent, offset, dst, n);
-      if (s.ok() && index < verify.size() && ChecksumBytes(dst, n) != verify[index]) {
-        s = Status::Corruption(b->home->name() + ": checksum mismatch in chunk " +
-                               std::to_string(index) + " of block " + b->name);
-      }
-      if (s.ok()) break;
-    }
-    if (!s.ok()) return s;
+    TC_RETURN_IF_ERROR(transfer_->ReadChunk(home, offset, dst, n, &verify, index));
     if (config_.verify_checksums) fill->push_back(ChecksumBytes(dst, n));
     if (mapped == nullptr) TC_RETURN_IF_ERROR(dram_->Write(extent, offset, dst, n));
   }

@@ -236,6 +236,10 @@ class BlockCache {
   uint64_t NextUseOfLocked(const Block* b) const;
   void PrefetchLoop();
 
+  // A release, or an acquire waiting for a prefetch: bumps room_epoch_ and
+  // wakes prefetches waiting for room, if any. REQUIRES: mutex_.
+  void NotifyRoomLocked();
+
   // DRAM staging (block_cache.cpp).
   // Wakes the staging thread after an access or an order hint. Cheap: a
   // counter and, only when the thread sleeps, a notify. REQUIRES: mutex_.
@@ -246,7 +250,7 @@ class BlockCache {
   // DRAM has no room it may take). REQUIRES: mutex_.
   Block* PlanDramStageLocked(const std::vector<BlockId>& tried, Extent* extent, uint64_t* use);
   // Reads `b`'s bytes from home into `extent` of the DRAM tier, chunk by
-  // chunk, re-reading a failed or mismatching chunk up to io_retries times.
+  // chunk through TransferEngine::ReadChunk (verified, re-read on failure).
   // `verify` (may be empty) holds the block's checksums; `fill` receives the
   // checksums of what was read. Called without mutex_.
   Status ReadHomeIntoDram(const Block* b, const Extent& extent,
@@ -321,7 +325,8 @@ class BlockCache {
   // A release, or an acquire that waits for a prefetch: a prefetch waiting
   // for room without evicting blocks needed sooner looks again.
   std::condition_variable room_cv_;
-  uint64_t room_epoch_ = 0;  // GUARDED_BY(mutex_); counts room_cv_'s notifications
+  uint64_t room_epoch_ = 0;    // GUARDED_BY(mutex_); counts room_cv_'s notifications
+  uint32_t room_waiters_ = 0;  // GUARDED_BY(mutex_); prefetches waiting on room_cv_
   std::vector<AttachedTier> tiers_;                     // GUARDED_BY(mutex_)
   std::deque<std::unique_ptr<Block>> blocks_;           // GUARDED_BY(mutex_), index = id
   std::unordered_map<std::string, BlockId> by_name_;    // GUARDED_BY(mutex_)

@@ -343,7 +343,9 @@ Status BlockCache::MakeRoomAndReserve(Block* b, uint64_t min_victim_next_use) {
       // which makes this a demand load): both notify room_cv_. Not a stall
       // of the engine, so not counted as one.
       std::unique_lock<std::mutex> lock(mutex_);
+      ++room_waiters_;
       room_cv_.wait_for(lock, backoff, [this, epoch] { return room_epoch_ != epoch; });
+      --room_waiters_;
       backoff = std::min(backoff * 2, std::chrono::microseconds(1000));
       continue;
     }

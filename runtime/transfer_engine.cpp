@@ -234,7 +234,7 @@ std::shared_ptr<TransferJob> TransferEngine::Upload(const HostLocation& source, 
 
 Status TransferEngine::ReadChunk(const HostLocation& source, uint64_t offset, unsigned char* dst,
                                  uint64_t bytes, const std::vector<uint32_t>* checksums,
-                                 uint64_t chunk_index) {
+                                 uint64_t chunk_index) const {
   Status status;
   for (int attempt = 0; attempt <= options_.io_retries; ++attempt) {
     status = source.tier->Read(source.extent, offset, dst, bytes);

@@ -150,6 +150,15 @@ class TransferEngine {
                                         std::function<void()> on_enqueued = {},
                                         std::function<void()> on_complete = {});
 
+  // Reads [offset, offset + bytes) of `source` into host memory `dst`,
+  // checks it against (*checksums)[chunk_index] when there is one, and
+  // re-reads a failed or mismatching chunk up to io_retries times. The
+  // worker's staged uploads use it, and so does the cache's DRAM staging.
+  // Thread-safe (touches no engine state).
+  Status ReadChunk(const HostLocation& source, uint64_t offset, unsigned char* dst,
+                   uint64_t bytes, const std::vector<uint32_t>* checksums,
+                   uint64_t chunk_index) const;
+
   Device& device() const { return *device_; }
   Stream upload_stream() const { return upload_stream_; }
   Stream download_stream() const { return download_stream_; }
@@ -167,9 +176,6 @@ class TransferEngine {
   // behind it on notify_stream_ and marks the job enqueued.
   void Seal(const std::shared_ptr<TransferJob>& job, Stream stream);
   void Fail(const std::shared_ptr<TransferJob>& job, Status status);
-  Status ReadChunk(const HostLocation& source, uint64_t offset, unsigned char* dst,
-                   uint64_t bytes, const std::vector<uint32_t>* checksums,
-                   uint64_t chunk_index);
   void StagedUpload(std::shared_ptr<TransferJob> job, HostLocation source, unsigned char* dst,
                     uint64_t bytes, Event wait_event, const std::vector<uint32_t>* checksums,
                     std::vector<uint32_t>* fill_checksums);
