@@ -29,6 +29,21 @@ TEST(TierSizesTest, DefaultsSpreadTheWorkingSetOverEveryTier) {
   EXPECT_GE(sizes->dram - 64 * kMiB + sizes->pmem + sizes->nvme, 256 * kMiB);
 }
 
+TEST(TierSizesTest, CopyRoomIsKeptFreeOfHomesOnlyWithDefaultSizes) {
+  Result<TierSizes> sizes =
+      ChooseTierSizes(Options(), 256 * kMiB, 4 * kMiB, kPlenty, 64 * kMiB, kPlenty, 64 * kMiB);
+  ASSERT_TRUE(sizes.ok()) << sizes.status().ToString();
+  EXPECT_EQ(sizes->dram, 68 * kMiB + 64 * kMiB + 64 * kMiB);
+  EXPECT_EQ(sizes->dram_homes, 68 * kMiB);
+  EXPECT_EQ(sizes->nvme, (256 - 68 - 68 + 8) * kMiB);  // the same homes below DRAM
+  Options given = With({{&Options::dram_bytes, 132 * kMiB}, {&Options::nvme_bytes, 1 * kGiB}},
+                       {"dram_bytes", "nvme_bytes"});
+  sizes = ChooseTierSizes(given, 256 * kMiB, 4 * kMiB, kPlenty, 64 * kMiB, kPlenty, 64 * kMiB);
+  ASSERT_TRUE(sizes.ok()) << sizes.status().ToString();
+  EXPECT_EQ(sizes->dram, 132 * kMiB);
+  EXPECT_EQ(sizes->dram_homes, 68 * kMiB) << "a given size is all homes beside the reserve";
+}
+
 TEST(TierSizesTest, GivenSizesAreKeptAndUnnamedTiersLeftOut) {
   Options options = With({{&Options::nvme_bytes, 1 * kGiB}, {&Options::gpu_cache_bytes, 32 * kMiB}},
                          {"nvme_bytes", "gpu_cache_bytes"});

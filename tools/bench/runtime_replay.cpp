@@ -101,14 +101,12 @@ Status RuntimeReplayer::Setup() {
   uint64_t staging = config.chunk_bytes * static_cast<uint64_t>(std::max<int64_t>(config.staging_buffers, 0));
   // With default sizes the DRAM tier also keeps room for copies of blocks
   // homed further down (demotions and DRAM staging ahead of use), a quarter
-  // of the working set; homes fill only the rest. Given sizes are all homes.
-  const bool any_host_size =
-      options_.IsSet("dram_bytes") || options_.IsSet("pmem_bytes") || options_.IsSet("nvme_bytes");
-  const uint64_t copy_room = any_host_size ? 0 : AlignUp(workload_.WorkingSetBytes() / 4, 4096);
-  TC_ASSIGN_OR_RETURN(TierSizes sizes, ChooseTierSizes(options_, workload_.WorkingSetBytes(), largest,
-                                                       free_disk, staging + copy_room, AvailableMemoryBytes()));
-  dram_home_limit_ = sizes.dram - std::min(sizes.dram, staging + copy_room);
-  if (options_.IsSet("dram_bytes")) dram_home_limit_ = UINT64_MAX;  // the tier's own capacity bounds it
+  // of the working set; homes fill only the rest.
+  const uint64_t copy_room = AlignUp(workload_.WorkingSetBytes() / 4, 4096);
+  TC_ASSIGN_OR_RETURN(TierSizes sizes,
+                      ChooseTierSizes(options_, workload_.WorkingSetBytes(), largest, free_disk, staging,
+                                      AvailableMemoryBytes(), copy_room));
+  dram_home_limit_ = sizes.dram_homes;
   TC_ASSIGN_OR_RETURN(std::shared_ptr<Device> device, OpenDevice(static_cast<int>(config.device_ordinal)));
   TC_ASSIGN_OR_RETURN(uint64_t device_free, device->FreeMemoryBytes());
   if (sizes.gpu_budget > device_free) {

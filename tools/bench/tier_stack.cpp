@@ -45,7 +45,8 @@ Result<uint64_t> FreeDiskBytes(const std::string& dir) {
 
 Result<TierSizes> ChooseTierSizes(const Options& options, uint64_t working_set_bytes,
                                   uint64_t largest_block_bytes, uint64_t free_disk_bytes,
-                                  uint64_t dram_reserve, uint64_t free_memory_bytes) {
+                                  uint64_t dram_reserve, uint64_t free_memory_bytes,
+                                  uint64_t dram_copy_room) {
   TierSizes sizes;
   sizes.gpu_budget = options.IsSet("gpu_budget_bytes") ? options.gpu_budget_bytes
                                                        : std::max(working_set_bytes / 2, largest_block_bytes);
@@ -61,14 +62,16 @@ Result<TierSizes> ChooseTierSizes(const Options& options, uint64_t working_set_b
   bool any_host_size = options.IsSet("dram_bytes") || options.IsSet("pmem_bytes") ||
                        options.IsSet("nvme_bytes");
   uint64_t quarter = AlignUp(working_set_bytes / 4 + largest_block_bytes, kFileGranularity);
+  const uint64_t kept_free = dram_reserve + (any_host_size ? 0 : dram_copy_room);
   sizes.dram = options.IsSet("dram_bytes") ? options.dram_bytes
                : any_host_size            ? 0
-                                          : quarter + dram_reserve;
+                                          : quarter + kept_free;
+  sizes.dram_homes = sizes.dram - std::min(sizes.dram, kept_free);
   sizes.pmem = options.IsSet("pmem_bytes") ? options.pmem_bytes : any_host_size ? 0 : quarter;
   if (options.IsSet("nvme_bytes")) {
     sizes.nvme = options.nvme_bytes;
   } else {
-    uint64_t placed = sizes.dram - std::min(sizes.dram, dram_reserve) + sizes.pmem;
+    uint64_t placed = sizes.dram_homes + sizes.pmem;
     uint64_t rest = working_set_bytes > placed ? working_set_bytes - placed : 0;
     // Slack of two blocks: placement rounds each block up to the granularity.
     sizes.nvme = AlignUp(rest + 2 * largest_block_bytes, kFileGranularity);
@@ -83,7 +86,7 @@ Result<TierSizes> ChooseTierSizes(const Options& options, uint64_t working_set_b
                                    ") are larger than the free disk space (" +
                                    FormatBytes(free_disk_bytes) + ") under --dir");
   }
-  if (sizes.dram - std::min(sizes.dram, dram_reserve) + sizes.pmem + sizes.nvme < working_set_bytes) {
+  if (sizes.dram_homes + sizes.pmem + sizes.nvme < working_set_bytes) {
     return Status::InvalidArgument("the host tiers (" +
                                    FormatBytes(sizes.dram + sizes.pmem + sizes.nvme) +
                                    ") cannot hold the workload's " + FormatBytes(working_set_bytes));

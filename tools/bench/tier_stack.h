@@ -30,6 +30,7 @@ struct TierSizes {
   uint64_t gpu_budget = 0;  // all the GPU memory the run may use
   uint64_t gpu_cache = 0;   // of which cached blocks may hold this much
   uint64_t dram = 0;
+  uint64_t dram_homes = 0;  // of dram, what block homes may fill (the rest: reserve, copies)
   uint64_t pmem = 0;
   uint64_t nvme = 0;
 };
@@ -37,10 +38,13 @@ struct TierSizes {
 // Resolves defaults and checks the sizes against the workload and the free
 // space of `dir` (`free_disk_bytes`, passed in so tests can choose it).
 // `dram_reserve` is added to the default DRAM size (the runtime's staging
-// ring lives in the DRAM tier).
+// ring lives in the DRAM tier). `dram_copy_room` is too, when no host tier
+// size is given: room kept free of homes for copies of blocks homed further
+// down (demotion, DRAM staging). Homes fill `dram_homes`.
 Result<TierSizes> ChooseTierSizes(const Options& options, uint64_t working_set_bytes,
                                   uint64_t largest_block_bytes, uint64_t free_disk_bytes,
-                                  uint64_t dram_reserve = 0, uint64_t free_memory_bytes = UINT64_MAX);
+                                  uint64_t dram_reserve = 0, uint64_t free_memory_bytes = UINT64_MAX,
+                                  uint64_t dram_copy_room = 0);
 
 // Memory the system reports available (sysconf), for the DRAM tier check.
 uint64_t AvailableMemoryBytes();
