@@ -472,6 +472,17 @@ TEST(BlockCacheTest, PrefetchNeverEvictsNearerBlocksOnACyclicScan) {
 // that staging is the only way a DRAM copy can arise; before staging, every
 // load of the 9 blocks rotating through the GPU read NVMe.
 
+// A next-use GPU cache of `gpu_cache_bytes` with GPU prefetch 2 deep and
+// DRAM staging 8 deep.
+RuntimeConfig StagingConfig(uint64_t gpu_cache_bytes) {
+  RuntimeConfig config = SmallConfig();
+  config.gpu_cache_bytes = gpu_cache_bytes;
+  config.gpu_policy = "next-use";
+  config.prefetch_lookahead = 2;
+  config.dram_prefetch_lookahead = 8;
+  return config;
+}
+
 // `count` blocks named prefix0, prefix1, ... homed on `home`, block i
 // holding Pattern(bytes, seed + i).
 std::vector<BlockId> RegisterPatterned(CacheRig& rig, Tier* home, const std::string& prefix,
@@ -506,11 +517,7 @@ TEST(BlockCacheTest, DramStagingTakesSlowHomeReadsOffTheLoadPath) {
   constexpr int kBlocks = 16;
   constexpr int kCached = 8;
   constexpr uint64_t kBytes = 64 * kKiB;
-  RuntimeConfig config = SmallConfig();
-  config.gpu_cache_bytes = kCached * kBytes;
-  config.gpu_policy = "next-use";
-  config.prefetch_lookahead = 2;
-  config.dram_prefetch_lookahead = 8;
+  RuntimeConfig config = StagingConfig(kCached * kBytes);
   config.demote_on_evict = false;
   CacheRig rig(config);
   FaultyTier* nvme = rig.Adopt(std::make_unique<FaultyTier>("nvme", 2 * kMiB));
@@ -649,11 +656,7 @@ TEST(BlockCacheTest, DramCopiesInShortRoomAreUsedBeforeTheyAreEvicted) {
   constexpr int kBlocks = 16;
   constexpr int kCached = 8;
   constexpr uint64_t kBytes = 64 * kKiB;
-  RuntimeConfig config = SmallConfig();
-  config.gpu_cache_bytes = kCached * kBytes;
-  config.gpu_policy = "next-use";
-  config.prefetch_lookahead = 2;
-  config.dram_prefetch_lookahead = 8;
+  RuntimeConfig config = StagingConfig(kCached * kBytes);
   // The staging ring, then room for 4 copies.
   config.dram_bytes = config.chunk_bytes * config.staging_buffers + 4 * kBytes;
   CacheRig rig(config);
