@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/eviction/eviction_policy.h"
+#include "prefetch/eviction/eviction_policy.h"
 
 namespace tiercache {
 

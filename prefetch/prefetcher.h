@@ -32,7 +32,7 @@
 #include "prefetch/markov_detector.h"
 #include "prefetch/reuse_detector.h"
 #include "prefetch/stride_detector.h"
-#include "runtime/access_predictor.h"
+#include "prefetch/access_predictor.h"
 
 namespace tiercache {
 

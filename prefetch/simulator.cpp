@@ -7,7 +7,7 @@
 
 #include "prefetch/belady.h"
 #include "prefetch/lookahead.h"
-#include "runtime/eviction/next_use_policy.h"
+#include "prefetch/eviction/next_use_policy.h"
 
 namespace tiercache {
 

@@ -3,7 +3,7 @@
 // mode and the policy benchmarks call it.
 //
 // Policies:
-//   lru, arc, s3fifo      the runtime's policies (runtime/eviction/)
+//   lru, arc, s3fifo      the runtime's policies (prefetch/eviction/)
 //   next-use              NextUsePolicy fed by a Prefetcher that learns from
 //                         the same trace as it goes (no look at the future)
 //   next-use+prefetch     the same, and after each access the Prefetcher's

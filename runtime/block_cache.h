@@ -67,9 +67,9 @@
 
 #include "alloc/device.h"
 #include "alloc/device_allocator.h"
-#include "runtime/access_predictor.h"
+#include "prefetch/access_predictor.h"
 #include "runtime/config.h"
-#include "runtime/eviction/eviction_policy.h"
+#include "prefetch/eviction/eviction_policy.h"
 #include "runtime/staging_pool.h"
 #include "runtime/stats.h"
 #include "runtime/transfer_engine.h"

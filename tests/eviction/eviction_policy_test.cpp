@@ -9,7 +9,7 @@
 #include <string>
 
 #include "common/check.h"
-#include "runtime/eviction/eviction_policy.h"
+#include "prefetch/eviction/eviction_policy.h"
 
 namespace tiercache {
 namespace {

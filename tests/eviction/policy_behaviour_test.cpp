@@ -3,10 +3,10 @@
 
 #include <set>
 
-#include "runtime/eviction/arc_policy.h"
-#include "runtime/eviction/lru_policy.h"
-#include "runtime/eviction/next_use_policy.h"
-#include "runtime/eviction/s3fifo_policy.h"
+#include "prefetch/eviction/arc_policy.h"
+#include "prefetch/eviction/lru_policy.h"
+#include "prefetch/eviction/next_use_policy.h"
+#include "prefetch/eviction/s3fifo_policy.h"
 
 namespace tiercache {
 namespace {

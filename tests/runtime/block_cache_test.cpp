@@ -8,7 +8,7 @@
 #include <random>
 #include <thread>
 
-#include "runtime/access_predictor.h"
+#include "prefetch/access_predictor.h"
 #include "runtime/json.h"
 #include "tests/runtime/runtime_test_util.h"
 #include "tiers/nvme_tier.h"

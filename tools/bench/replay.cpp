@@ -11,7 +11,7 @@
 #include "alloc/device.h"
 #include "common/units.h"
 #include "prefetch/prefetcher.h"
-#include "runtime/eviction/eviction_policy.h"
+#include "prefetch/eviction/eviction_policy.h"
 #include "tools/bench/link_probe.h"
 #include "tools/bench/progress.h"
 #include "tools/bench/simulate.h"

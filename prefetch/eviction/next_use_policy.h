@@ -14,14 +14,14 @@
 // OnInsert. With exact predictions (an oracle) this is Belady's MIN.
 //
 // Thread safety: none; the owning cache serialises calls.
-#ifndef TIERCACHE_RUNTIME_EVICTION_NEXT_USE_POLICY_H_
-#define TIERCACHE_RUNTIME_EVICTION_NEXT_USE_POLICY_H_
+#ifndef TIERCACHE_PREFETCH_EVICTION_NEXT_USE_POLICY_H_
+#define TIERCACHE_PREFETCH_EVICTION_NEXT_USE_POLICY_H_
 
 #include <set>
 #include <tuple>
 #include <unordered_map>
 
-#include "runtime/eviction/eviction_policy.h"
+#include "prefetch/eviction/eviction_policy.h"
 
 namespace tiercache {
 
@@ -67,4 +67,4 @@ class NextUsePolicy final : public EvictionPolicy {
 
 }  // namespace tiercache
 
-#endif  // TIERCACHE_RUNTIME_EVICTION_NEXT_USE_POLICY_H_
+#endif  // TIERCACHE_PREFETCH_EVICTION_NEXT_USE_POLICY_H_

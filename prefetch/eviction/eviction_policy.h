@@ -9,8 +9,8 @@
 // simulator, so simulated hit ratios describe the product.
 //
 // Thread safety: none; the owning cache serialises calls.
-#ifndef TIERCACHE_RUNTIME_EVICTION_EVICTION_POLICY_H_
-#define TIERCACHE_RUNTIME_EVICTION_EVICTION_POLICY_H_
+#ifndef TIERCACHE_PREFETCH_EVICTION_EVICTION_POLICY_H_
+#define TIERCACHE_PREFETCH_EVICTION_EVICTION_POLICY_H_
 
 #include <cstdint>
 #include <functional>
@@ -66,4 +66,4 @@ Result<std::unique_ptr<EvictionPolicy>> MakeEvictionPolicy(std::string_view name
 
 }  // namespace tiercache
 
-#endif  // TIERCACHE_RUNTIME_EVICTION_EVICTION_POLICY_H_
+#endif  // TIERCACHE_PREFETCH_EVICTION_EVICTION_POLICY_H_

@@ -1,4 +1,4 @@
-#include "runtime/eviction/arc_policy.h"
+#include "prefetch/eviction/arc_policy.h"
 
 #include <algorithm>
 

@@ -7,14 +7,14 @@
 //
 // Thread safety: none required of implementations; the runtime serialises
 // calls on one predictor.
-#ifndef TIERCACHE_RUNTIME_ACCESS_PREDICTOR_H_
-#define TIERCACHE_RUNTIME_ACCESS_PREDICTOR_H_
+#ifndef TIERCACHE_PREFETCH_ACCESS_PREDICTOR_H_
+#define TIERCACHE_PREFETCH_ACCESS_PREDICTOR_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
-#include "runtime/eviction/eviction_policy.h"
+#include "prefetch/eviction/eviction_policy.h"
 
 namespace tiercache {
 
@@ -43,4 +43,4 @@ class AccessPredictor {
 
 }  // namespace tiercache
 
-#endif  // TIERCACHE_RUNTIME_ACCESS_PREDICTOR_H_
+#endif  // TIERCACHE_PREFETCH_ACCESS_PREDICTOR_H_

@@ -5,13 +5,13 @@
 // cold end past pinned blocks.
 //
 // Thread safety: none; the owning cache serialises calls.
-#ifndef TIERCACHE_RUNTIME_EVICTION_LRU_POLICY_H_
-#define TIERCACHE_RUNTIME_EVICTION_LRU_POLICY_H_
+#ifndef TIERCACHE_PREFETCH_EVICTION_LRU_POLICY_H_
+#define TIERCACHE_PREFETCH_EVICTION_LRU_POLICY_H_
 
 #include <list>
 #include <unordered_map>
 
-#include "runtime/eviction/eviction_policy.h"
+#include "prefetch/eviction/eviction_policy.h"
 
 namespace tiercache {
 
@@ -35,4 +35,4 @@ class LruPolicy final : public EvictionPolicy {
 
 }  // namespace tiercache
 
-#endif  // TIERCACHE_RUNTIME_EVICTION_LRU_POLICY_H_
+#endif  // TIERCACHE_PREFETCH_EVICTION_LRU_POLICY_H_

@@ -15,13 +15,13 @@
 // the incoming block; the B2 tie rule of the paper is dropped.
 //
 // Thread safety: none; the owning cache serialises calls.
-#ifndef TIERCACHE_RUNTIME_EVICTION_ARC_POLICY_H_
-#define TIERCACHE_RUNTIME_EVICTION_ARC_POLICY_H_
+#ifndef TIERCACHE_PREFETCH_EVICTION_ARC_POLICY_H_
+#define TIERCACHE_PREFETCH_EVICTION_ARC_POLICY_H_
 
 #include <list>
 #include <unordered_map>
 
-#include "runtime/eviction/eviction_policy.h"
+#include "prefetch/eviction/eviction_policy.h"
 
 namespace tiercache {
 
@@ -66,4 +66,4 @@ class ArcPolicy final : public EvictionPolicy {
 
 }  // namespace tiercache
 
-#endif  // TIERCACHE_RUNTIME_EVICTION_ARC_POLICY_H_
+#endif  // TIERCACHE_PREFETCH_EVICTION_ARC_POLICY_H_

@@ -1,4 +1,4 @@
-#include "runtime/eviction/s3fifo_policy.h"
+#include "prefetch/eviction/s3fifo_policy.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "runtime/eviction/next_use_policy.h"
+#include "prefetch/eviction/next_use_policy.h"
 
 #include "common/check.h"
 

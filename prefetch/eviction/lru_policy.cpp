@@ -1,4 +1,4 @@
-#include "runtime/eviction/lru_policy.h"
+#include "prefetch/eviction/lru_policy.h"
 
 #include "common/check.h"
 
