@@ -323,7 +323,11 @@ std::vector<BlockCache::PrefetchRequest> BlockCache::PlanPrefetchesLocked(
     const Block* b = blocks_[order[i]].get();
     const uint64_t use = clock_ + i + 1;
     if (b->gpu == Block::Gpu::kAbsent && b->alive) {
-      const uint64_t bound = std::max(use, horizon);
+      // The very next block, when absent, is the second buffer of a double
+      // buffer: it may evict any block needed after it (what demand MIN
+      // evicts at its acquire, a moment earlier), so its copy overlaps the
+      // work on the block in use. Later ones take the demand-eviction bound.
+      const uint64_t bound = i == 0 ? use : std::max(use, horizon);
       requests.push_back({b->id, clock_, use, bound == kNeverUsedAgain ? bound : bound + 1, true});
     }
     // After this use the block comes back about as far ahead as it last did

@@ -230,8 +230,10 @@ class BlockCache {
   Result<void*> AllocateForBlock(uint64_t bytes);
   void AfterAccess(BlockId id, uint64_t bytes);
   struct PrefetchRequest;
-  // Prefetch requests for the absent blocks among the first `limit` of
-  // `order` (order[0] is the next acquire). Each may evict only a block
+  // Prefetch requests for the first `limit` absent blocks of `order`
+  // (order[0] is the next acquire). order[0] may evict any block needed
+  // after it (the second slot of a double buffer, so its copy overlaps the
+  // block in use); each later one only a block
   // whose next use lies beyond its own and beyond the next use of every
   // block acquired before it (`touched_next_use` is the next use of the
   // block just acquired, 0 for none; a block touched in between comes back
