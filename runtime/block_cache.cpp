@@ -323,11 +323,16 @@ std::vector<BlockCache::PrefetchRequest> BlockCache::PlanPrefetchesLocked(
     const Block* b = blocks_[order[i]].get();
     const uint64_t use = clock_ + i + 1;
     if (b->gpu == Block::Gpu::kAbsent && b->alive) {
-      // The very next block, when absent, is the second buffer of a double
-      // buffer: it may evict any block needed after it (what demand MIN
-      // evicts at its acquire, a moment earlier), so its copy overlaps the
-      // work on the block in use. Later ones take the demand-eviction bound.
-      const uint64_t bound = i == 0 ? use : std::max(use, horizon);
+      // The very next block, when absent and homed in pinned DRAM, is the
+      // second buffer of a double buffer: it may evict any block needed
+      // after it (what demand MIN evicts at its acquire, a moment earlier),
+      // so its copy overlaps the work on the block in use; a block evicted
+      // for it early costs one more DMA a cycle. Blocks from slow homes do
+      // not: their victims would cost a home read or a DRAM copy each, and
+      // DRAM staging is what takes their reads off the load path. Later
+      // blocks take the demand-eviction bound.
+      const bool double_buffer = i == 0 && FindTierLocked(b->home)->direct;
+      const uint64_t bound = double_buffer ? use : std::max(use, horizon);
       requests.push_back({b->id, clock_, use, bound == kNeverUsedAgain ? bound : bound + 1, true});
     }
     // After this use the block comes back about as far ahead as it last did
