@@ -21,7 +21,8 @@ void BlockCache::TouchLocked(Block* b, bool inserted) {
     gpu_policy_->OnInsert(b->id, b->bytes);
   } else {
     gpu_policy_->OnTick(++clock_);
-    gpu_policy_->OnRequest(b->id, b->bytes);
+    // Policies compare alternatives only while the cache is short of room.
+    if (!AllOnGpuLocked()) gpu_policy_->OnRequest(b->id, b->bytes);
     gpu_policy_->OnAccess(b->id);
     b->reuse_distance = b->last_access == 0 ? 0 : clock_ - b->last_access;
     b->last_access = clock_;
@@ -86,9 +87,12 @@ Result<void*> BlockCache::AcquireImpl(BlockId id, Stream stream, bool may_wait) 
   if (b->gpu == Block::Gpu::kResident) {
     PinnedHitLocked(b, stream);
     if (!b->upload->complete()) FenceStreamLocked(stream);  // a device call follows anyway
+    // When every block is on the GPU there is nothing to prefetch or to
+    // learn for: the hit costs bookkeeping only.
+    const bool learn = has_predictor_.load(std::memory_order_relaxed) && !AllOnGpuLocked();
     lock.unlock();
     Result<void*> ptr = ReturnPinned(b, stream);
-    if (has_predictor_.load(std::memory_order_relaxed)) AfterAccess(id, bytes);
+    if (learn) AfterAccess(id, bytes);
     return ptr;
   }
   if (!may_wait) {
@@ -417,7 +421,9 @@ void BlockCache::AfterAccess(BlockId id, uint64_t bytes) {
       gpu_policy_->OnPrediction(id, touched_next_use);
       b->predicted_next_use = touched_next_use;
     }
-    if (config_.prefetch == "off") return;
+    // Nothing to bring when every block is on the GPU (resident or loading):
+    // the hot path of a model that fits asks the predictor nothing more.
+    if (config_.prefetch == "off" || AllOnGpuLocked()) return;
     const size_t lookahead = LookaheadLocked(bytes);
     if (lookahead == 0) return;
     // Ask for more than the depth: blocks already resident (hot experts, the

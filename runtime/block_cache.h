@@ -219,6 +219,8 @@ class BlockCache {
   Result<void*> AcquireImpl(BlockId id, Stream stream, bool may_wait);
   void TouchLocked(Block* b, bool inserted);
   void PinnedHitLocked(Block* b, Stream stream);
+  // Every alive block is on the GPU (resident or loading). REQUIRES: mutex_.
+  bool AllOnGpuLocked() const { return cached_bytes_ >= registered_bytes_; }
   void HintLocked(Block* b, uint64_t when);
   Result<void*> ReturnPinned(Block* b, Stream stream);
   // Brings `b` (marked kLoading by the caller) to the GPU; called without
@@ -357,6 +359,7 @@ class BlockCache {
   std::unique_ptr<EvictionPolicy> gpu_policy_;          // GUARDED_BY(mutex_)
   std::unique_ptr<EvictionPolicy> dram_policy_;         // GUARDED_BY(mutex_)
   uint64_t cached_bytes_ = 0;                           // GUARDED_BY(mutex_)
+  uint64_t registered_bytes_ = 0;                       // GUARDED_BY(mutex_); of alive blocks
   uint64_t clock_ = 0;                                  // GUARDED_BY(mutex_)
   struct Fence {
     Event event;

@@ -161,6 +161,7 @@ Result<BlockId> BlockCache::AddBlock(std::string name, uint64_t bytes, Tier* hom
   const BlockId id = b->id;
   // Only blocks homed on a tier uploads cannot DMA from are worth staging.
   if (!FindTierLocked(home)->direct) ++slow_homed_blocks_;
+  registered_bytes_ += b->bytes;
   blocks_.push_back(std::move(b));
   if (!name.empty()) by_name_[name] = id;
   if (group != kNoGroup) groups_[group].members.push_back(id);
@@ -303,6 +304,7 @@ Status BlockCache::Unregister(BlockId id) {
     Block* b = blocks_[id].get();
     if (b->gpu == Block::Gpu::kResident) EvictBlockLocked(b, /*demote=*/false, &frees);
     b->alive = false;  // no new acquires from here on
+    registered_bytes_ -= b->bytes;
     if (const AttachedTier* home = FindTierLocked(b->home); home != nullptr && !home->direct) {
       --slow_homed_blocks_;
     }
