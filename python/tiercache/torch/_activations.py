@@ -23,6 +23,7 @@ included); ``close()`` must not race with them.
 """
 import collections
 import threading
+import weakref
 
 import torch
 
@@ -72,6 +73,16 @@ def _span_bytes(tensor):
     return (last + 1) * tensor.element_size()
 
 
+def _as_saved(tensor):
+    """A tensor left on the device, as the pack hook hands it back to autograd.
+
+    Not the tensor itself: a node that saves its own output would then hold
+    the output, whose grad_fn is the node, a cycle Python's collector cannot
+    see, and the whole graph would outlive the step. The unpacked tensor gets
+    its autograd edge from the saved variable, not from this object."""
+    return tensor.detach()
+
+
 class ActivationOffload:
     """Saved activations through a tiercache runtime of their own."""
 
@@ -89,7 +100,9 @@ class ActivationOffload:
         self.runtime = Runtime(settings)
         self.device = _memory.compute_device(self.runtime)
         self._lock = threading.Lock()
-        self._live = collections.OrderedDict()  # seq -> _Saved, in save order
+        # seq -> weak reference to its _Saved, in save order: the autograd graph
+        # owns the records, so a dropped graph discards its activations.
+        self._live = collections.OrderedDict()
         self._seq = 0
         self._hooks = None
         self._side = None
@@ -118,8 +131,10 @@ class ActivationOffload:
         """Discards what was never restored and closes the runtime."""
         with self._lock:
             live, self._live = list(self._live.values()), collections.OrderedDict()
-        for saved in live:
-            self._discard(saved)
+        for ref in live:
+            saved = ref()
+            if saved is not None:
+                self._discard(saved)
         self.runtime.close()
 
     # ---- hooks ----------------------------------------------------------------
@@ -138,17 +153,17 @@ class ActivationOffload:
     def _pack(self, tensor):
         if self.runtime.closed or not self._eligible(tensor):
             self.skipped += 1
-            return tensor
+            return _as_saved(tensor)
         nbytes = _span_bytes(tensor)
         try:
             handle = self._save(tensor, nbytes)
         except _errors.Error:
             self.skipped += 1
-            return tensor  # no room, or the save failed: keep the tensor as autograd would
+            return _as_saved(tensor)  # no room, or the save failed: keep the tensor
         with self._lock:
             self._seq += 1
             saved = _Saved(self, handle, self._seq, nbytes, tensor)
-            self._live[saved.seq] = saved
+            self._live[saved.seq] = weakref.ref(saved)
             self.saved += 1
         return saved
 
@@ -204,8 +219,8 @@ class ActivationOffload:
             for seq in reversed(self._live):
                 if len(batch) == self.ahead:
                     break
-                other = self._live[seq]
-                if seq >= saved.seq or other.handle is None:
+                other = self._live[seq]()
+                if seq >= saved.seq or other is None or other.handle is None:
                     continue
                 if not other.prefetched:
                     other.prefetched = True

@@ -19,6 +19,7 @@ forward of the model.
 """
 import ctypes
 import threading
+import time
 
 import torch
 
@@ -31,6 +32,7 @@ __all__ = ["offload", "OffloadHandle"]
 
 _HOMES = ("dram", "pmem", "nvme")
 _MARK = "_tiercache_offload"
+_ROOM_WAIT_S = 30.0  # how long an acquire waits for other forwards to release room
 
 
 def _fail(message):
@@ -125,7 +127,7 @@ class OffloadHandle:
             raise _fail(f"{entry.name}: offloaded weights are for inference; run the model "
                         "under torch.no_grad() or torch.inference_mode()")
         stream = _memory.current_stream(self.runtime, self.device)
-        address = self.runtime.acquire(entry.block, stream)
+        address = self._acquire_when_room(entry, stream)
         if self.runtime.emulated:
             self.runtime.synchronize(stream)  # CPU "kernels" read at once, not in stream order
         with entry.lock:
@@ -140,6 +142,21 @@ class OffloadHandle:
             for slot in entry.slots:
                 slot.parameter.data = _memory.typed_view(flat, slot.offset, slot.dtype,
                                                          slot.shape)
+
+    def _acquire_when_room(self, entry, stream):
+        """Acquires; while other forwards hold the whole budget, waits for a release."""
+        deadline = time.monotonic() + _ROOM_WAIT_S
+        pause = 1e-4
+        while True:
+            try:
+                return self.runtime.acquire(entry.block, stream)
+            except _errors.OutOfSpace as e:
+                if time.monotonic() > deadline:
+                    raise _errors.OutOfSpace(e.status, f"offload: {entry.name}: {e} (for "
+                                             f"{_ROOM_WAIT_S:.0f} s: more forwards in flight "
+                                             "than the gpu_budget has blocks for)") from e
+                time.sleep(pause)
+                pause = min(pause * 2, 0.01)
 
     def _release(self, entry):
         with entry.lock:
