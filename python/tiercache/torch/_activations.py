@@ -185,10 +185,13 @@ class ActivationOffload:
         try:
             side = self._side_stream()
             self.runtime.save_wait(handle, side.cuda_stream)
-            tensor.record_stream(side)  # reused only once the side stream passed the wait
         except _errors.Error:
             self.runtime.discard(handle)
             raise
+        try:
+            tensor.record_stream(side)  # reused only once the side stream passed the wait
+        except RuntimeError:  # memory PyTorch's caching allocator does not own
+            side.synchronize()
         return handle
 
     def _unpack(self, saved):
