@@ -73,13 +73,17 @@ class Bench:
         self.reference = None
 
     # ---- measurements -------------------------------------------------------
-    def step_seconds(self, steps, warmup):
+    def step_seconds(self, steps, warmup, stats=None):
+        """(seconds per step, bytes uploaded per step) over the timed steps only."""
         for _ in range(warmup):
             self.model.logits(self.step_input)
+        moved = _gpu_bytes_in(stats) if stats else 0
         with torch_models.timed(self.device) as t:
             for _ in range(steps):
                 self.model.logits(self.step_input)
-        return t.seconds / steps
+        if stats:
+            moved = (_gpu_bytes_in(stats) - moved) / steps
+        return t.seconds / steps, moved
 
     def gpu_peak(self):
         if self.device.type != "cuda":
@@ -92,7 +96,8 @@ class Bench:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.device)
 
-    def run_case(self, name, setup, steps, warmup=2, sweep=False, generate=True, budget=None):
+    def run_case(self, name, setup, steps, warmup=2, sweep=False, generate=True, budget=None,
+                 moves=None):
         """setup() -> (close callable, host bytes the case homes, runtime stats callable)."""
         log(f"--- {name}")
         started = time.perf_counter()
@@ -107,14 +112,13 @@ class Bench:
             case["ring_bytes"] = config["staging_buffers"] * config["chunk_bytes"]
         if homed:
             case["host_vs_homed"] = (host_after - host_before) / (homed + case.get("ring_bytes", 0))
-        moved_before = _gpu_bytes_in(stats) if stats else 0
-        logits = self.model.logits(self.prompt)  # first step: the prefetcher learns here
-        case["step_s"] = self.step_seconds(steps, warmup)
+        logits = self.model.logits(self.prompt)  # the first forward: the prefetcher learns here
+        case["step_s"], moved = self.step_seconds(steps, warmup, stats)
         if stats:
-            moved = _gpu_bytes_in(stats) - moved_before
-            forwards = 1 + warmup + steps
-            case["moved_bytes_per_step"] = moved / forwards
+            case["moved_bytes_per_step"] = moved
             case["runtime_stats"] = stats()
+        elif moves:
+            case["moved_bytes_per_step"] = moves  # a peer that streams every layer each step
         case["gpu_peak_torch_bytes"] = self.gpu_peak()
         if stats:
             allocator = case["runtime_stats"].get("allocator", {})
@@ -151,7 +155,13 @@ class Bench:
     def streamer(self):
         s = torch_streamer.DoubleBufferStreamer(self.model.layers, self.device)
         torch.cuda.empty_cache()
-        return s.close, s.bytes, None
+
+        def close():
+            s.close()
+            empty_host_cache = getattr(torch._C, "_host_emptyCache", None)
+            if empty_host_cache:  # PyTorch keeps freed pinned blocks otherwise
+                empty_host_cache()
+        return close, s.bytes, None
 
     def tiercache(self, budget, home="dram", **options):
         def setup():
@@ -240,7 +250,7 @@ def main():
     bench.run_case("all-on-gpu", bench.all_on_gpu, steps, sweep=True)
     gpu = r["cases"]["all-on-gpu"]
     if cuda:
-        bench.run_case("pinned-double-buffer", bench.streamer, steps, sweep=True)
+        bench.run_case("pinned-double-buffer", bench.streamer, steps, sweep=True, moves=W)
     bench.run_case("tiercache-dram", bench.tiercache(3 * L + (1 << 20)), steps, sweep=True)
     if not args.quick:
         for fraction in (0.25, 0.5, 0.75):
@@ -267,7 +277,7 @@ def main():
         try:
             import accelerate  # noqa: F401
             bench.run_case("accelerate-cpu_offload", bench.accelerate, 2 if args.quick else 3,
-                           warmup=1, generate=not args.quick)
+                           warmup=1, generate=not args.quick, moves=W)
         except ImportError:
             log("accelerate is not installed: its case is skipped")
 
