@@ -27,6 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -71,6 +72,7 @@ class Bench:
                                                "model_bytes": self.model_bytes,
                                                "layers": len(self.model.layers)}}
         self.reference = None
+        self.broken = None  # why later cases cannot run, once a case could not be undone
 
     # ---- measurements -------------------------------------------------------
     def step_seconds(self, steps, warmup, stats=None):
@@ -100,10 +102,38 @@ class Bench:
                  moves=None):
         """setup() -> (close callable, host bytes the case homes, runtime stats callable)."""
         log(f"--- {name}")
+        if self.broken:
+            log(f"skipped: an earlier case left the model unusable ({self.broken})")
+            return None
         started = time.perf_counter()
         self.reset_gpu_peak()
         host_before = torch_streamer.host_memory()
-        close, homed, stats = setup()
+        try:
+            close, homed, stats = setup()
+        except Exception as e:  # nothing was changed (offload leaves the model as it was)
+            traceback.print_exc()
+            self.results["cases"][name] = {"error": f"setup: {type(e).__name__}: {e}"}
+            return None
+        try:
+            case = self._measure(name, stats, steps, warmup, sweep, generate, budget, moves,
+                                 host_before, homed)
+        except Exception as e:
+            traceback.print_exc()
+            self.results["cases"][name] = {"error": f"{type(e).__name__}: {e}"}
+            case = None
+        try:
+            close()
+        except Exception as e:
+            traceback.print_exc()
+            self.broken = f"{name}: close failed: {e}"
+        if case is not None:
+            case["seconds"] = time.perf_counter() - started
+            self.results["cases"][name] = case
+            log(_case_line(name, case, self.results))
+        return case
+
+    def _measure(self, name, stats, steps, warmup, sweep, generate, budget, moves, host_before,
+                 homed):
         host_after = torch_streamer.host_memory()
         case = {"host_bytes_after_setup": host_after, "host_bytes_added": host_after - host_before,
                 "homed_bytes": homed, "gpu_budget": budget}
@@ -133,10 +163,6 @@ class Bench:
             case["tokens_identical"] = bool(torch.equal(tokens, self.reference["tokens"]))
         if sweep:
             case.update(self.sweep())
-        close()
-        case["seconds"] = time.perf_counter() - started
-        self.results["cases"][name] = case
-        log(_case_line(name, case, self.results))
         return case
 
     def sweep(self):
@@ -286,7 +312,11 @@ def main():
         import torch_activation_bench
         del bench  # the weight model's memory goes before the training step's
         torch.cuda.empty_cache() if cuda else None
-        r["activations"] = torch_activation_bench.run(quick=args.quick, cuda=cuda)
+        try:
+            r["activations"] = torch_activation_bench.run(quick=args.quick, cuda=cuda)
+        except Exception as e:
+            traceback.print_exc()
+            r["activations"] = {"error": f"{type(e).__name__}: {e}"}
     r["seconds"] = time.perf_counter() - started
     with open(os.path.join(args.out, "torch_offload.json"), "w") as f:
         json.dump(r, f, indent=1, default=str)
@@ -295,8 +325,12 @@ def main():
 
 def _verdicts(r, gpu):
     """The issue's targets, as ratios measured in this run."""
-    cases, peak = r["cases"], r.get("copy_peak_Bps")
-    v = r["verdicts"] = {}
+    cases = {n: c for n, c in r["cases"].items() if "error" not in c}
+    peak = r.get("copy_peak_Bps")
+    v = r["verdicts"] = {"failed_cases": [n for n, c in r["cases"].items() if "error" in c]}
+    if "step_s" not in gpu:
+        log("verdicts: none (the all-on-GPU case failed)")
+        return
     dram = cases.get("tiercache-dram")
     if dram and peak and dram.get("moved_bytes_per_step"):
         v["dram_vs_peak"] = dram["moved_bytes_per_step"] / dram["step_s"] / peak

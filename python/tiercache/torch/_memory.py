@@ -10,7 +10,6 @@ frees the memory).
 Also the stream helpers: the stream a hook should pass to tiercache is
 PyTorch's current CUDA stream, and NULL (the emulated default stream) on CPU.
 """
-import numpy
 import torch
 
 __all__ = ["byte_view", "typed_view", "current_stream", "compute_device"]
@@ -31,6 +30,7 @@ def byte_view(address, nbytes, device, owner=None):
     """A 1-D uint8 tensor on `device` over [address, address + nbytes)."""
     if device.type == "cuda":
         return torch.as_tensor(_Interface(address, nbytes, owner, True), device=device)
+    import numpy  # only the emulated device's host memory goes through numpy
     return torch.from_numpy(numpy.asarray(_Interface(address, nbytes, owner, False)))
 
 
