@@ -156,6 +156,8 @@ class Bench:
         if self.reference is None:
             self.reference = {"logits": logits, "tokens": None}
         case["logits_identical"] = bool(torch.equal(logits, self.reference["logits"]))
+        if stats and self.device.type == "cuda":
+            case["two_streams_identical"] = self.two_streams()
         if generate:
             tokens = self.model.generate(self.prompt, self.args.tokens)
             if self.reference["tokens"] is None:
@@ -164,6 +166,18 @@ class Bench:
         if sweep:
             case.update(self.sweep())
         return case
+
+    def two_streams(self):
+        """Two forwards enqueued on two streams, both in flight, against the reference."""
+        streams = [torch.cuda.Stream(self.device) for _ in range(2)]
+        current = torch.cuda.current_stream(self.device)
+        outputs = []
+        for stream in streams:
+            stream.wait_stream(current)
+            with torch.cuda.stream(stream):
+                outputs.append(self.model.logits(self.prompt))
+        torch.cuda.synchronize(self.device)
+        return all(bool(torch.equal(o, self.reference["logits"])) for o in outputs)
 
     def sweep(self):
         out = {}
@@ -227,6 +241,8 @@ def _case_line(name, case, results):
     parts.append(f"logits {'==' if case['logits_identical'] else '!='}")
     if "tokens_identical" in case:
         parts.append(f"tokens {'==' if case['tokens_identical'] else '!='}")
+    if "two_streams_identical" in case:
+        parts.append(f"2 streams {'==' if case['two_streams_identical'] else '!='}")
     for key in ("decode_b1", "decode_b4", "decode_b16", "prefill_512"):
         if key in case:
             parts.append(f"{key} {case[key]:.1f} tok/s")
