@@ -48,6 +48,7 @@ class _Entry:
         self.lock = threading.Lock()
         self.holders = 0        # forwards between pre-hook and hook
         self.address = None     # the block's device address while held
+        self.views = None       # (address, [tensor per slot]) of the last acquire
         self.streams = {}       # thread id -> streams of its open forwards (a stack)
         self.hooks = []
 
@@ -99,6 +100,7 @@ class OffloadHandle:
             self.runtime.release(entry.block, stream)
             for slot, copy in zip(entry.slots, restored):
                 slot.parameter.data = copy
+            entry.views = None
             for hook in entry.hooks:
                 hook.remove()
             entry.hooks.clear()
@@ -138,10 +140,14 @@ class OffloadHandle:
                     raise _errors.Error(-12, f"offload: {entry.name} moved while held")
                 return
             entry.address = address
-            flat = _memory.byte_view(address, entry.nbytes, self.device)
-            for slot in entry.slots:
-                slot.parameter.data = _memory.typed_view(flat, slot.offset, slot.dtype,
-                                                         slot.shape)
+            if entry.views is None or entry.views[0] != address:
+                # Views of the block where it is now; kept for the next acquire
+                # that finds it at the same address (a resident block: no work).
+                flat = _memory.byte_view(address, entry.nbytes, self.device)
+                entry.views = (address, [_memory.typed_view(flat, slot.offset, slot.dtype,
+                                                            slot.shape) for slot in entry.slots])
+            for slot, view in zip(entry.slots, entry.views[1]):
+                slot.parameter.data = view
 
     def _acquire_when_room(self, entry, stream):
         """Acquires; while other forwards hold the whole budget, waits for a release."""
