@@ -35,7 +35,7 @@ export TIERCACHE_LIBRARY="$pylib/libtiercache.so.0"
 export TIERCACHE_DEVICE=${TIERCACHE_DEVICE:-cuda}
 export PYTHONPATH="$here/../python${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
-timeout 900 "${PYTHON:-python3}" "$here/torch_offload_bench.py" --out "$out" "$@" 2>&1 | tee "$out/torch_offload.log"
+timeout 570 "${PYTHON:-python3}" "$here/torch_offload_bench.py" --out "$out" "$@" 2>&1 | tee "$out/torch_offload.log"
 rc=${PIPESTATUS[0]}
 rm -rf "$pylib"
 echo "rc=$rc"
