@@ -10,6 +10,10 @@
 #   streaming   runtime_bench's streaming and half-resident cases alone, with
 #               a line per step (TIERCACHE_BENCH_VERBOSE=1), at 16 x 350 MiB
 #               and at 8 x 350 MiB, 16 x 150 MiB and lookahead 2
+#   engine      engine_bench: the C API driven like an engine (acquire ->
+#               kernel -> release per layer, no hints), against a pinned
+#               double buffer and the copy peak, room for 3 and budgets of
+#               25/50/75% of 16 x 350 MiB layers
 #   bench-tool  tiercache-bench on its default workload
 #   fio         bench/fio_compare.sh on the machine's local disk
 #   torch       bench/torch_offload.sh: PyTorch weight and activation offload
@@ -51,6 +55,10 @@ for step in $steps; do
           --benchmark_counters_tabular=true >"$work/$name.txt" 2>&1
         echo "rc=$?"; grep -E '^BM_|step [0-9]' "$work/$name.txt" | cut -c1-110
       done ;;
+    engine)
+      TIERCACHE_DEVICE=cuda timeout 300 engine_bench --json="$work/engine_bench.json" \
+        >"$work/engine_bench.txt" 2>&1
+      echo "rc=$?"; cat "$work/engine_bench.txt" ;;
     bench-tool)
       (cd "$work" && timeout 120 tiercache-bench --json="$work/tiercache-bench.json" \
         >"$work/tiercache-bench.txt" 2>&1; echo "rc=$?")
