@@ -1,0 +1,25 @@
+// Static CUDA runtime check: an executable linked against libcudart_static
+// calls its own copy of cudaMalloc, which no LD_PRELOAD library can
+// replace. The preload library checks the executable once at load and says
+// so in one line rather than silently doing nothing.
+//
+// Contract: LinksStaticCudaRuntime(path) is true when the ELF file at `path`
+// carries the CUDA runtime's own error-name table (the string
+// "cudaErrorCudartUnloading", present in every copy of cudart, shared or
+// static, and in no other library) and does not itself list libcudart as a
+// needed library; the file is mapped read-only and scanned, never executed.
+// A file that cannot be read is reported as not static (nothing to say).
+//
+// Thread safety: a pure function of the file.
+#ifndef TIERCACHE_TOOLS_PRELOAD_STATIC_RUNTIME_CHECK_H_
+#define TIERCACHE_TOOLS_PRELOAD_STATIC_RUNTIME_CHECK_H_
+
+#include <string>
+
+namespace tiercache::preload {
+
+bool LinksStaticCudaRuntime(const std::string& path);
+
+}  // namespace tiercache::preload
+
+#endif  // TIERCACHE_TOOLS_PRELOAD_STATIC_RUNTIME_CHECK_H_
