@@ -12,7 +12,12 @@
 namespace tiercache::preload {
 namespace {
 
-constexpr std::string_view kRuntimeMarker = "cudaErrorCudartUnloading";
+// A name format the runtime uses for its shared-memory segments: in its
+// code, in no header (enumerator names such as cudaErrorCudartUnloading sit
+// in the debug information of any program built against the headers).
+// Kept reversed and turned round at run time, so that a program holding this
+// check (its unit test) does not itself look like the runtime.
+constexpr std::string_view kRuntimeMarkerReversed = ".mhs.traduc/";
 
 // True when the ELF's dynamic section names a libcudart as needed.
 bool NeedsSharedRuntime(const char* data, size_t size) {
@@ -75,7 +80,9 @@ bool LinksStaticCudaRuntime(const std::string& path) {
   close(fd);
   if (map == MAP_FAILED) return false;
   const char* data = static_cast<const char*>(map);
-  bool has_runtime = memmem(data, size, kRuntimeMarker.data(), kRuntimeMarker.size()) != nullptr;
+  bool is_elf = size >= SELFMAG && std::memcmp(data, ELFMAG, SELFMAG) == 0;
+  std::string marker(kRuntimeMarkerReversed.rbegin(), kRuntimeMarkerReversed.rend());
+  bool has_runtime = is_elf && memmem(data, size, marker.data(), marker.size()) != nullptr;
   bool result = has_runtime && !NeedsSharedRuntime(data, size);
   munmap(map, size);
   return result;

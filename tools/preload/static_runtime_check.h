@@ -3,11 +3,10 @@
 // replace. The preload library checks the executable once at load and says
 // so in one line rather than silently doing nothing.
 //
-// Contract: LinksStaticCudaRuntime(path) is true when the ELF file at `path`
-// carries the CUDA runtime's own error-name table (the string
-// "cudaErrorCudartUnloading", present in every copy of cudart, shared or
-// static, and in no other library) and does not itself list libcudart as a
-// needed library; the file is mapped read-only and scanned, never executed.
+// Contract: LinksStaticCudaRuntime(path) is true when `path` is an ELF file
+// that carries the CUDA runtime's code (recognised by a string only that
+// code holds, the "/cudart.shm." name format of its shared-memory
+// segments) and does not itself list libcudart as a needed library; the file is mapped read-only and scanned, never executed.
 // A file that cannot be read is reported as not static (nothing to say).
 //
 // Thread safety: a pure function of the file.

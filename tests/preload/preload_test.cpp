@@ -1,0 +1,224 @@
+// libtiercache_preload.so under LD_PRELOAD, end to end: preload_probe (a C
+// program linked against the shared CUDA runtime) runs with and without the
+// library, and the two runs must print the same results. Without a GPU every
+// call passes through and must return the real function's code; with one,
+// allocations come from the pool and large pageable copies are staged, and
+// the results (codes, checksums) must still be the same.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "prefetch/trace_io.h"
+
+extern char** environ;
+
+namespace {
+
+struct ProbeRun {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// The library at its build path, else on LD_LIBRARY_PATH (a pack on another machine).
+std::string PreloadLibrary() {
+  std::string built = TIERCACHE_PRELOAD_LIBRARY;
+  if (access(built.c_str(), R_OK) == 0) return built;
+  const char* paths = std::getenv("LD_LIBRARY_PATH");
+  std::stringstream dirs(paths == nullptr ? "" : paths);
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    std::string candidate = dir + "/libtiercache_preload.so";
+    if (access(candidate.c_str(), R_OK) == 0) return candidate;
+  }
+  return built;
+}
+
+ProbeRun RunProbe(const std::string& binary, const std::vector<std::string>& args, bool preload,
+             const std::map<std::string, std::string>& extra = {}) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry = *e;
+    if (entry.rfind("TIERCACHE_", 0) == 0 || entry.rfind("LD_PRELOAD=", 0) == 0) continue;
+    env.push_back(entry);
+  }
+  if (preload) env.push_back("LD_PRELOAD=" + PreloadLibrary());
+  for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
+  std::vector<char*> envp, argv;
+  for (std::string& s : env) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> all = {binary};
+  all.insert(all.end(), args.begin(), args.end());
+  for (std::string& s : all) argv.push_back(s.data());
+  argv.push_back(nullptr);
+
+  std::string dir = testing::TempDir();
+  std::string out_path = dir + "/probe_out." + std::to_string(getpid());
+  std::string err_path = dir + "/probe_err." + std::to_string(getpid());
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  ProbeRun run;
+  if (posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), envp.data()) == 0) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  run.out = ReadFile(out_path);
+  run.err = ReadFile(err_path);
+  std::remove(out_path.c_str());
+  std::remove(err_path.c_str());
+  return run;
+}
+
+ProbeRun Probe(bool preload, const std::map<std::string, std::string>& extra = {}) {
+  return RunProbe(TIERCACHE_PROBE, {TIERCACHE_DRIVER_STUB}, preload, extra);
+}
+
+// The value after "name " on its line in the probe's output.
+std::string Value(const std::string& out, const std::string& name) {
+  std::stringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name + " ", 0) == 0) return line.substr(name.size() + 1);
+  }
+  return "";
+}
+
+// The "passed_through" / "served" count of `api` in the stats JSON.
+uint64_t Count(const std::string& stats, const std::string& api, const std::string& field) {
+  size_t at = stats.find("\"" + api + "\":{");
+  if (at == std::string::npos) return UINT64_MAX;
+  size_t f = stats.find("\"" + field + "\":", at);
+  return f == std::string::npos ? UINT64_MAX : std::stoull(stats.substr(f + field.size() + 3));
+}
+
+TEST(Preload, ResultsAreTheSameWithAndWithoutTheLibrary) {
+  ProbeRun plain = Probe(false);
+  ProbeRun loaded = Probe(true);
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  ASSERT_EQ(loaded.exit_code, 0) << loaded.err;
+  EXPECT_FALSE(plain.out.empty());
+  EXPECT_EQ(plain.out, loaded.out) << loaded.err;
+  EXPECT_NE(Value(loaded.out, "malloc"), "");  // the probe got that far
+}
+
+TEST(Preload, EveryInterposedCallIsObservedIncludingLookupsByName) {
+  ProbeRun run = Probe(true);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(Value(run.err, "stats_rc"), "-3 0");  // the buffer rule: size query, then the copy
+  std::string stats = Value(run.err, "stats");
+  ASSERT_FALSE(stats.empty()) << run.err;
+  // cudaMalloc: 4 concurrent + 1 + NULL + 0 bytes + 2 copy buffers + 1 found by dlsym on the
+  // runtime's handle. Every one reached the library, served or passed through.
+  EXPECT_EQ(Count(stats, "cudaMalloc", "served") + Count(stats, "cudaMalloc", "passed_through"), 10u)
+      << stats;
+  EXPECT_GE(Count(stats, "cudaFree", "passed_through"), 1u);  // the foreign pointer
+  EXPECT_EQ(Count(stats, "cudaMallocAsync", "served") + Count(stats, "cudaMallocAsync", "passed_through"), 1u);
+  EXPECT_EQ(Count(stats, "cudaMallocFromPoolAsync", "passed_through"), 1u);
+  // The driver's cuMemAlloc_v2, found by dlsym on a dlopened libcuda (or its
+  // stub), on this thread and on a thread with no current context.
+  EXPECT_GE(Count(stats, "cuMemAlloc_v2", "served") + Count(stats, "cuMemAlloc_v2", "passed_through"), 2u)
+      << stats;
+  if (Value(run.out, "malloc") != "0") {
+    EXPECT_NE(stats.find("\"pool_active\":false"), std::string::npos);
+    EXPECT_NE(stats.find("no CUDA device"), std::string::npos) << stats;
+  }
+}
+
+TEST(Preload, ErrorCodesOfTheRealFunctionsComeBackWithoutAGpu) {
+  ProbeRun plain = Probe(false);
+  if (Value(plain.out, "malloc") == "0") GTEST_SKIP() << "a GPU is present: calls succeed";
+  ProbeRun loaded = Probe(true);
+  for (const char* name : {"malloc", "malloc_null", "free_foreign", "malloc_async", "memcpy",
+                           "memcpy_async", "entry_point_by_version", "dlsym_malloc", "driver_alloc",
+                           "driver_free_foreign", "driver_get_proc", "driver_alloc_no_context"}) {
+    EXPECT_EQ(Value(loaded.out, name), Value(plain.out, name)) << name;
+    EXPECT_NE(Value(loaded.out, name), "0") << name << " cannot succeed without a GPU";
+  }
+}
+
+TEST(Preload, TraceIsReplayableAndRecordsPassedThroughCalls) {
+  std::string path = testing::TempDir() + "/preload_probe_trace.csv";
+  std::remove(path.c_str());
+  ProbeRun run = Probe(true, {{"TIERCACHE_TRACE", path}});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::string text = ReadFile(path);
+  ASSERT_EQ(text.rfind("# tiercache trace v1\n", 0), 0u) << text.substr(0, 200);
+  tiercache::Result<tiercache::Trace> trace = tiercache::ReadTraceFile(path);
+  ASSERT_TRUE(trace.ok()) << trace.status().ToString();
+  std::string malloc_code = Value(run.out, "malloc");
+  if (malloc_code == "0") {
+    EXPECT_GE(trace.value().records.size(), 6u);  // writes, reads of copied blocks, frees
+  } else {
+    EXPECT_TRUE(trace.value().records.empty());
+    EXPECT_NE(text.find("cudaMalloc 1048576 -> " + malloc_code + " passed through"), std::string::npos)
+        << text;
+    EXPECT_NE(text.find("cudaMalloc 2097152 -> "), std::string::npos);  // the dlsym'd call
+    EXPECT_NE(text.find("cuMemAlloc_v2 1048576 -> " + Value(run.out, "driver_alloc")), std::string::npos)
+        << text;
+  }
+  std::remove(path.c_str());
+}
+
+TEST(Preload, ReportAtExit) {
+  ProbeRun run = Probe(true, {{"TIERCACHE_REPORT", "1"}});
+  ASSERT_EQ(run.exit_code, 0);
+  EXPECT_NE(run.err.find("tiercache preload report"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("cudaMalloc"), std::string::npos);
+  EXPECT_NE(run.err.find("copies passed through"), std::string::npos);
+  ProbeRun quiet = Probe(true);
+  EXPECT_EQ(quiet.err.find("tiercache preload report"), std::string::npos);
+}
+
+TEST(Preload, BadVariablesWarnOnceEachAndTheProgramRuns) {
+  ProbeRun plain = Probe(false);
+  ProbeRun run = Probe(true, {{"TIERCACHE_STAGE_BUFFERS", "lots"},
+                         {"TIERCACHE_NOT_A_SETTING", "1"},
+                         {"TIERCACHE_GPU_POLICY", "coin-flip"},
+                         {"TIERCACHE_TRACE", "/nonexistent-dir/trace.csv"}});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, plain.out);
+  auto lines_with = [&](const std::string& what) {  // warning lines, not the stats JSON
+    size_t n = 0;
+    std::stringstream lines(run.err);
+    for (std::string line; std::getline(lines, line);) {
+      n += line.rfind("tiercache preload: ", 0) == 0 && line.find(what) != std::string::npos;
+    }
+    return n;
+  };
+  EXPECT_EQ(lines_with("TIERCACHE_STAGE_BUFFERS='lots': using the default 4"), 1u) << run.err;
+  EXPECT_EQ(lines_with("unknown variable TIERCACHE_NOT_A_SETTING"), 1u);
+  EXPECT_EQ(lines_with("TIERCACHE_GPU_POLICY='coin-flip': using the default"), 1u);
+  EXPECT_EQ(lines_with("no trace is recorded"), 1u);
+}
+
+TEST(Preload, StaticRuntimeIsDetectedInOneLine) {
+  ProbeRun plain = RunProbe(TIERCACHE_STATIC_PROBE, {"--static-check"}, false);
+  ProbeRun loaded = RunProbe(TIERCACHE_STATIC_PROBE, {"--static-check"}, true);
+  ASSERT_EQ(loaded.exit_code, 0) << loaded.err;
+  EXPECT_EQ(loaded.out, plain.out);
+  std::string line = "links the static CUDA runtime";
+  size_t at = loaded.err.find(line);
+  ASSERT_NE(at, std::string::npos) << loaded.err;
+  EXPECT_EQ(loaded.err.find(line, at + 1), std::string::npos);
+  ProbeRun shared = Probe(true);
+  EXPECT_EQ(shared.err.find(line), std::string::npos);
+}
+
+}  // namespace
