@@ -114,6 +114,11 @@ int main(int argc, char** argv) {
     if (arc == 0 && free_fn != NULL) printf("entry_point_free %d\n", ((FreeFn)free_fn)(d));
   }
 
+  /* RTLD_NEXT and RTLD_DEFAULT answers depend on who asks: the library's
+   * dlsym must hand them to glibc as if this program had asked. */
+  printf("dlsym_next_is_bound %d\n", dlsym(RTLD_NEXT, "cudaMalloc") == (void*)&cudaMalloc);
+  printf("dlsym_default_is_bound %d\n", dlsym(RTLD_DEFAULT, "cudaMalloc") == (void*)&cudaMalloc);
+
   /* An engine that dlopens the runtime and looks cudaMalloc up by name. */
   void* runtime = dlopen("libcudart.so.13", RTLD_NOW | RTLD_NOLOAD);
   printf("runtime_dlopen %d\n", runtime != NULL);

@@ -116,6 +116,8 @@ TEST(Preload, ResultsAreTheSameWithAndWithoutTheLibrary) {
   EXPECT_FALSE(plain.out.empty());
   EXPECT_EQ(plain.out, loaded.out) << loaded.err;
   EXPECT_NE(Value(loaded.out, "malloc"), "");  // the probe got that far
+  EXPECT_EQ(Value(loaded.out, "dlsym_next_is_bound"), "1");  // glibc saw the program as the caller
+  EXPECT_EQ(Value(loaded.out, "dlsym_default_is_bound"), "1");
 }
 
 TEST(Preload, EveryInterposedCallIsObservedIncludingLookupsByName) {

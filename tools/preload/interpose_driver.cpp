@@ -45,13 +45,18 @@ F Real(RealSlot& slot) {
 
 // The pool when this call may be served: a current context that is the
 // served device's primary context, and not a stream being captured.
+// The context is read before the pool may open, so a thread without one is
+// passed through without the library creating one for it.
 tiercache::DeviceAllocator* ServingPool(PreloadState& s, CUstream stream, const char** why) {
+  void* ctx = s.CurrentContext();
+  if (ctx == nullptr) {
+    *why = "no current context on this thread";
+    return nullptr;
+  }
   tiercache::DeviceAllocator* pool = s.Pool(why);
   if (pool == nullptr) return nullptr;
-  void* ctx = s.CurrentContext();
-  if (ctx == nullptr || ctx != s.primary_context()) {
-    *why = ctx == nullptr ? "no current context on this thread"
-                          : "the current context is not the served device's primary context";
+  if (ctx != s.primary_context()) {
+    *why = "the current context is not the served device's primary context";
     return nullptr;
   }
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;

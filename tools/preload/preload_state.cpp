@@ -1,5 +1,6 @@
 #include "tools/preload/preload_state.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <functional>
@@ -14,6 +15,10 @@ namespace tiercache::preload {
 namespace {
 
 thread_local int inside_depth = 0;
+
+// The driver's, wherever the application or the runtime loaded it from.
+RealSlot real_ctx_get_current{"cuCtxGetCurrent", Library::kDriver};
+RealSlot real_ctx_set_current{"cuCtxSetCurrent", Library::kDriver};
 
 constexpr const char* kApiNames[] = {
     "cudaMalloc", "cudaFree", "cudaMallocAsync", "cudaFreeAsync", "cudaMallocFromPoolAsync",
@@ -73,6 +78,7 @@ void PreloadState::OpenPool() {
     pool_reason_ = "TIERCACHE_PRELOAD_ALLOC=0 and TIERCACHE_STAGE=0";
     return;
   }
+  void* context_before = CurrentContext();
   Result<std::shared_ptr<Device>> device = OpenCudaDevice(device_ordinal());
   if (!device.ok()) {
     pool_reason_ = "no CUDA device: " + device.status().message();
@@ -91,16 +97,13 @@ void PreloadState::OpenPool() {
     return;
   }
   sync_stream_ = stream.value();
-  // The primary context is current on this thread now (the device set it);
-  // driver-API calls are served only from threads where it is current.
-  using EntryPoint = int (*)(const char*, void**, unsigned, unsigned long long, int*);
-  auto entry = reinterpret_cast<EntryPoint>(FindRuntimeSymbol("cudaGetDriverEntryPointByVersion"));
-  void* fn = nullptr;
-  int found = 0;
-  if (entry != nullptr && entry("cuCtxGetCurrent", &fn, 12000, 0, &found) == 0 && fn != nullptr) {
-    ctx_get_current_ = reinterpret_cast<int (*)(void**)>(fn);
-    void* ctx = nullptr;
-    if (ctx_get_current_(&ctx) == 0) primary_context_ = ctx;
+  // The device made its primary context current on this thread: note it
+  // (driver-API calls are served only where it is current), then give the
+  // thread back the context it had, if it had one.
+  primary_context_ = CurrentContext();
+  if (context_before != nullptr && context_before != primary_context_) {
+    auto set_current = reinterpret_cast<int (*)(void*)>(real_ctx_set_current.Get());
+    if (set_current != nullptr) (void)set_current(context_before);
   }
   Result<std::shared_ptr<const Topology>> topology = Topology::ThisMachine();
   if (topology.ok()) {
@@ -165,8 +168,9 @@ PageableStager* PreloadState::Stager(const char** why) {
 }
 
 void* PreloadState::CurrentContext() const {
+  auto get_current = reinterpret_cast<int (*)(void**)>(real_ctx_get_current.Get());
   void* ctx = nullptr;
-  if (ctx_get_current_ == nullptr || ctx_get_current_(&ctx) != 0) return nullptr;
+  if (get_current == nullptr || get_current(&ctx) != 0) return nullptr;
   return ctx;
 }
 

@@ -77,7 +77,8 @@ class PreloadState {
   // once when the pool opened; nullptr when unknown.
   void* primary_context() const { return primary_context_; }
   // The calling thread's current driver context (cuCtxGetCurrent), or
-  // nullptr when it has none or the driver cannot be asked.
+  // nullptr when it has none or the driver cannot be asked. Opening the pool
+  // leaves a thread's current context as it found it (when it had one).
   void* CurrentContext() const;
 
   void Adopt(void* pointer, uint64_t bytes, Api api);
@@ -127,7 +128,6 @@ class PreloadState {
   std::unique_ptr<Runtime> runtime_;  // never destroyed: CUDA may be gone at exit
   Stream sync_stream_ = nullptr;
   void* primary_context_ = nullptr;
-  int (*ctx_get_current_)(void**) = nullptr;  // the driver's cuCtxGetCurrent
   std::shared_ptr<const Topology> topology_;
   int numa_node_ = -1;
   std::vector<int> numa_cpus_;
