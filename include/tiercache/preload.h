@@ -18,7 +18,16 @@
  *
  * PyTorch's allocations then come from the same pool (and budget) as the
  * cache runtime the library hosts: cached weight blocks that are not pinned
- * give way when PyTorch needs memory.
+ * give way when PyTorch needs memory. The library also exports the whole C
+ * API (tiercache.h); tiercache_preload_runtime() hands out the hosted
+ * runtime, so blocks registered through it share that one budget:
+ *
+ *   lib = ctypes.CDLL("libtiercache_preload.so")
+ *   rt = ctypes.c_void_p(); lib.tiercache_preload_runtime(ctypes.byref(rt))
+ *   lib.tiercache_register_buffer(rt, b"layer0", data, size, b"dram", ...)
+ *
+ * (a DRAM home needs TIERCACHE_DRAM_BYTES: the hosted runtime has no DRAM
+ * tier by default). Use that handle only with this library's functions.
  *
  * Thread safety: every function here may be called from any thread.
  */
@@ -44,6 +53,15 @@ void* tiercache_torch_alloc(ssize_t size, int device, void* stream);
  * so far is done. NULL is ignored; a pointer this library did not hand out
  * is counted (invalid_frees in the stats) and left alone. */
 void tiercache_torch_free(void* ptr, ssize_t size, int device, void* stream);
+
+/* The runtime the library hosts (the one whose pool serves the interposed and
+ * pluggable allocations), opened on first use. Returns 0, or
+ * TIERCACHE_ERR_UNAVAILABLE (-7) when there is no CUDA device or it did not
+ * open (the stats' pass_through_reason says why), or
+ * TIERCACHE_ERR_INVALID_ARGUMENT for a NULL `out`. The handle belongs to the
+ * library: tiercache_close() refuses it. */
+typedef struct tiercache_runtime tiercache_runtime;
+int tiercache_preload_runtime(tiercache_runtime** out);
 
 /* The library's statistics as JSON: what was interposed (calls, bytes,
  * pass-throughs with their reason), the pool's stats (allocations, peak,

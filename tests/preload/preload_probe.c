@@ -6,7 +6,9 @@
  * "stats <json>" from tiercache_preload_stats_json.
  *
  * Usage: preload_probe <driver library to dlopen when libcuda.so.1 is absent>
- *        preload_probe --static-check   (built against the static runtime) */
+ *        preload_probe --static-check   (built against the static runtime)
+ *        preload_probe --shared-budget  (under the library, with a GPU: a
+ *            cached block gives way to an application's cudaMalloc) */
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 #include <pthread.h>
@@ -68,7 +70,52 @@ static void CopyRoundTrip(const char* name, int async) {
   free(back);
 }
 
+/* Under the library: registers a 256 MiB block in the hosted runtime, makes
+ * it GPU-resident, then asks cudaMalloc for most of the budget (set by the
+ * caller through TIERCACHE_GPU_BUDGET_BYTES). Prints each step's code. */
+static int SharedBudget(void) {
+  typedef int (*RuntimeFn)(void**);
+  typedef int (*RegisterFn)(void*, const char*, const void*, uint64_t, const char*, uint64_t, uint64_t*);
+  typedef int (*AcquireFn)(void*, uint64_t, void*, void**);
+  typedef int (*ReleaseFn)(void*, uint64_t, void*);
+  typedef int (*DrainFn)(void*);
+  typedef int (*CloseFn)(void*);
+  RuntimeFn get = (RuntimeFn)dlsym(RTLD_DEFAULT, "tiercache_preload_runtime");
+  RegisterFn reg = (RegisterFn)dlsym(RTLD_DEFAULT, "tiercache_register_buffer");
+  AcquireFn acquire = (AcquireFn)dlsym(RTLD_DEFAULT, "tiercache_acquire");
+  ReleaseFn release = (ReleaseFn)dlsym(RTLD_DEFAULT, "tiercache_release");
+  DrainFn drain = (DrainFn)dlsym(RTLD_DEFAULT, "tiercache_drain");
+  CloseFn close_fn = (CloseFn)dlsym(RTLD_DEFAULT, "tiercache_close");
+  if (!get || !reg || !acquire || !release || !drain || !close_fn) {
+    printf("shared_budget_symbols 0\n");
+    return 0;
+  }
+  void* rt = NULL;
+  int rc = get(&rt);
+  printf("runtime %d\n", rc);
+  if (rc != 0) return 0;
+  size_t block_bytes = 256u * MIB;
+  unsigned char* data = malloc(block_bytes);
+  memset(data, 7, block_bytes);
+  uint64_t block = 0;
+  printf("register %d\n", reg(rt, "weights", data, block_bytes, "dram", UINT64_MAX, &block));
+  void* device = NULL;
+  printf("acquire %d\n", acquire(rt, block, NULL, &device));
+  printf("release %d\n", release(rt, block, NULL));
+  printf("drain %d\n", drain(rt));
+  printf("close_refused %d\n", close_fn(rt));
+  void* big = NULL;
+  rc = (int)cudaMalloc(&big, 900u * MIB);  /* fits the 1 GiB budget only without the block */
+  printf("app_malloc %d\n", rc);
+  if (rc == 0) printf("app_free %d\n", (int)cudaFree(big));
+  printf("acquire_again %d\n", acquire(rt, block, NULL, &device));
+  printf("release_again %d\n", release(rt, block, NULL));
+  free(data);
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "--shared-budget") == 0) return SharedBudget();
   if (argc > 1 && strcmp(argv[1], "--static-check") == 0) {
     void* p = NULL;
     printf("static_malloc %d\n", (int)cudaMalloc(&p, 16));

@@ -76,6 +76,14 @@ __attribute__((visibility("default"))) void tiercache_torch_free(void* ptr, ssiz
   (void)pool->Free(ptr, stream);
 }
 
+__attribute__((visibility("default"))) int tiercache_preload_runtime(tiercache_runtime** out) {
+  if (out == nullptr) return TIERCACHE_ERR_INVALID_ARGUMENT;
+  LibraryScope scope;
+  const char* why = "";
+  *out = PreloadState::Get().RuntimeHandle(&why);
+  return *out != nullptr ? TIERCACHE_OK : TIERCACHE_ERR_UNAVAILABLE;
+}
+
 __attribute__((visibility("default"))) int tiercache_preload_stats_json(char* buffer, size_t size,
                                                                         size_t* needed) {
   if (buffer == nullptr && size != 0) return TIERCACHE_ERR_INVALID_ARGUMENT;

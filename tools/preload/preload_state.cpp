@@ -7,6 +7,7 @@
 
 #include "alloc/cuda_device.h"
 #include "common/log.h"
+#include "runtime/c_api_handle.h"
 #include "runtime/runtime.h"
 #include "tiers/topology.h"
 #include "tools/preload/real_symbols.h"
@@ -90,7 +91,8 @@ void PreloadState::OpenPool() {
     pool_reason_ = "the runtime did not open: " + runtime.status().message();
     return;
   }
-  runtime_ = std::move(runtime).value();
+  handle_ = new tiercache_runtime{std::move(runtime).value(), true};
+  runtime_ = handle_->runtime.get();
   Result<Stream> stream = device_->CreateStream();
   if (!stream.ok()) {
     pool_reason_ = "no stream for synchronous allocations: " + stream.status().message();
@@ -130,6 +132,15 @@ DeviceAllocator* PreloadState::Pool(const char** why) {
     return nullptr;
   }
   return &runtime_->allocator();
+}
+
+tiercache_runtime* PreloadState::RuntimeHandle(const char** why) {
+  std::call_once(pool_once_, [this] { OpenPool(); });
+  if (!pool_ready_.load(std::memory_order_acquire)) {
+    *why = pool_reason_.c_str();
+    return nullptr;
+  }
+  return handle_;
 }
 
 PageableStager* PreloadState::Stager(const char** why) {

@@ -36,6 +36,8 @@
 #include "tools/preload/preload_options.h"
 #include "tools/preload/preload_trace.h"
 
+struct tiercache_runtime;
+
 namespace tiercache {
 class Runtime;
 class Topology;
@@ -68,6 +70,9 @@ class PreloadState {
 
   // The pool, or nullptr with `*why` saying why calls pass through.
   DeviceAllocator* Pool(const char** why);
+  // The hosted runtime as a C API handle (borrowed: tiercache_close refuses
+  // it), or nullptr with the reason, as Pool().
+  tiercache_runtime* RuntimeHandle(const char** why);
   // The stager (created on first use), or nullptr with the reason.
   PageableStager* Stager(const char** why);
   // A stream of the library's own for synchronous allocations (cudaMalloc,
@@ -125,7 +130,8 @@ class PreloadState {
   std::atomic<bool> pool_ready_{false};
   std::string pool_reason_ = "not opened yet";
   std::shared_ptr<Device> device_;
-  std::unique_ptr<Runtime> runtime_;  // never destroyed: CUDA may be gone at exit
+  Runtime* runtime_ = nullptr;          // owned by handle_
+  tiercache_runtime* handle_ = nullptr;  // never destroyed: CUDA may be gone at exit
   Stream sync_stream_ = nullptr;
   void* primary_context_ = nullptr;
   std::shared_ptr<const Topology> topology_;
