@@ -156,6 +156,10 @@ TEST(RealSymbols, GlibcDlsymAndTheRuntimeAreFound) {
   slot.Offer(nullptr);
   EXPECT_EQ(slot.Get(), &marker);  // the first pointer offered stays
   EXPECT_FALSE(CallerIsCudaLibrary(reinterpret_cast<void*>(&getpid)));
+  // "This library" is whatever object holds real_symbols.cpp: here, this test.
+  EXPECT_TRUE(FromThisLibrary(reinterpret_cast<void*>(&RealDlsym)));
+  EXPECT_FALSE(FromThisLibrary(reinterpret_cast<void*>(&getpid)));
+  EXPECT_FALSE(FromThisLibrary(FindRuntimeSymbol("cudaMalloc")));
   EXPECT_TRUE(CallerIsCudaLibrary(FindRuntimeSymbol("cudaMalloc")));
 }
 

@@ -24,7 +24,7 @@ void* Redirect(tiercache::preload::DlsymFunction real, void* handle, const char*
                const void* caller) {
   void* found = real(handle, symbol);
   if (found == nullptr || tiercache::preload::InsideLibrary() ||
-      tiercache::preload::CallerIsCudaLibrary(caller)) {
+      tiercache::preload::FromThisLibrary(caller) || tiercache::preload::CallerIsCudaLibrary(caller)) {
     return found;
   }
   RealSlot* slot = nullptr;

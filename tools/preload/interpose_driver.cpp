@@ -69,8 +69,8 @@ tiercache::DeviceAllocator* ServingPool(PreloadState& s, CUstream stream, const 
   return pool;
 }
 
-CUresult Allocate(Api api, RealSlot& slot, CUdeviceptr* dptr, size_t bytes, CUstream stream,
-                  bool synchronous) {
+CUresult Allocate(bool inside, Api api, RealSlot& slot, CUdeviceptr* dptr, size_t bytes,
+                  CUstream stream, bool synchronous) {
   using AsyncFn = CUresult (*)(CUdeviceptr*, size_t, CUstream);
   using SyncFn = CUresult (*)(CUdeviceptr*, size_t);
   auto real = [&]() -> CUresult {
@@ -79,7 +79,7 @@ CUresult Allocate(Api api, RealSlot& slot, CUdeviceptr* dptr, size_t bytes, CUst
     return synchronous ? reinterpret_cast<SyncFn>(f)(dptr, bytes)
                        : reinterpret_cast<AsyncFn>(f)(dptr, bytes, stream);
   };
-  if (InsideLibrary()) return real();
+  if (inside) return real();
   LibraryScope scope;
   PreloadState& s = PreloadState::Get();
   const char* why = "null pointer or 0 bytes";
@@ -105,7 +105,8 @@ CUresult Allocate(Api api, RealSlot& slot, CUdeviceptr* dptr, size_t bytes, CUst
   return r;
 }
 
-CUresult Free(Api api, RealSlot& slot, CUdeviceptr dptr, CUstream stream, bool synchronous) {
+CUresult Free(bool inside, Api api, RealSlot& slot, CUdeviceptr dptr, CUstream stream,
+              bool synchronous) {
   using AsyncFn = CUresult (*)(CUdeviceptr, CUstream);
   using SyncFn = CUresult (*)(CUdeviceptr);
   auto real = [&]() -> CUresult {
@@ -114,7 +115,7 @@ CUresult Free(Api api, RealSlot& slot, CUdeviceptr dptr, CUstream stream, bool s
     return synchronous ? reinterpret_cast<SyncFn>(f)(dptr) : reinterpret_cast<AsyncFn>(f)(dptr, stream);
   };
   void* pointer = reinterpret_cast<void*>(dptr);
-  if (InsideLibrary() || pointer == nullptr) return real();
+  if (inside || pointer == nullptr) return real();
   LibraryScope scope;
   PreloadState& s = PreloadState::Get();
   const char* why = "not from the pool";
@@ -144,25 +145,25 @@ CUresult AfterLookup(CUresult r, const char* symbol, void** pfn, int version,
 extern "C" {
 
 __attribute__((visibility("default"))) CUresult cuMemAlloc_v2(CUdeviceptr* dptr, size_t bytes) {
-  return Allocate(Api::kCuMemAlloc, real_alloc, dptr, bytes, nullptr, true);
+  return Allocate(TC_FROM_INSIDE(), Api::kCuMemAlloc, real_alloc, dptr, bytes, nullptr, true);
 }
 __attribute__((visibility("default"))) CUresult cuMemFree_v2(CUdeviceptr dptr) {
-  return Free(Api::kCuMemFree, real_free, dptr, nullptr, true);
+  return Free(TC_FROM_INSIDE(), Api::kCuMemFree, real_free, dptr, nullptr, true);
 }
 __attribute__((visibility("default"))) CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytes,
                                                                 CUstream stream) {
-  return Allocate(Api::kCuMemAllocAsync, real_alloc_async, dptr, bytes, stream, false);
+  return Allocate(TC_FROM_INSIDE(), Api::kCuMemAllocAsync, real_alloc_async, dptr, bytes, stream, false);
 }
 __attribute__((visibility("default"))) CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream stream) {
-  return Free(Api::kCuMemFreeAsync, real_free_async, dptr, stream, false);
+  return Free(TC_FROM_INSIDE(), Api::kCuMemFreeAsync, real_free_async, dptr, stream, false);
 }
 __attribute__((visibility("default"))) CUresult cuMemAllocAsync_ptsz(CUdeviceptr* dptr, size_t bytes,
                                                                      CUstream stream) {
-  return Allocate(Api::kCuMemAllocAsync, real_alloc_async_ptsz, dptr, bytes,
+  return Allocate(TC_FROM_INSIDE(), Api::kCuMemAllocAsync, real_alloc_async_ptsz, dptr, bytes,
                   stream == nullptr ? kPerThreadStream : stream, false);
 }
 __attribute__((visibility("default"))) CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream stream) {
-  return Free(Api::kCuMemFreeAsync, real_free_async_ptsz, dptr,
+  return Free(TC_FROM_INSIDE(), Api::kCuMemFreeAsync, real_free_async_ptsz, dptr,
               stream == nullptr ? kPerThreadStream : stream, false);
 }
 __attribute__((visibility("default"))) CUresult cuGetProcAddress(const char* symbol, void** pfn,
@@ -171,7 +172,7 @@ __attribute__((visibility("default"))) CUresult cuGetProcAddress(const char* sym
   Fn real = Real<Fn>(real_get_proc);
   if (real == nullptr) return kNotFound;
   CUresult r = real(symbol, pfn, version, flags);
-  if (InsideLibrary()) return r;
+  if (TC_FROM_INSIDE()) return r;
   return AfterLookup(r, symbol, pfn, version, flags, nullptr, __builtin_return_address(0));
 }
 __attribute__((visibility("default"))) CUresult cuGetProcAddress_v2(const char* symbol, void** pfn,
@@ -181,7 +182,7 @@ __attribute__((visibility("default"))) CUresult cuGetProcAddress_v2(const char* 
   Fn real = Real<Fn>(real_get_proc_v2);
   if (real == nullptr) return kNotFound;
   CUresult r = real(symbol, pfn, version, flags, status);
-  if (InsideLibrary()) return r;
+  if (TC_FROM_INSIDE()) return r;
   return AfterLookup(r, symbol, pfn, version, flags, status, __builtin_return_address(0));
 }
 
@@ -221,7 +222,7 @@ RealSlot* RealDriverSlot(DriverFunction f) {
 
 void SubstituteDriverEntryPoint(const char* name, int version, unsigned long long flags,
                                 void** function) {
-  if (InsideLibrary() || name == nullptr || function == nullptr || *function == nullptr) return;
+  if (name == nullptr || function == nullptr || *function == nullptr) return;
   DriverFunction f = InterposedByVersion(name, version, flags);
   if (f == DriverFunction::kNone) return;
   RealDriverSlot(f)->Offer(*function);

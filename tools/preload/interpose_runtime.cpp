@@ -144,7 +144,7 @@ extern "C" {
 __attribute__((visibility("default"))) cudaError_t cudaMalloc(void** pointer, size_t bytes) {
   auto real = TC_REAL(real_malloc, cudaMalloc);
   if (real == nullptr) return cudaErrorSymbolNotFound;
-  if (InsideLibrary()) return real(pointer, bytes);
+  if (TC_FROM_INSIDE()) return real(pointer, bytes);
   LibraryScope scope;
   const char* why = "null pointer or 0 bytes";
   if (pointer != nullptr && bytes > 0) {
@@ -159,7 +159,7 @@ __attribute__((visibility("default"))) cudaError_t cudaMalloc(void** pointer, si
 __attribute__((visibility("default"))) cudaError_t cudaFree(void* pointer) {
   auto real = TC_REAL(real_free, cudaFree);
   if (real == nullptr) return cudaErrorSymbolNotFound;
-  if (InsideLibrary() || pointer == nullptr) return real(pointer);  // cudaFree(0): context set-up
+  if (TC_FROM_INSIDE() || pointer == nullptr) return real(pointer);  // cudaFree(0): context set-up
   LibraryScope scope;
   if (ReturnToPool(Api::kCudaFree, pointer, nullptr, true)) return cudaSuccess;
   cudaError_t r = real(pointer);
@@ -171,7 +171,7 @@ __attribute__((visibility("default"))) cudaError_t cudaMallocAsync(void** pointe
                                                                    cudaStream_t stream) {
   auto real = TC_REAL(real_malloc_async, cudaMallocAsync);
   if (real == nullptr) return cudaErrorSymbolNotFound;
-  if (InsideLibrary()) return real(pointer, bytes, stream);
+  if (TC_FROM_INSIDE()) return real(pointer, bytes, stream);
   LibraryScope scope;
   const char* why = "null pointer or 0 bytes";
   if (pointer != nullptr && bytes > 0) {
@@ -186,7 +186,7 @@ __attribute__((visibility("default"))) cudaError_t cudaMallocAsync(void** pointe
 __attribute__((visibility("default"))) cudaError_t cudaFreeAsync(void* pointer, cudaStream_t stream) {
   auto real = TC_REAL(real_free_async, cudaFreeAsync);
   if (real == nullptr) return cudaErrorSymbolNotFound;
-  if (InsideLibrary() || pointer == nullptr) return real(pointer, stream);
+  if (TC_FROM_INSIDE() || pointer == nullptr) return real(pointer, stream);
   LibraryScope scope;
   if (PreloadState::Get().Owns(pointer) && Capturing(stream)) return cudaErrorStreamCaptureUnsupported;
   if (ReturnToPool(Api::kCudaFreeAsync, pointer, stream, false)) return cudaSuccess;
@@ -200,7 +200,7 @@ __attribute__((visibility("default"))) cudaError_t cudaMallocFromPoolAsync(void*
                                                                            cudaStream_t stream) {
   auto real = TC_REAL(real_malloc_from_pool, cudaMallocFromPoolAsync);
   if (real == nullptr) return cudaErrorSymbolNotFound;
-  if (InsideLibrary()) return real(pointer, bytes, memory_pool, stream);
+  if (TC_FROM_INSIDE()) return real(pointer, bytes, memory_pool, stream);
   LibraryScope scope;
   const char* why = "null pointer or 0 bytes";
   if (pointer != nullptr && bytes > 0 && memory_pool != nullptr) {
@@ -227,7 +227,7 @@ __attribute__((visibility("default"))) cudaError_t cudaMemcpy(void* dst, const v
                                                               cudaMemcpyKind kind) {
   auto real = TC_REAL(real_memcpy, cudaMemcpy);
   if (real == nullptr) return cudaErrorSymbolNotFound;
-  if (InsideLibrary()) return real(dst, src, count, kind);
+  if (TC_FROM_INSIDE()) return real(dst, src, count, kind);
   LibraryScope scope;
   if (TryStage(dst, src, count, kind, nullptr, true)) return cudaSuccess;
   PreloadState::Get().CopyPassedThrough(Api::kCudaMemcpy, count);
@@ -238,7 +238,7 @@ __attribute__((visibility("default"))) cudaError_t cudaMemcpyAsync(void* dst, co
                                                                    cudaMemcpyKind kind, cudaStream_t stream) {
   auto real = TC_REAL(real_memcpy_async, cudaMemcpyAsync);
   if (real == nullptr) return cudaErrorSymbolNotFound;
-  if (InsideLibrary()) return real(dst, src, count, kind, stream);
+  if (TC_FROM_INSIDE()) return real(dst, src, count, kind, stream);
   LibraryScope scope;
   if (TryStage(dst, src, count, kind, stream, false)) return cudaSuccess;
   PreloadState::Get().CopyPassedThrough(Api::kCudaMemcpyAsync, count);
@@ -250,7 +250,8 @@ __attribute__((visibility("default"))) cudaError_t cudaGetDriverEntryPoint(
   auto real = TC_REAL(real_entry_point, cudaGetDriverEntryPoint);
   if (real == nullptr) return cudaErrorSymbolNotFound;
   cudaError_t r = real(symbol, function, flags, status);
-  if (r == cudaSuccess && (status == nullptr || *status == cudaDriverEntryPointSuccess)) {
+  if (r == cudaSuccess && (status == nullptr || *status == cudaDriverEntryPointSuccess) &&
+      !TC_FROM_INSIDE()) {
     tiercache::preload::SubstituteDriverEntryPoint(symbol, CUDART_VERSION, flags, function);
   }
   return r;
@@ -262,7 +263,8 @@ __attribute__((visibility("default"))) cudaError_t cudaGetDriverEntryPointByVers
   auto real = TC_REAL(real_entry_point_by_version, cudaGetDriverEntryPointByVersion);
   if (real == nullptr) return cudaErrorSymbolNotFound;
   cudaError_t r = real(symbol, function, version, flags, status);
-  if (r == cudaSuccess && (status == nullptr || *status == cudaDriverEntryPointSuccess)) {
+  if (r == cudaSuccess && (status == nullptr || *status == cudaDriverEntryPointSuccess) &&
+      !TC_FROM_INSIDE()) {
     tiercache::preload::SubstituteDriverEntryPoint(symbol, static_cast<int>(version), flags, function);
   }
   return r;

@@ -10,7 +10,16 @@
 #include "tools/preload/driver_entry_points.h"
 #include "tools/preload/real_symbols.h"
 
+// True in an interposed function called from inside the library: by a
+// thread marked inside (LibraryScope) or by the library's own code on any
+// thread (the hosted runtime's workers). Such calls go to the real function.
+#define TC_FROM_INSIDE()                      \
+  (::tiercache::preload::InsideLibrary() || \
+   ::tiercache::preload::FromThisLibrary(__builtin_return_address(0)))
+
 namespace tiercache::preload {
+
+bool InsideLibrary();  // preload_state.h
 
 // The interposed function, or nullptr for kNone.
 void* InterposedDriverPointer(DriverFunction function);
@@ -22,8 +31,8 @@ void* InterposedRuntimePointer(const char* symbol, RealSlot** real);
 
 // Replaces *function with the interposed one when `name` (a base name at
 // `version` with `flags`, as cuGetProcAddress takes them) is interposed,
-// keeping the pointer it replaced as the real one. Does nothing when called
-// from inside the library.
+// keeping the pointer it replaced as the real one. The caller decides
+// whether the lookup came from inside the library (then it is not called).
 void SubstituteDriverEntryPoint(const char* name, int version, unsigned long long flags,
                                 void** function);
 

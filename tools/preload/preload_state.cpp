@@ -122,7 +122,10 @@ void PreloadState::OpenPool() {
 }
 
 DeviceAllocator* PreloadState::Pool(const char** why) {
-  std::call_once(pool_once_, [this] { OpenPool(); });
+  std::call_once(pool_once_, [this] {
+    OpenPool();
+    pool_tried_.store(true, std::memory_order_release);
+  });
   if (!pool_ready_.load(std::memory_order_acquire)) {
     *why = pool_reason_.c_str();
     return nullptr;
@@ -135,7 +138,10 @@ DeviceAllocator* PreloadState::Pool(const char** why) {
 }
 
 tiercache_runtime* PreloadState::RuntimeHandle(const char** why) {
-  std::call_once(pool_once_, [this] { OpenPool(); });
+  std::call_once(pool_once_, [this] {
+    OpenPool();
+    pool_tried_.store(true, std::memory_order_release);
+  });
   if (!pool_ready_.load(std::memory_order_acquire)) {
     *why = pool_reason_.c_str();
     return nullptr;
@@ -148,7 +154,10 @@ PageableStager* PreloadState::Stager(const char** why) {
     *why = "TIERCACHE_STAGE=0";
     return nullptr;
   }
-  std::call_once(pool_once_, [this] { OpenPool(); });
+  std::call_once(pool_once_, [this] {
+    OpenPool();
+    pool_tried_.store(true, std::memory_order_release);
+  });
   if (!pool_ready_.load(std::memory_order_acquire)) {
     *why = pool_reason_.c_str();
     return nullptr;
@@ -232,10 +241,16 @@ void PreloadState::PassedThrough(Api api, uint64_t bytes, int code, const char* 
   if (trace_ != nullptr) trace_->PassedThrough(ApiName(api), bytes, code, why);
 }
 
+std::string PreloadState::PassThroughReason() const {
+  if (pool_ready_.load(std::memory_order_acquire)) return "";
+  if (!pool_tried_.load(std::memory_order_acquire)) return "no call needed the device yet";
+  return pool_reason_;
+}
+
 std::string PreloadState::StatsJson() {
   std::string out = "{\"pool_active\":";
   out += pool_ready_.load() && options_.route_allocations ? "true" : "false";
-  out += ",\"pass_through_reason\":" + Quote(pool_ready_.load() ? "" : pool_reason_);
+  out += ",\"pass_through_reason\":" + Quote(PassThroughReason());
   out += ",\"static_cuda_runtime\":";
   out += static_runtime_ ? "true" : "false";
   out += ",\"device_ordinal\":" + std::to_string(device_ordinal());
@@ -293,7 +308,7 @@ std::string PreloadState::Report() {
   char line[512];
   std::string out = "tiercache preload report\n";
   if (static_runtime_) out += "  the executable links the static CUDA runtime: nothing was interposed\n";
-  if (!pool_ready_.load()) out += "  every call passed through to CUDA: " + pool_reason_ + "\n";
+  if (!pool_ready_.load()) out += "  every call passed through to CUDA: " + PassThroughReason() + "\n";
   uint64_t served = 0, passed = 0;
   for (int i = 0; i < static_cast<int>(Api::kCount); ++i) {
     const Counters& c = counters_[i];

@@ -104,6 +104,7 @@ class PreloadState {
   std::string Report();
 
  private:
+  std::string PassThroughReason() const;  // "" when the pool is open
   PreloadState();
   void OpenPool();  // once
 
@@ -128,6 +129,7 @@ class PreloadState {
 
   std::once_flag pool_once_;
   std::atomic<bool> pool_ready_{false};
+  std::atomic<bool> pool_tried_{false};  // OpenPool finished (pool_reason_ is final)
   std::string pool_reason_ = "not opened yet";
   std::shared_ptr<Device> device_;
   Runtime* runtime_ = nullptr;          // owned by handle_

@@ -3,6 +3,8 @@
 #include <dlfcn.h>
 #include <link.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace tiercache::preload {
@@ -72,6 +74,48 @@ void RealSlot::Offer(void* pointer) {
   if (pointer == nullptr) return;
   void* expected = nullptr;
   pointer_.compare_exchange_strong(expected, pointer, std::memory_order_acq_rel);
+}
+
+namespace {
+
+struct CodeRange {
+  uintptr_t begin = 0, end = 0;
+};
+
+struct RangeSearch {
+  uintptr_t base;
+  CodeRange range;
+};
+
+int FindOwnRange(struct dl_phdr_info* info, size_t, void* data) {
+  auto* search = static_cast<RangeSearch*>(data);
+  if (info->dlpi_addr != search->base) return 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const auto& p = info->dlpi_phdr[i];
+    if (p.p_type != PT_LOAD || (p.p_flags & PF_X) == 0) continue;
+    uintptr_t begin = info->dlpi_addr + p.p_vaddr;
+    if (search->range.begin == 0 || begin < search->range.begin) search->range.begin = begin;
+    search->range.end = std::max<uintptr_t>(search->range.end, begin + p.p_memsz);
+  }
+  return 1;
+}
+
+CodeRange OwnCodeRange() {
+  Dl_info info;
+  RangeSearch search{0, {}};
+  if (dladdr(reinterpret_cast<void*>(&FindOwnRange), &info) != 0) {
+    search.base = reinterpret_cast<uintptr_t>(info.dli_fbase);
+    dl_iterate_phdr(FindOwnRange, &search);
+  }
+  return search.range;
+}
+
+}  // namespace
+
+bool FromThisLibrary(const void* address) {
+  static const CodeRange range = OwnCodeRange();
+  auto a = reinterpret_cast<uintptr_t>(address);
+  return a >= range.begin && a < range.end;
 }
 
 bool CallerIsCudaLibrary(const void* address) {

@@ -16,7 +16,8 @@
 //   recorded (by a lookup, or by the entry-point hooks when the driver hands
 //   one out) wins.
 // - CallerIsCudaLibrary(address) tells whether a return address lies in
-//   libcudart or libcuda (their own lookups are never redirected).
+//   libcudart or libcuda (their own lookups are never redirected);
+//   FromThisLibrary(address) whether it lies in this library.
 //
 // Thread safety: every function may be called from any thread.
 #ifndef TIERCACHE_TOOLS_PRELOAD_REAL_SYMBOLS_H_
@@ -51,6 +52,12 @@ class RealSlot {
 };
 
 bool CallerIsCudaLibrary(const void* address);
+
+// True when `address` (a return address) lies in this library's own code:
+// the hosted runtime calls cudaMalloc, cudaMemcpyAsync and the entry-point
+// lookups from its own threads too, and those calls must reach CUDA, not
+// the pool they come from. The range is read once.
+bool FromThisLibrary(const void* address);
 
 }  // namespace tiercache::preload
 
