@@ -73,12 +73,17 @@ def run_torch(args):
     import transformers
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    # Llama-7B's layer shape, 16 layers; no end-of-sequence token, so every
+    # run generates exactly 32 tokens.
     config = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=args.layers,
                          num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
-                         max_position_embeddings=2048)
+                         max_position_embeddings=2048, bos_token_id=1, eos_token_id=None,
+                         pad_token_id=0)
     torch.manual_seed(args.seed)
+    torch.set_default_dtype(torch.bfloat16)
     with torch.device("cuda"):
-        model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
+        model = LlamaForCausalLM(config).eval()
+    torch.set_default_dtype(torch.float32)
     model.generation_config.eos_token_id = None
     model.generation_config.pad_token_id = 0
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -95,10 +100,10 @@ def run_torch(args):
     with torch.no_grad():
         logits = model(ids).logits.float()
         torch.cuda.synchronize()
-        model.generate(ids, max_new_tokens=4, min_new_tokens=4, do_sample=False)  # warm-up
+        model.generate(ids, max_new_tokens=4, do_sample=False)  # warm-up
         torch.cuda.synchronize()
         start = time.perf_counter()
-        out = model.generate(ids, max_new_tokens=32, min_new_tokens=32, do_sample=False)
+        out = model.generate(ids, max_new_tokens=32, do_sample=False)
         torch.cuda.synchronize()
         generate_s = time.perf_counter() - start
     result = {

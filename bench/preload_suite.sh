@@ -30,6 +30,15 @@ lib="$pack/lib/libtiercache_preload.so"
 python=${PYTHON:-python3}
 engines="$here/preload_engines.py"
 
+# The tests find the probes at their build-tree paths (as in device_check.sh).
+src=$(cat "$pack/source_dir.txt" 2>/dev/null || true)
+if [ -n "$src" ]; then
+  while read -r built; do
+    [ -e "$src/$built" ] && continue
+    mkdir -p "$(dirname "$src/$built")" && ln -s "$pack/bin/$(basename "$built")" "$src/$built"
+  done <"$pack/binaries.txt" 2>/dev/null
+fi
+
 # Python processes keep the system's libstdc++ and the engine's own CUDA
 # runtime: their library path holds only the preload library and the
 # Debian libraries this system lacks, then the directory of PyTorch's
@@ -82,7 +91,11 @@ served = {k: v["served"] for k, v in calls.items() if v["served"]}
 passed = {k: v["passed_through"] for k, v in calls.items() if v["passed_through"]}
 extra = ""
 if "to_cuda_s" in a and "to_cuda_s" in b:
-    extra += f"; to(cuda) {a['weight_bytes']/1e9:.2f} GB: {a['to_cuda_s']:.3f} s -> {b['to_cuda_s']:.3f} s = {a['to_cuda_s']/b['to_cuda_s']:.2f}x"
+    ratio = a['to_cuda_s'] / b['to_cuda_s']
+    extra += (f"; to(cuda) {a['weight_bytes']/1e9:.2f} GB: {a['to_cuda_s']:.3f} s ({a['to_cuda_gbps']} GB/s) -> "
+              f"{b['to_cuda_s']:.3f} s ({b['to_cuda_gbps']} GB/s) = {ratio:.2f}x")
+    if "LD_PRELOAD" in label:
+        extra += f" ({'meets' if ratio >= 3 else 'misses'} the 3x target)"
 if "ms_per_token" in a and "ms_per_token" in b:
     extra += f"; ms/token {a['ms_per_token']} -> {b['ms_per_token']}"
 if a.get("peak_reserved_bytes") and b.get("peak_reserved_bytes"):

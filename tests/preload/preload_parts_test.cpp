@@ -15,6 +15,7 @@
 
 #include "alloc/emulated_device.h"
 #include "prefetch/trace_io.h"
+#include "runtime/runtime.h"
 #include "tools/preload/driver_entry_points.h"
 #include "tools/preload/pageable_stager.h"
 #include "tools/preload/preload_options.h"
@@ -88,6 +89,17 @@ TEST(PreloadOptions, MalformedValuesWarnOnceAndKeepTheDefault) {
   EXPECT_EQ(parsed.options.runtime.gpu_policy, RuntimeConfig{}.gpu_policy);
 }
 
+TEST(PreloadOptions, TheHostedRuntimeOpensWithTheDefaults) {
+  // The runtime the library hosts: no DRAM tier, the allocator serving.
+  RuntimeConfig config = ParsePreloadOptions({}).options.runtime;
+  Result<std::unique_ptr<Runtime>> runtime = Runtime::Create(config, std::make_shared<EmulatedDevice>());
+  ASSERT_TRUE(runtime.ok()) << runtime.status().ToString();
+  EXPECT_EQ(runtime.value()->tier("dram"), nullptr);
+  Result<void*> p = runtime.value()->allocator().Allocate(1 << 20, nullptr);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(runtime.value()->allocator().Free(p.value(), nullptr).ok());
+}
+
 TEST(PreloadOptions, UnknownVariablesAndUnreadableConfigWarn) {
   ParsedOptions parsed = ParsePreloadOptions(
       {{"TIERCACHE_NO_SUCH_THING", "1"}, {"TIERCACHE_CONFIG", "/nonexistent/tiercache.json"},
@@ -140,14 +152,18 @@ TEST(RealSymbols, GlibcDlsymAndTheRuntimeAreFound) {
   DlsymFunction real = RealDlsym();
   ASSERT_NE(real, nullptr);
   EXPECT_EQ(real(RTLD_DEFAULT, "getpid"), reinterpret_cast<void*>(&getpid));
-  // A runtime loaded privately (RTLD_LOCAL, as Python loads extensions and
-  // their libraries) is outside the global scope; it is still found.
-  void* runtime = dlopen(TIERCACHE_CUDART_PATH, RTLD_NOW | RTLD_LOCAL);
-  if (runtime == nullptr) runtime = dlopen("libcudart.so.13", RTLD_NOW | RTLD_LOCAL);
-  ASSERT_NE(runtime, nullptr) << dlerror();
-  EXPECT_EQ(real(RTLD_DEFAULT, "cudaMalloc"), nullptr);
-  EXPECT_EQ(FindRuntimeSymbol("cudaMalloc"), real(runtime, "cudaMalloc"));
+  // This binary links the shared runtime: its cudaMalloc is the next one.
   EXPECT_NE(FindRuntimeSymbol("cudaMalloc"), nullptr);
+  EXPECT_EQ(FindRuntimeSymbol("cudaMalloc"), real(RTLD_DEFAULT, "cudaMalloc"));
+  // A library loaded privately (RTLD_LOCAL, as Python loads extensions and
+  // what they need) is outside the global scope; it is still found. The
+  // driver is one: the toolkit's stub here, the real one on a GPU machine.
+  void* driver = dlopen(TIERCACHE_DRIVER_STUB, RTLD_NOW | RTLD_LOCAL);
+  if (driver == nullptr) driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(driver, nullptr) << dlerror();
+  EXPECT_EQ(real(RTLD_DEFAULT, "cuMemAlloc_v2"), nullptr);
+  EXPECT_NE(FindDriverSymbol("cuMemAlloc_v2"), nullptr);
+  EXPECT_EQ(FindDriverSymbol("cuMemAlloc_v2"), real(driver, "cuMemAlloc_v2"));
   EXPECT_EQ(FindRuntimeSymbol("cudaNoSuchFunction"), nullptr);
   RealSlot slot("cudaNoSuchFunction", Library::kRuntime);
   EXPECT_EQ(slot.Get(), nullptr);

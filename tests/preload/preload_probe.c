@@ -7,6 +7,7 @@
  *
  * Usage: preload_probe <driver library to dlopen when libcuda.so.1 is absent>
  *        preload_probe --static-check   (built against the static runtime)
+ *        preload_probe --no-cuda        (makes no CUDA call at all)
  *        preload_probe --shared-budget  (under the library, with a GPU: a
  *            cached block gives way to an application's cudaMalloc) */
 #include <cuda_runtime_api.h>
@@ -116,6 +117,7 @@ static int SharedBudget(void) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "--shared-budget") == 0) return SharedBudget();
+  if (argc > 1 && strcmp(argv[1], "--no-cuda") == 0) return 0;  /* a helper that never calls CUDA */
   if (argc > 1 && strcmp(argv[1], "--static-check") == 0) {
     void* p = NULL;
     printf("static_malloc %d\n", (int)cudaMalloc(&p, 16));

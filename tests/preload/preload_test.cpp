@@ -93,6 +93,10 @@ TEST(Preload, ReportAtExit) {
   EXPECT_NE(run.err.find("copies passed through"), std::string::npos);
   ProbeRun quiet = Probe(true);
   EXPECT_EQ(quiet.err.find("tiercache preload report"), std::string::npos);
+  // A process that made no CUDA call (a helper an engine starts) stays quiet.
+  ProbeRun helper = RunProbe(TIERCACHE_PROBE, {"--no-cuda"}, true, {{"TIERCACHE_REPORT", "1"}});
+  EXPECT_EQ(helper.exit_code, 0);
+  EXPECT_EQ(helper.err, "");
 }
 
 TEST(Preload, BadVariablesWarnOnceEachAndTheProgramRuns) {

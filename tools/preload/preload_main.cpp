@@ -20,7 +20,7 @@ using tiercache::preload::PreloadState;
 void AtExit() {
   PreloadState& s = PreloadState::Get();
   if (s.trace() != nullptr) s.trace()->Flush();
-  if (s.options().report) std::fputs(s.Report().c_str(), stderr);
+  if (s.options().report && s.SawCalls()) std::fputs(s.Report().c_str(), stderr);
 }
 
 // Runs when the library is loaded (before main under LD_PRELOAD). No CUDA

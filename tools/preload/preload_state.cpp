@@ -304,6 +304,13 @@ std::string PreloadState::StatsJson() {
   return out + "}";
 }
 
+bool PreloadState::SawCalls() const {
+  for (const Counters& c : counters_) {
+    if (c.served.load() != 0 || c.passed.load() != 0) return true;
+  }
+  return copies_passed_.load() != 0 || (stager_ready_.load() && stager_->stats().copies != 0);
+}
+
 std::string PreloadState::Report() {
   char line[512];
   std::string out = "tiercache preload report\n";

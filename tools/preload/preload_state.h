@@ -102,6 +102,10 @@ class PreloadState {
 
   std::string StatsJson();
   std::string Report();
+  // True once any interposed allocation or copy call was seen (the exit
+  // report stays quiet in processes that made none, such as the helper
+  // programs an engine starts, which inherit LD_PRELOAD).
+  bool SawCalls() const;
 
  private:
   std::string PassThroughReason() const;  // "" when the pool is open
