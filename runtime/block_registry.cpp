@@ -55,6 +55,15 @@ Result<std::unique_ptr<BlockCache>> BlockCache::Create(std::shared_ptr<Device> d
     const uint64_t distance = raw->predictor_->PredictDistance(id);
     return distance == kNeverUsedAgain ? kNeverUsedAgain : raw->clock_ + distance;
   });
+  if (config.prefetch != "off") {
+    // Every runtime learns by itself: the engine's acquires are the
+    // training signal, hints override what was learned.
+    PrefetcherOptions options;
+    options.learn = config.prefetch == "learn";
+    cache->learner_ = std::make_unique<Prefetcher>(options);
+    cache->predictor_ = cache->learner_.get();
+    cache->has_predictor_.store(true, std::memory_order_relaxed);
+  }
   allocator->SetPressureCallback([raw](uint64_t needed) { return raw->EvictUnpinned(needed); });
   cache->prefetch_thread_ = std::thread([raw] { raw->PrefetchLoop(); });
   if (dram != nullptr && config.dram_prefetch_lookahead > 0) {
