@@ -12,6 +12,9 @@
 #               and at 8 x 350 MiB, 16 x 150 MiB and lookahead 2
 #   bench-tool  tiercache-bench on its default workload
 #   fio         bench/fio_compare.sh on the machine's local disk
+#   preload     bench/preload_suite.sh: the LD_PRELOAD library on pageable
+#               copies, PyTorch, CuPy and JAX (not in the default steps; its
+#               logs go to <output dir>/preload)
 # Logs and JSON land in <output dir> (few files: the directory is packed).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -58,6 +61,8 @@ for step in $steps; do
         --size $((1024 * 1024 * 1024)) --bs "1048576 16777216" --qd 32 --runtime 3 --repeat 3 \
         >"$work/fio_compare.txt" 2>&1
       echo "rc=$?"; tail -n 12 "$work/fio_compare.txt"; rm -f "$work/fio.dat" ;;
+    preload)
+      "$here/preload_suite.sh" "$pack" "$out/preload" ;;
     *) echo "unknown step $step" ;;
   esac
 done
