@@ -70,7 +70,7 @@ py() {
   local pre=()
   if [ "$1" = preload ]; then pre=("LD_PRELOAD=$lib"); fi
   shift
-  timeout 600 "${pyenv[@]}" "${pre[@]}" TIERCACHE_REPORT=1 "$python" "$engines" "$@" >"$out/$name.log" 2>&1
+  timeout 300 "${pyenv[@]}" "${pre[@]}" TIERCACHE_REPORT=1 "$python" "$engines" "$@" >"$out/$name.log" 2>&1
   local rc=$?
   grep '^RESULT ' "$out/$name.log" | tail -n 1 | cut -c8- >"$out/$name.json"
   [ -s "$out/$name.json" ] || { echo "$name: rc=$rc, no result"; tail -n 15 "$out/$name.log"; }
