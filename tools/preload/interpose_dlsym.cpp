@@ -23,10 +23,7 @@ using tiercache::preload::RealSlot;
 void* Redirect(tiercache::preload::DlsymFunction real, void* handle, const char* symbol,
                const void* caller) {
   void* found = real(handle, symbol);
-  if (found == nullptr || tiercache::preload::InsideLibrary() ||
-      tiercache::preload::FromThisLibrary(caller) || tiercache::preload::CallerIsCudaLibrary(caller)) {
-    return found;
-  }
+  if (found == nullptr || tiercache::preload::InsideLibrary()) return found;
   RealSlot* slot = nullptr;
   void* ours = nullptr;
   DriverFunction f = tiercache::preload::InterposedBySymbol(symbol);
@@ -36,7 +33,11 @@ void* Redirect(tiercache::preload::DlsymFunction real, void* handle, const char*
   } else {
     ours = tiercache::preload::InterposedRuntimePointer(symbol, &slot);
   }
-  if (ours == nullptr || ours == found) return found;
+  // The name test is cheap; asking who the caller is (dladdr) only follows.
+  if (ours == nullptr || ours == found || tiercache::preload::FromThisLibrary(caller) ||
+      tiercache::preload::CallerIsCudaLibrary(caller)) {
+    return found;
+  }
   slot->Offer(found);
   return ours;
 }
