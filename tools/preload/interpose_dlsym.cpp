@@ -44,7 +44,9 @@ void* Redirect(tiercache::preload::DlsymFunction real, void* handle, const char*
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) void* dlsym(void* handle, const char* symbol) {
+// Optimised even in a debug build: the pass-through must stay a tail call.
+extern "C" __attribute__((visibility("default"), optimize("O2"))) void* dlsym(void* handle,
+                                                                             const char* symbol) {
   tiercache::preload::DlsymFunction real = tiercache::preload::RealDlsym();
   if (real == nullptr) return nullptr;
   // <dlfcn.h> declares `symbol` non-null, yet callers pass null; hide the
