@@ -15,7 +15,9 @@
 
 #include "alloc/emulated_device.h"
 #include "prefetch/trace_io.h"
+#include "runtime/c_api_handle.h"
 #include "runtime/runtime.h"
+#include "tiercache/tiercache.h"
 #include "tools/preload/driver_entry_points.h"
 #include "tools/preload/pageable_stager.h"
 #include "tools/preload/preload_options.h"
@@ -98,6 +100,18 @@ TEST(PreloadOptions, TheHostedRuntimeOpensWithTheDefaults) {
   Result<void*> p = runtime.value()->allocator().Allocate(1 << 20, nullptr);
   ASSERT_TRUE(p.ok());
   EXPECT_TRUE(runtime.value()->allocator().Free(p.value(), nullptr).ok());
+}
+
+TEST(PreloadOptions, TheHostedRuntimesHandleCannotBeClosed) {
+  // The handle tiercache_preload_runtime() gives out is borrowed: the
+  // runtime behind it also serves the intercepted allocations.
+  RuntimeConfig config = ParsePreloadOptions({}).options.runtime;
+  auto handle = std::make_unique<tiercache_runtime>();
+  handle->runtime = Runtime::Create(config, std::make_shared<EmulatedDevice>()).value();
+  handle->borrowed = true;
+  EXPECT_EQ(tiercache_close(handle.get()), TIERCACHE_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(tiercache_last_error()).find("preload library"), std::string::npos);
+  EXPECT_NE(handle->runtime, nullptr);  // still there
 }
 
 TEST(PreloadOptions, UnknownVariablesAndUnreadableConfigWarn) {
