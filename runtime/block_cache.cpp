@@ -21,6 +21,7 @@ void BlockCache::TouchLocked(Block* b, bool inserted) {
     gpu_policy_->OnInsert(b->id, b->bytes);
   } else {
     gpu_policy_->OnTick(++clock_);
+    last_acquired_ = b->id;
     // Policies compare alternatives only while the cache is short of room.
     if (!AllOnGpuLocked()) gpu_policy_->OnRequest(b->id, b->bytes);
     gpu_policy_->OnAccess(b->id);

@@ -361,6 +361,7 @@ class BlockCache {
   uint64_t cached_bytes_ = 0;                           // GUARDED_BY(mutex_)
   uint64_t registered_bytes_ = 0;                       // GUARDED_BY(mutex_); of alive blocks
   uint64_t clock_ = 0;                                  // GUARDED_BY(mutex_)
+  BlockId last_acquired_ = UINT64_MAX;                  // GUARDED_BY(mutex_); spared as a victim
   struct Fence {
     Event event;
     std::vector<BlockId> blocks;
