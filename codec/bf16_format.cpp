@@ -171,4 +171,32 @@ Result<Bf16DecodeJob> MakeBf16DecodeJob(const Bf16Layout& layout, uint32_t first
   return job;
 }
 
+Status CheckBf16DecodeJob(const Bf16DecodeJob& job) {
+  auto bad = [](const std::string& what) { return Status::InvalidArgument("bf16 decode job: " + what); };
+  if (job.code_bits > kBf16MaxCodeBits) return bad("code width > 8");
+  if (job.chunk_values < kBf16GroupValues || job.chunk_values > kBf16MaxChunkValues ||
+      job.chunk_values % kBf16GroupValues != 0) {
+    return bad("chunk size is not a multiple of 8 in [8, 65536]");
+  }
+  if (uint64_t{job.first_chunk} + job.chunk_count >
+      (job.value_count + job.chunk_values - 1) / job.chunk_values) {
+    return bad("chunks past the block's end");
+  }
+  if (job.directory == nullptr || (reinterpret_cast<uintptr_t>(job.directory) & 7) != 0) {
+    return bad("the directory must be 8-byte aligned");
+  }
+  if (job.chunk_count > 0 && (job.records == nullptr || (reinterpret_cast<uintptr_t>(job.records) & 7) != 0)) {
+    return bad("the records must be 8-byte aligned");
+  }
+  const uint64_t output = Bf16JobOutputBytes(job);
+  if (output > 0 && (job.output == nullptr || job.output_bytes < output)) {
+    return bad("the output holds " + std::to_string(job.output_bytes) + " bytes, the job writes " +
+               std::to_string(output));
+  }
+  if (job.error != nullptr && (reinterpret_cast<uintptr_t>(job.error) & 3) != 0) {
+    return bad("the error word must be 4-byte aligned");
+  }
+  return Status::Ok();
+}
+
 }  // namespace tiercache::codec

@@ -63,6 +63,11 @@ Result<Bf16DecodeJob> MakeBf16DecodeJob(const Bf16Layout& layout, uint32_t first
                                         uint64_t records_bytes, void* output,
                                         uint64_t output_bytes);
 
+// Checks a job's own fields (not the bytes it points at): pointers present
+// and aligned, sizes consistent, the output large enough. Devices call it
+// before enqueuing a job. kInvalidArgument naming the first problem.
+Status CheckBf16DecodeJob(const Bf16DecodeJob& job);
+
 }  // namespace tiercache::codec
 
 #endif  // TIERCACHE_CODEC_BF16_FORMAT_H_

@@ -102,6 +102,14 @@ struct Bf16DecodeJob {
   uint8_t table[256] = {};  // code -> exponent; entries past 2^code_bits unused
 };
 
+// The bytes a job writes from job.output on.
+TC_HOST_DEVICE inline uint64_t Bf16JobOutputBytes(const Bf16DecodeJob& job) {
+  const uint64_t start = uint64_t{job.first_chunk} * job.chunk_values;
+  uint64_t end = (uint64_t{job.first_chunk} + job.chunk_count) * job.chunk_values;
+  if (end > job.value_count) end = job.value_count;
+  return (end > start ? 2 * (end - start) : 0) + (job.write_tail ? 1 : 0);
+}
+
 // Where the parts of one chunk's record are.
 struct Bf16RecordView {
   const uint8_t* sign_mantissa;
