@@ -14,19 +14,19 @@ namespace {
 
 void StoreValue(uint8_t* output, uint64_t i, uint16_t v) { std::memcpy(output + 2 * i, &v, 2); }
 
-void DecodeGroups(const Bf16RecordView& record, uint32_t code_bits, const uint16_t* high,
-                  uint8_t* output) {
+// K is the code width, a template argument so the group loop unrolls.
+template <uint32_t K>
+void DecodeGroups(const Bf16RecordView& record, const uint16_t* high, uint8_t* output) {
+  constexpr uint64_t kMask = (uint64_t{1} << K) - 1;
   const uint32_t groups = record.values / kBf16GroupValues;
-  const uint64_t mask = (uint64_t{1} << code_bits) - 1;
   for (uint32_t g = 0; g < groups; ++g) {
     uint64_t sign_mantissa, codes = 0;
     std::memcpy(&sign_mantissa, record.sign_mantissa + 8 * uint64_t{g}, 8);
-    std::memcpy(&codes, record.codes + uint64_t{g} * code_bits, code_bits);
+    if constexpr (K > 0) std::memcpy(&codes, record.codes + uint64_t{g} * K, K);
     uint16_t out[kBf16GroupValues];
     for (uint32_t j = 0; j < kBf16GroupValues; ++j) {
       const uint32_t b = (sign_mantissa >> (8 * j)) & 0xFF;
-      out[j] = static_cast<uint16_t>(((b & 0x80u) << 8) | high[(codes >> (j * code_bits)) & mask] |
-                                     (b & 0x7Fu));
+      out[j] = static_cast<uint16_t>(((b & 0x80u) << 8) | high[(codes >> (j * K)) & kMask] | (b & 0x7Fu));
     }
     std::memcpy(output + 16 * uint64_t{g}, out, sizeof(out));
   }
@@ -34,14 +34,28 @@ void DecodeGroups(const Bf16RecordView& record, uint32_t code_bits, const uint16
   const uint32_t done = groups * kBf16GroupValues;
   if (done < record.values) {
     uint64_t codes = 0;
-    std::memcpy(&codes, record.codes + uint64_t{groups} * code_bits, code_bits);
+    if constexpr (K > 0) std::memcpy(&codes, record.codes + uint64_t{groups} * K, K);
     for (uint32_t i = done; i < record.values; ++i) {
-      const uint32_t j = i - done;
       const uint32_t b = record.sign_mantissa[i];
-      StoreValue(output, i, static_cast<uint16_t>(((b & 0x80u) << 8) |
-                                                  high[(codes >> (j * code_bits)) & mask] |
-                                                  (b & 0x7Fu)));
+      StoreValue(output, i,
+                 static_cast<uint16_t>(((b & 0x80u) << 8) | high[(codes >> ((i - done) * K)) & kMask] |
+                                       (b & 0x7Fu)));
     }
+  }
+}
+
+void DecodeGroups(const Bf16RecordView& record, uint32_t code_bits, const uint16_t* high,
+                  uint8_t* output) {
+  switch (code_bits) {
+    case 0: return DecodeGroups<0>(record, high, output);
+    case 1: return DecodeGroups<1>(record, high, output);
+    case 2: return DecodeGroups<2>(record, high, output);
+    case 3: return DecodeGroups<3>(record, high, output);
+    case 4: return DecodeGroups<4>(record, high, output);
+    case 5: return DecodeGroups<5>(record, high, output);
+    case 6: return DecodeGroups<6>(record, high, output);
+    case 7: return DecodeGroups<7>(record, high, output);
+    default: return DecodeGroups<8>(record, high, output);
   }
 }
 
