@@ -11,6 +11,10 @@
 #               a line per step (TIERCACHE_BENCH_VERBOSE=1), at 16 x 350 MiB
 #               and at 8 x 350 MiB, 16 x 150 MiB and lookahead 2
 #   bench-tool  tiercache-bench on its default workload
+#   codec       codec_device_gpu_test (the decode kernel, bit-exact), then
+#               codec_bench: ratio table, kernel decode throughput against a
+#               device-to-device copy, 16 x 350 MiB streamed with and without
+#               compression against the pinned copy peak, bit-exact
 #   fio         bench/fio_compare.sh on the machine's local disk
 # Logs and JSON land in <output dir> (few files: the directory is packed).
 set -uo pipefail
@@ -48,6 +52,11 @@ for step in $steps; do
           --benchmark_counters_tabular=true >"$work/$name.txt" 2>&1
         echo "rc=$?"; grep -E '^BM_|step [0-9]' "$work/$name.txt" | cut -c1-110
       done ;;
+    codec)
+      TIERCACHE_DEVICE=cuda timeout 120 codec_device_gpu_test >"$work/codec_device_gpu_test.txt" 2>&1
+      echo "codec_device_gpu_test rc=$?"; tail -n 3 "$work/codec_device_gpu_test.txt"
+      TIERCACHE_DEVICE=cuda timeout 500 codec_bench >"$work/codec_bench.txt" 2>&1
+      echo "codec_bench rc=$?"; cat "$work/codec_bench.txt" ;;
     bench-tool)
       (cd "$work" && timeout 120 tiercache-bench --json="$work/tiercache-bench.json" \
         >"$work/tiercache-bench.txt" 2>&1; echo "rc=$?")

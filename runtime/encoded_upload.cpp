@@ -20,6 +20,9 @@ Result<std::unique_ptr<EncodedUploader>> EncodedUploader::Create(std::shared_ptr
 Status EncodedUploader::Init() {
   TC_ASSIGN_OR_RETURN(copy_stream_, device_->CreateStream());
   TC_ASSIGN_OR_RETURN(decode_stream_, device_->CreateStream());
+  TC_ASSIGN_OR_RETURN(void* word, device_->AllocateMemory(sizeof(uint32_t)));
+  error_word_ = static_cast<uint32_t*>(word);
+  TC_RETURN_IF_ERROR(device_->MemsetAsync(error_word_, 0, sizeof(uint32_t), decode_stream_));
   slots_.resize(options_.slots);
   for (Slot& slot : slots_) {
     TC_ASSIGN_OR_RETURN(void* memory, device_->AllocateMemory(options_.slot_bytes));
@@ -38,6 +41,19 @@ EncodedUploader::~EncodedUploader() {
     if (slot.free != nullptr) (void)device_->DestroyEvent(slot.free);
     if (slot.memory != nullptr) (void)device_->FreeMemory(slot.memory);
   }
+  if (error_word_ != nullptr) (void)device_->FreeMemory(error_word_);
+}
+
+Status EncodedUploader::CheckDecodeErrors() {
+  uint32_t word = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    TC_RETURN_IF_ERROR(device_->CopyAsync(&word, error_word_, sizeof(word), CopyKind::kDeviceToHost, decode_stream_));
+    TC_RETURN_IF_ERROR(device_->MemsetAsync(error_word_, 0, sizeof(uint32_t), decode_stream_));
+    TC_RETURN_IF_ERROR(device_->StreamSynchronize(decode_stream_));
+  }
+  if (word != 0) return Status::Corruption("EncodedUploader: a decode met a malformed chunk record");
+  return Status::Ok();
 }
 
 Status EncodedUploader::EnqueueRun(const codec::Bf16Layout& layout, const unsigned char* encoded,
@@ -60,6 +76,7 @@ Status EncodedUploader::EnqueueRun(const codec::Bf16Layout& layout, const unsign
   TC_ASSIGN_OR_RETURN(codec::Bf16DecodeJob job,
                       codec::MakeBf16DecodeJob(layout, first, count, slot.memory, slot.memory + records_at,
                                                end - start, output, decoded));
+  job.error = error_word_;
   TC_RETURN_IF_ERROR(device_->DecodeAsync(job, decode_stream_));
   TC_RETURN_IF_ERROR(device_->RecordEvent(slot.free, decode_stream_));
   slot.used = true;
@@ -72,7 +89,6 @@ Status EncodedUploader::EnqueueRun(const codec::Bf16Layout& layout, const unsign
 Status EncodedUploader::Upload(const void* encoded_bytes_in, uint64_t encoded_bytes, void* device_dst,
                                uint64_t dst_bytes, Event after, Event done) {
   if (done == nullptr) return Status::InvalidArgument("EncodedUploader::Upload: no done event");
-  TC_RETURN_IF_ERROR(codec::ValidateBf16(encoded_bytes_in, encoded_bytes));
   TC_ASSIGN_OR_RETURN(codec::Bf16Layout layout, codec::ParseBf16(encoded_bytes_in, encoded_bytes));
   if (dst_bytes < layout.decoded_bytes() || (device_dst == nullptr && layout.decoded_bytes() > 0)) {
     return Status::InvalidArgument("EncodedUploader::Upload: the destination holds " +

@@ -11,10 +11,14 @@
 //   copy of run i+1 overlaps the decode of run i, and the host never waits.
 //   `done` is recorded on the decode stream after the last decode: the
 //   caller's stream waits on it (StreamWaitEvent) before reading the block.
-// - The encoding is checked (ValidateBf16) on the host before anything is
-//   enqueued; a bad one is kCorruption and nothing is enqueued. The host
-//   bytes must stay unchanged until `done` completes; they should be pinned
-//   (registered) memory, or the device's copies are slow.
+// - The encoding's header and directory are checked (ParseBf16) on the host
+//   before anything is enqueued; a bad one is kCorruption and nothing is
+//   enqueued. Records are checked by the decoder itself, which stays in
+//   bounds whatever they hold and raises the uploader's error word;
+//   CheckDecodeErrors() reads it. (Walking every escape on the host would
+//   cost about as long as the block's transfer.) The host bytes must stay
+//   unchanged until `done` completes; they should be pinned (registered)
+//   memory, or the device's copies are slow.
 // - stats() counts uploads, runs, encoded bytes moved and decoded bytes
 //   delivered since creation.
 //
@@ -62,6 +66,10 @@ class EncodedUploader {
   Status Upload(const void* encoded, uint64_t encoded_bytes, void* device_dst, uint64_t dst_bytes,
                 Event after, Event done);
 
+  // Waits for the decodes enqueued so far; kCorruption when any of them met
+  // a malformed record since the last call (and clears the word).
+  Status CheckDecodeErrors();
+
   EncodedUploadStats stats() const;
   Stream copy_stream() const { return copy_stream_; }
   Stream decode_stream() const { return decode_stream_; }
@@ -86,6 +94,7 @@ class EncodedUploader {
   Stream decode_stream_ = nullptr;
   std::mutex mutex_;  // one upload at a time through the ring
   std::vector<Slot> slots_;  // GUARDED_BY(mutex_)
+  uint32_t* error_word_ = nullptr;  // device memory, set by a decode that met bad bytes
   size_t next_slot_ = 0;     // GUARDED_BY(mutex_)
   std::atomic<uint64_t> uploads_{0}, runs_{0}, encoded_bytes_{0}, decoded_bytes_{0};
 };

@@ -74,11 +74,12 @@ TEST_F(EncodedUploadTest, BlocksLargerThanTheRingArriveBitExactInStreamOrder) {
     ASSERT_TRUE(uploaded.ok()) << uploaded.ToString();
     EXPECT_TRUE(Consume(output, input.size()) == input) << "seed " << seed;
   }
+  EXPECT_TRUE(uploader_->CheckDecodeErrors().ok());
   const EncodedUploadStats stats = uploader_->stats();
   EXPECT_EQ(3u, stats.uploads);
-  EXPECT_GE(stats.runs, 3u * 6);
+  EXPECT_GE(stats.runs, 3u * 4);  // about 4.3 MB encoded per block through 1 MiB slots
   EXPECT_LT(stats.encoded_bytes, stats.decoded_bytes * 3 / 4);
-  EXPECT_EQ(3u * (6ull << 20) + 3 + 1, stats.decoded_bytes);
+  EXPECT_EQ(3u * (6ull << 20) + 2 + 1 + 4, stats.decoded_bytes);  // seeds add 0, 1 and 2 values, seed 1 a tail
 }
 
 TEST_F(EncodedUploadTest, TinyAndEmptyBlocks) {
@@ -108,6 +109,17 @@ TEST_F(EncodedUploadTest, BadInputIsRefusedBeforeAnythingIsEnqueued) {
   EXPECT_EQ(ErrorCode::kInvalidArgument,
             uploader_->Upload(encoded->data(), encoded->size(), output, input.size(), nullptr, nullptr).code());
   EXPECT_EQ(copies, device_->stats().copies);
+  // A record's damage passes the host's check; the decoder reports it.
+  damaged = *encoded;
+  const codec::Bf16Layout layout = *codec::ParseBf16(encoded->data(), encoded->size());
+  const uint32_t far = 0xFFFFFFu;  // an escape at position 65535 of a 16384-value chunk
+  std::memcpy(damaged.data() + layout.records_offset + 8 + 16384 + 16384 * layout.header.code_bits / 8, &far, 4);
+  ASSERT_GT(codec::Bf16RecordOffset(layout, encoded->data(), 1),
+            layout.records_offset + 8 + 16384 + 16384 * layout.header.code_bits / 8)
+      << "chunk 0 has at least one escape";
+  ASSERT_TRUE(uploader_->Upload(damaged.data(), damaged.size(), output, input.size(), nullptr, done_).ok());
+  EXPECT_EQ(ErrorCode::kCorruption, uploader_->CheckDecodeErrors().code());
+  EXPECT_TRUE(uploader_->CheckDecodeErrors().ok()) << "the word is cleared";
   EncodedUploadOptions options;
   options.slots = 1;
   EXPECT_EQ(ErrorCode::kInvalidArgument, EncodedUploader::Create(device_, options).status().code());
