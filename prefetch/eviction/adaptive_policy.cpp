@@ -18,29 +18,48 @@ std::unique_ptr<EvictionPolicy> MakeCandidate(size_t i, uint64_t capacity) {
 
 }  // namespace
 
-AdaptivePolicy::AdaptivePolicy(uint64_t capacity_bytes) : capacity_(capacity_bytes) {
-  for (size_t i = 0; i < kCandidates; ++i) {
-    real_[i] = MakeCandidate(i, capacity_bytes);
-    shadows_[i].policy = MakeCandidate(i, capacity_bytes);
-  }
-  real_next_use_ = static_cast<NextUsePolicy*>(real_[0].get());
+AdaptivePolicy::AdaptivePolicy(uint64_t capacity_bytes)
+    : capacity_(capacity_bytes), real_next_use_(std::make_unique<NextUsePolicy>()) {
+  for (size_t i = 0; i < kCandidates; ++i) shadows_[i].policy = MakeCandidate(i, capacity_bytes);
   shadow_next_use_ = static_cast<NextUsePolicy*>(shadows_[0].policy.get());
 }
 
 void AdaptivePolicy::OnInsert(BlockId id, uint64_t bytes) {
-  for (auto& p : real_) p->OnInsert(id, bytes);
+  real_next_use_->OnInsert(id, bytes);
+  if (real_leader_ != nullptr) real_leader_->OnInsert(id, bytes);
+  resident_[id] = bytes;
 }
 
 void AdaptivePolicy::OnAccess(BlockId id) {
-  for (auto& p : real_) p->OnAccess(id);
+  real_next_use_->OnAccess(id);
+  if (real_leader_ != nullptr) real_leader_->OnAccess(id);
 }
 
 void AdaptivePolicy::OnErase(BlockId id) {
-  for (auto& p : real_) p->OnErase(id);
+  real_next_use_->OnErase(id);
+  if (real_leader_ != nullptr) real_leader_->OnErase(id);
+  resident_.erase(id);
 }
 
 std::optional<BlockId> AdaptivePolicy::ChooseVictim(const std::function<bool(BlockId)>& can_evict) {
-  return real_[leader_]->ChooseVictim(can_evict);
+  return real_leader_ != nullptr ? real_leader_->ChooseVictim(can_evict)
+                                 : real_next_use_->ChooseVictim(can_evict);
+}
+
+void AdaptivePolicy::Follow(size_t leader) {
+  leader_ = leader;
+  ++switches_;
+  if (leader == 0) {
+    real_leader_.reset();
+    return;
+  }
+  // The new leader starts from the real cache's residents, oldest access
+  // first, so its recency order matches what the cache has seen.
+  real_leader_ = MakeCandidate(leader, capacity_);
+  for (BlockId id : real_next_use_->ResidentsByRecency()) {
+    auto it = resident_.find(id);
+    if (it != resident_.end()) real_leader_->OnInsert(id, it->second);
+  }
 }
 
 void AdaptivePolicy::OnPrediction(BlockId id, uint64_t next_use) {
@@ -62,7 +81,7 @@ std::optional<uint64_t> AdaptivePolicy::PredictedNextUse(BlockId id) const {
   return real_next_use_->PredictedNextUse(id);
 }
 
-std::string_view AdaptivePolicy::active() const { return real_[leader_]->name(); }
+std::string_view AdaptivePolicy::active() const { return shadows_[leader_].policy->name(); }
 
 std::vector<EvictionPolicy::CandidateScore> AdaptivePolicy::Candidates() const {
   std::vector<CandidateScore> out;
@@ -114,8 +133,7 @@ void AdaptivePolicy::ChooseLeader() {
   }
   if (best != leader_ &&
       shadows_[best].score > shadows_[leader_].score + kSwitchMargin * decayed_requests_) {
-    leader_ = best;
-    ++switches_;
+    Follow(best);
   }
 }
 

@@ -11,10 +11,14 @@
 // request (OnRequest). Each shadow counts the hits it would have had, with
 // exponential decay over about kWindow requests; victims of the real cache
 // are chosen by the candidate whose shadow leads, switching only when
-// another leads by more than kSwitchMargin of the window's requests. Every
-// candidate also tracks the real cache's residents (OnInsert/OnAccess/
-// OnErase), so a switch takes effect at the next eviction with the new
-// policy's own state.
+// another leads by more than kSwitchMargin of the window's requests. The
+// real cache's residents are tracked by the next-use candidate always (its
+// predictions guard prefetches) and by the leading candidate when that is
+// another one; a switch rebuilds the new leader's bookkeeping from the
+// residents in recency order (its own history, ghosts and frequencies,
+// starts afresh). Switches are rare (a few per hundred thousand requests on
+// the traces in docs/perf.md), and the hot path pays for two policies, not
+// four.
 //
 // Predictions (OnPrediction, OnTick, SetNextUseSource) go to the next-use
 // candidates; PredictedNextUse always answers from the real cache's next-use
@@ -76,11 +80,14 @@ class AdaptivePolicy final : public EvictionPolicy {
 
   void ShadowRequest(Shadow& s, BlockId id, uint64_t bytes, bool* hit);
   void ChooseLeader();
+  void Follow(size_t leader);
 
   uint64_t capacity_;
-  // The real cache's bookkeeping, one per candidate; [0] is next-use.
-  std::array<std::unique_ptr<EvictionPolicy>, kCandidates> real_;
-  NextUsePolicy* real_next_use_;
+  // The real cache's bookkeeping: next-use always, the leader when it is
+  // another candidate (null while next-use leads).
+  std::unique_ptr<NextUsePolicy> real_next_use_;
+  std::unique_ptr<EvictionPolicy> real_leader_;
+  std::unordered_map<BlockId, uint64_t> resident_;  // the real cache's, id -> bytes
   std::array<Shadow, kCandidates> shadows_;
   NextUsePolicy* shadow_next_use_;
   size_t leader_ = 0;
