@@ -34,6 +34,8 @@ void NextUsePolicy::OnInsert(BlockId id, uint64_t bytes) {
 void NextUsePolicy::OnAccess(BlockId id) {
   auto it = entries_.find(id);
   TC_CHECK(it != entries_.end(), "NextUsePolicy::OnAccess of a block that is not resident");
+  // Already the newest, with its prediction consumed: its rank cannot change.
+  if (it->second.seq == seq_ && it->second.next_use == kNeverUsedAgain) return;
   Reorder(id, it->second, kNeverUsedAgain, ++seq_);
 }
 
