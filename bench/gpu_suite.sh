@@ -11,6 +11,8 @@
 #               a line per step (TIERCACHE_BENCH_VERBOSE=1), at 16 x 350 MiB
 #               and at 8 x 350 MiB, 16 x 150 MiB and lookahead 2
 #   bench-tool  tiercache-bench on its default workload
+#   stress      tiercache-bench stress on the real device: 8 threads on 4
+#               streams, every byte verified, resident memory reported
 #   fio         bench/fio_compare.sh on the machine's local disk
 # Logs and JSON land in <output dir> (few files: the directory is packed).
 set -uo pipefail
@@ -52,6 +54,10 @@ for step in $steps; do
       (cd "$work" && timeout 120 tiercache-bench --json="$work/tiercache-bench.json" \
         >"$work/tiercache-bench.txt" 2>&1; echo "rc=$?")
       cat "$work/tiercache-bench.txt" ;;
+    stress)
+      (cd "$work" && TIERCACHE_DEVICE=cuda timeout 200 tiercache-bench stress --seconds=120 \
+        --dir="$work" >"$work/stress.txt" 2>&1; echo "rc=$?")
+      cat "$work/stress.txt" ;;
     fio)
       mkdir -p "$work/build/bench" && ln -sf "$pack/bin/tier_bench" "$work/build/bench/tier_bench"
       timeout 300 "$here/fio_compare.sh" --build "$work/build" --file "$work/fio.dat" \
