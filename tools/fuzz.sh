@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (the `fuzz` preset: clang with ASan+UBSan) and
-# runs each for TIERCACHE_FUZZ_SECONDS (default 60) from its committed seed
+# runs each for TIERCACHE_FUZZ_SECONDS (default 30) from its committed seed
 # corpus (tests/fuzz/corpus/<target>/). New inputs go to a scratch corpus,
 # never into the repository. A crash stops the run with its reproducer under
 # build-fuzz/artifacts/<target>/; commit that file into the target's corpus
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=${TIERCACHE_FUZZ_SECONDS:-60}
+seconds=${TIERCACHE_FUZZ_SECONDS:-30}
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
 

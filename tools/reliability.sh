@@ -4,7 +4,7 @@
 # test that is built, GPU tests skipping without a GPU), then every fuzz
 # target for a bounded time. Benchmarks are not built for these runs.
 #   TIERCACHE_RELIABILITY="asan tsan fuzz"   the stages to run (default: all)
-#   TIERCACHE_FUZZ_SECONDS=60                 per fuzz target
+#   TIERCACHE_FUZZ_SECONDS=30                 per fuzz target
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

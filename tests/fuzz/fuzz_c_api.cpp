@@ -10,7 +10,9 @@
 // Host buffers passed in are the target's own and never shorter than the
 // size passed with them: the API cannot check a host pointer beyond NULL,
 // and the contract asks that of callers. Device pointers and streams are
-// fair game: the runtime and the device check them.
+// fair game, with one limit: a pointer to an acquired block is only read
+// from (freeing or overwriting the runtime's own memory is outside the
+// contract, and the runtime does not tell it from the engine's).
 #include <stdlib.h>
 
 #include <cstdio>
@@ -87,15 +89,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint64_t> block_bytes;  // parallel to blocks: what each holds
   std::vector<tiercache_group> groups;
   std::vector<tiercache_activation> activations;
-  std::vector<void*> device_ptrs, streams = {nullptr};
+  // Device memory the engine owns (from device_alloc and restore; stale once
+  // freed) and pointers to acquired blocks (the runtime's: only read).
+  std::vector<void*> owned, block_ptrs, streams = {nullptr};
   const char* tiers[] = {"dram", "nvme", "pmem", "", "gpu"};
   for (int step = 0; step < 96 && in.remaining_bytes() > 0; ++step) {
     tiercache_runtime* r = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : rt;
     void* stream = Pick<void*>(in, streams, reinterpret_cast<void*>(in.ConsumeIntegral<uintptr_t>()));
     const tiercache_block block = Pick<tiercache_block>(in, blocks, in.ConsumeIntegral<uint64_t>());
     const uint64_t bytes = in.ConsumeIntegralInRange<uint64_t>(0, kHostBytes);
-    void* dptr = Pick<void*>(in, device_ptrs, reinterpret_cast<void*>(in.ConsumeIntegral<uintptr_t>()));
-    if (!device_ptrs.empty() && in.ConsumeBool()) dptr = static_cast<char*>(dptr) + 1;
+    void* dptr = Pick<void*>(in, owned, reinterpret_cast<void*>(in.ConsumeIntegral<uintptr_t>()));
+    if (!owned.empty() && in.ConsumeBool()) dptr = static_cast<char*>(dptr) + 1;
     void* out_ptr = nullptr;
     uint64_t out_u64 = 0;
     switch (in.ConsumeIntegralInRange<int>(0, 27)) {
@@ -124,7 +128,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                  : tiercache_try_acquire(r, block, stream, &out_ptr);
         Check(s);
         if (s != TIERCACHE_OK) break;
-        device_ptrs.push_back(out_ptr);
+        block_ptrs.push_back(out_ptr);
         for (size_t i = 0; i < blocks.size(); ++i) {
           if (blocks[i] != block) continue;
           const uint64_t n = block_bytes[i];
@@ -167,7 +171,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 14: {
         int s = tiercache_device_alloc(r, in.ConsumeIntegralInRange<uint64_t>(0, 4 << 20), stream, &out_ptr);
         Check(s);
-        if (s == TIERCACHE_OK) device_ptrs.push_back(out_ptr);
+        if (s == TIERCACHE_OK) owned.push_back(out_ptr);
         break;
       }
       case 15: Check(tiercache_device_free(r, dptr, stream)); break;
@@ -182,7 +186,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const tiercache_activation a = Pick<tiercache_activation>(in, activations, in.ConsumeIntegral<uint64_t>());
         int s = in.ConsumeBool() ? tiercache_restore(r, a, stream, &out_ptr) : tiercache_discard(r, a);
         Check(s);
-        if (s == TIERCACHE_OK && out_ptr != nullptr) device_ptrs.push_back(out_ptr);
+        if (s == TIERCACHE_OK && out_ptr != nullptr) owned.push_back(out_ptr);
         break;
       }
       case 18: {
@@ -199,7 +203,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       case 20: Check(tiercache_stream_destroy(r, stream)); break;  // the handle stays: stale
       case 21: Check(tiercache_stream_synchronize(r, stream)); break;
-      case 22: Check(tiercache_copy_to_host(r, h.sink.data(), dptr, bytes, stream)); break;
+      case 22: {
+        void* src = in.ConsumeBool() ? dptr : Pick<void*>(in, block_ptrs, dptr);
+        Check(tiercache_copy_to_host(r, h.sink.data(), src, bytes, stream));
+        break;
+      }
       case 23: Check(tiercache_copy_to_device(r, dptr, h.source.data(), bytes, stream)); break;
       case 24: {
         size_t needed = 0;

@@ -2,6 +2,7 @@
 // or a directory of files (the committed corpus, crash reproducers among
 // them), each file one input. CTest runs every target this way over its
 // corpus in every build, so an input that once crashed stays fixed.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
