@@ -99,7 +99,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const tiercache_block block = Pick<tiercache_block>(in, blocks, in.ConsumeIntegral<uint64_t>());
     const uint64_t bytes = in.ConsumeIntegralInRange<uint64_t>(0, kHostBytes);
     void* dptr = Pick<void*>(in, owned, reinterpret_cast<void*>(in.ConsumeIntegral<uintptr_t>()));
-    if (!owned.empty() && in.ConsumeBool()) dptr = static_cast<char*>(dptr) + 1;
+    if (!owned.empty() && in.ConsumeBool()) {
+      dptr = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(dptr) + 1);  // inside, not at the start
+    }
     void* out_ptr = nullptr;
     uint64_t out_u64 = 0;
     switch (in.ConsumeIntegralInRange<int>(0, 27)) {
