@@ -10,10 +10,17 @@
 #   streaming   runtime_bench's streaming and half-resident cases alone, with
 #               a line per step (TIERCACHE_BENCH_VERBOSE=1), at 16 x 350 MiB
 #               and at 8 x 350 MiB, 16 x 150 MiB and lookahead 2
+#   engine      engine_bench: the C API driven like an engine (acquire ->
+#               kernel -> release per layer, no hints), against a pinned
+#               double buffer and the copy peak, room for 3 and budgets of
+#               25/50/75% of 16 x 350 MiB layers
 #   bench-tool  tiercache-bench on its default workload
 #   stress      tiercache-bench stress on the real device: 8 threads on 4
 #               streams, every byte verified, resident memory reported
 #   fio         bench/fio_compare.sh on the machine's local disk
+#   torch       bench/torch_offload.sh: PyTorch weight and activation offload
+#               against all-on-GPU, a pinned double buffer, accelerate and
+#               save_on_cpu (into <output dir>/torch; not in the default steps)
 # Logs and JSON land in <output dir> (few files: the directory is packed).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -50,6 +57,10 @@ for step in $steps; do
           --benchmark_counters_tabular=true >"$work/$name.txt" 2>&1
         echo "rc=$?"; grep -E '^BM_|step [0-9]' "$work/$name.txt" | cut -c1-110
       done ;;
+    engine)
+      TIERCACHE_DEVICE=cuda timeout 300 engine_bench --json="$work/engine_bench.json" \
+        >"$work/engine_bench.txt" 2>&1
+      echo "rc=$?"; cat "$work/engine_bench.txt" ;;
     bench-tool)
       (cd "$work" && timeout 120 tiercache-bench --json="$work/tiercache-bench.json" \
         >"$work/tiercache-bench.txt" 2>&1; echo "rc=$?")
@@ -64,6 +75,8 @@ for step in $steps; do
         --size $((1024 * 1024 * 1024)) --bs "1048576 16777216" --qd 32 --runtime 3 --repeat 3 \
         >"$work/fio_compare.txt" 2>&1
       echo "rc=$?"; tail -n 12 "$work/fio_compare.txt"; rm -f "$work/fio.dat" ;;
+    torch)
+      "$here/torch_offload.sh" "$pack" "$out/torch" | grep -Ev '^(building|---)' | tail -n 60 ;;
     *) echo "unknown step $step" ;;
   esac
 done

@@ -37,8 +37,10 @@ class AccessPredictor {
   // and the link bandwidth can be measured.
   virtual void OnPrefetchIssued(BlockId id, uint64_t bytes, uint64_t now_ns) {}
   virtual void OnPrefetchArrived(BlockId id, uint64_t now_ns) {}
-  // How many blocks ahead to prefetch now, given the free GPU budget.
-  virtual size_t Lookahead(uint64_t free_budget_bytes) { return 1; }
+  // How many blocks ahead to prefetch now, given the GPU room prefetches may
+  // use and the link's bandwidth as the caller measured it (0: unknown, the
+  // predictor's own estimate from issued/arrived prefetches is used).
+  virtual size_t Lookahead(uint64_t free_budget_bytes, double link_bytes_per_s) { return 1; }
 };
 
 }  // namespace tiercache

@@ -38,7 +38,7 @@ void Prefetcher::OnAccess(BlockId id, uint64_t bytes, uint64_t now_ns) {
   last_access_ns_ = now_ns;
   block_bytes_ = ticks_ == 0 ? static_cast<double>(bytes)
                              : (1 - kTimingWeight) * block_bytes_ + kTimingWeight * static_cast<double>(bytes);
-  for (size_t i = 0; i < detectors_.size(); ++i) {
+  for (size_t i = 0; options_.learn && i < detectors_.size(); ++i) {
     scratch_.clear();
     detectors_[i]->PredictNext(1, &scratch_);
     const double right = !scratch_.empty() && scratch_[0] == id ? 1.0 : 0.0;
@@ -118,7 +118,7 @@ std::vector<BlockId> Prefetcher::PredictNext(size_t max_blocks) {
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return confidence_[a] > confidence_[b]; });
   for (size_t i : order) {
-    if (out.size() >= max_blocks || confidence_[i] < options_.min_confidence) break;
+    if (!options_.learn || out.size() >= max_blocks || confidence_[i] < options_.min_confidence) break;
     scratch_.clear();
     detectors_[i]->PredictNext(max_blocks, &scratch_);
     for (BlockId id : scratch_) add(id);
@@ -130,6 +130,7 @@ uint64_t Prefetcher::PredictDistance(BlockId id) {
   auto hint = std::find(hints_.begin(), hints_.end(), id);
   if (hint != hints_.end()) return static_cast<uint64_t>(hint - hints_.begin()) + 1;
   if (uint64_t d = ScheduleDistance(id); d != kNeverUsedAgain) return d;
+  if (!options_.learn) return kNeverUsedAgain;
   const uint64_t now = ticks_ == 0 ? 0 : ticks_ - 1;
   if (Confidence("cycle") >= options_.cycle_distance_confidence) {
     if (uint64_t d = cycle_.PredictDistance(id, now); d != kNeverUsedAgain) return d;
@@ -183,9 +184,9 @@ void Prefetcher::ExpirePrefetches() {
   }
 }
 
-size_t Prefetcher::Lookahead(uint64_t free_budget_bytes) {
+size_t Prefetcher::Lookahead(uint64_t free_budget_bytes, double link_bytes_per_s) {
   LookaheadInputs in;
-  in.link_bytes_per_s = link_bytes_per_s_;
+  in.link_bytes_per_s = link_bytes_per_s > 0 ? link_bytes_per_s : link_bytes_per_s_;
   in.block_bytes = static_cast<uint64_t>(block_bytes_ + 0.5);
   in.compute_ns = static_cast<uint64_t>(compute_ns_ + 0.5);
   in.free_budget_bytes = free_budget_bytes;

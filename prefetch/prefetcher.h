@@ -37,6 +37,9 @@
 namespace tiercache {
 
 struct PrefetcherOptions {
+  // False: hints and a recorded schedule only; the detectors are not fed
+  // or asked (the runtime's prefetch = "hints").
+  bool learn = true;
   size_t max_depth = 64;
   double initial_link_bytes_per_s = 25e9;  // until a transfer is measured
   double min_confidence = 0.3;             // below it a detector is not asked for PredictNext
@@ -72,7 +75,7 @@ class Prefetcher final : public AccessPredictor {
   uint64_t PredictDistance(BlockId id) override;
   void OnPrefetchIssued(BlockId id, uint64_t bytes, uint64_t now_ns) override;
   void OnPrefetchArrived(BlockId id, uint64_t now_ns) override;
-  size_t Lookahead(uint64_t free_budget_bytes) override;
+  size_t Lookahead(uint64_t free_budget_bytes, double link_bytes_per_s) override;
 
   // A whole repeating order; empty clears it.
   void SetSchedule(std::vector<BlockId> order);

@@ -24,7 +24,7 @@ class Replay {
  public:
   Replay(const Trace& trace, const SimOptions& options, std::unique_ptr<EvictionPolicy> policy)
       : trace_(trace), options_(options), policy_(std::move(policy)),
-        next_use_(dynamic_cast<NextUsePolicy*>(policy_.get())), ticks_(TraceTicks(trace)) {
+        ticks_(TraceTicks(trace)) {
     result_.policy = options.policy;
     result_.capacity_bytes = options.capacity_bytes;
     learned_ = options.policy == "next-use" || options.policy == "next-use+prefetch";
@@ -85,6 +85,7 @@ class Replay {
     } else {
       ++result_.writes;
     }
+    policy_->OnRequest(r.id, r.bytes);
     if (hit) {
       policy_->OnAccess(r.id);
     } else if (r.bytes > options_.capacity_bytes) {
@@ -119,7 +120,7 @@ class Replay {
     while (used_ + bytes > options_.capacity_bytes) {
       auto victim = policy_->ChooseVictim([keep](BlockId id) { return id != keep; });
       if (!victim) return false;
-      if (only_after != kNeverUsedAgain && next_use_->PredictedNextUse(*victim).value_or(0) <= only_after) {
+      if (only_after != kNeverUsedAgain && policy_->PredictedNextUse(*victim).value_or(0) <= only_after) {
         return false;
       }
       if (unread_prefetches_.erase(*victim)) {
@@ -153,7 +154,6 @@ class Replay {
   const Trace& trace_;
   const SimOptions& options_;
   std::unique_ptr<EvictionPolicy> policy_;
-  NextUsePolicy* next_use_;
   std::vector<uint64_t> ticks_;
   std::vector<uint64_t> oracle_;
   std::unique_ptr<Prefetcher> predictor_;
@@ -188,8 +188,10 @@ Result<SimResult> Simulate(const Trace& trace, const SimOptions& options) {
   if (options.policy == "min") return RunBelady(*input, options.capacity_bytes, BeladyVariant::kFarthest);
   if (options.policy == "min-size") return RunBelady(*input, options.capacity_bytes, BeladyVariant::kSizeAware);
   std::unique_ptr<EvictionPolicy> policy;
-  if (options.policy.rfind("next-use", 0) == 0) {
-    policy = std::make_unique<NextUsePolicy>();
+  if (options.policy == "next-use-oracle") {
+    policy = std::make_unique<NextUsePolicy>();  // exact predictions: no fallback needed
+  } else if (options.policy.rfind("next-use", 0) == 0) {
+    TC_ASSIGN_OR_RETURN(policy, MakeEvictionPolicy("next-use", options.capacity_bytes));
   } else {
     TC_ASSIGN_OR_RETURN(policy, MakeEvictionPolicy(options.policy, options.capacity_bytes));
   }

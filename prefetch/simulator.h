@@ -4,8 +4,10 @@
 //
 // Policies:
 //   lru, arc, s3fifo      the runtime's policies (prefetch/eviction/)
-//   next-use              NextUsePolicy fed by a Prefetcher that learns from
-//                         the same trace as it goes (no look at the future)
+//   next-use              the runtime's next-use policy (AdaptivePolicy: next
+//                         use predicted by a Prefetcher that learns from the
+//                         same trace as it goes, no look at the future, with
+//                         shadow LRU/ARC/S3-FIFO caches to fall back on)
 //   next-use+prefetch     the same, and after each access the Prefetcher's
 //                         PredictNext(depth) blocks are brought in ahead,
 //                         evicting only blocks predicted to be needed later

@@ -170,6 +170,74 @@ Result<Trace> GenerateMoe(const MoeSpec& spec) {
   return trace;
 }
 
+MoeSpec MixtralMoeSpec() {
+  MoeSpec s;
+  s.layers = 32;
+  s.experts = 8;
+  s.topk = 2;
+  // Calibrated against the recorded figures (tests/prefetch/
+  // trace_generators_test.cpp measures them on the generated trace).
+  s.zipf = 0.1;
+  s.corr = 0.17;
+  s.affinity = 0.3;
+  s.tokens = 585;
+  s.expert_bytes = 352'000'000;
+  s.dense_bytes = 84'000'000;
+  return s;
+}
+
+Result<Trace> GenerateZipf(const ZipfSpec& spec) {
+  if (spec.blocks == 0 || spec.requests == 0) return Invalid("zipf: blocks and requests must be at least 1");
+  if (!(spec.zipf >= 0 && spec.zipf <= 10)) return Invalid("zipf: zipf must be in [0, 10]");
+  if (spec.bytes == 0) return Invalid("zipf: bytes must be above 0");
+  TC_RETURN_IF_ERROR(CheckSize(spec.requests));
+  std::mt19937_64 rng(spec.seed);
+  std::vector<uint32_t> by_rank(spec.blocks);
+  std::iota(by_rank.begin(), by_rank.end(), 0u);
+  std::shuffle(by_rank.begin(), by_rank.end(), rng);
+  const ZipfSampler zipf(spec.blocks, spec.zipf);
+  Trace trace;
+  trace.id_limit = spec.blocks;
+  trace.records.reserve(spec.requests);
+  for (uint64_t i = 0; i < spec.requests; ++i) {
+    trace.records.push_back({i * spec.compute_ns, by_rank[zipf.Sample(rng)], spec.bytes, TraceOp::kRead, 1});
+  }
+  return trace;
+}
+
+Result<Trace> GenerateScanMix(const ScanMixSpec& spec) {
+  if (spec.blocks < 2 || spec.requests == 0) return Invalid("scanmix: blocks must be at least 2, requests at least 1");
+  if (spec.hot == 0 || spec.hot >= spec.blocks) return Invalid("scanmix: hot must be in [1, blocks - 1]");
+  if (spec.scan == 0) return Invalid("scanmix: scan must be at least 1");
+  if (!(spec.random >= 0 && spec.random <= 1)) return Invalid("scanmix: random must be in [0, 1]");
+  if (!(spec.zipf >= 0 && spec.zipf <= 10)) return Invalid("scanmix: zipf must be in [0, 10]");
+  if (spec.bytes == 0) return Invalid("scanmix: bytes must be above 0");
+  TC_RETURN_IF_ERROR(CheckSize(spec.requests));
+  std::mt19937_64 rng(spec.seed);
+  const ZipfSampler zipf(spec.hot, spec.zipf);
+  const uint32_t cold = spec.blocks - spec.hot;  // ids hot .. blocks - 1
+  Trace trace;
+  trace.id_limit = spec.blocks;
+  trace.records.reserve(spec.requests);
+  uint32_t scan_left = 0, scan_at = 0;
+  for (uint64_t i = 0; i < spec.requests; ++i) {
+    BlockId id;
+    if (Uniform(rng) < spec.random) {
+      id = zipf.Sample(rng);
+    } else {
+      if (scan_left == 0) {
+        scan_left = spec.scan;
+        scan_at = static_cast<uint32_t>(rng() % cold);
+      }
+      id = spec.hot + scan_at;
+      scan_at = (scan_at + 1) % cold;
+      --scan_left;
+    }
+    trace.records.push_back({i * spec.compute_ns, id, spec.bytes, TraceOp::kRead, 1});
+  }
+  return trace;
+}
+
 // ---- specs ---------------------------------------------------------------
 
 namespace {
@@ -307,6 +375,16 @@ Result<Trace> GenerateTrace(std::string_view spec) {
   }
   if (kind == "moe") {
     MoeSpec s;
+    if (rest.rfind("preset=", 0) == 0) {
+      // The preset first, so the parameters after it override it.
+      const size_t comma = rest.find(',');
+      const std::string_view preset = rest.substr(7, comma == std::string_view::npos ? rest.npos : comma - 7);
+      if (preset != "mixtral") {
+        return Invalid("moe: unknown preset '" + std::string(preset.substr(0, 40)) + "' (expected mixtral)");
+      }
+      s = MixtralMoeSpec();
+      TC_ASSIGN_OR_RETURN(p, SpecParams::Parse(kind, comma == std::string_view::npos ? "" : rest.substr(comma + 1)));
+    }
     TC_RETURN_IF_ERROR(p.Uint("layers", &s.layers, 1, 1'000'000));
     TC_RETURN_IF_ERROR(p.Uint("experts", &s.experts, 1, 1'000'000));
     TC_RETURN_IF_ERROR(p.Uint("topk", &s.topk, 1, 1'000'000));
@@ -321,7 +399,33 @@ Result<Trace> GenerateTrace(std::string_view spec) {
     TC_RETURN_IF_ERROR(p.Finish());
     return GenerateMoe(s);
   }
-  return Invalid("unknown workload '" + std::string(kind.substr(0, 40)) + "' (expected dense, training or moe)");
+  if (kind == "zipf") {
+    ZipfSpec s;
+    TC_RETURN_IF_ERROR(p.Uint("blocks", &s.blocks, 1, 100'000'000));
+    TC_RETURN_IF_ERROR(p.Real("zipf", &s.zipf, 0, 10));
+    TC_RETURN_IF_ERROR(p.Uint("requests", &s.requests, 1, kMaxCount));
+    TC_RETURN_IF_ERROR(p.Bytes("bytes", &s.bytes));
+    TC_RETURN_IF_ERROR(p.Uint("compute_ns", &s.compute_ns, 0, UINT32_MAX));
+    TC_RETURN_IF_ERROR(p.Uint("seed", &s.seed, 0, UINT64_MAX));
+    TC_RETURN_IF_ERROR(p.Finish());
+    return GenerateZipf(s);
+  }
+  if (kind == "scanmix") {
+    ScanMixSpec s;
+    TC_RETURN_IF_ERROR(p.Uint("blocks", &s.blocks, 2, 100'000'000));
+    TC_RETURN_IF_ERROR(p.Uint("hot", &s.hot, 1, 100'000'000));
+    TC_RETURN_IF_ERROR(p.Uint("scan", &s.scan, 1, 100'000'000));
+    TC_RETURN_IF_ERROR(p.Real("random", &s.random, 0, 1));
+    TC_RETURN_IF_ERROR(p.Real("zipf", &s.zipf, 0, 10));
+    TC_RETURN_IF_ERROR(p.Uint("requests", &s.requests, 1, kMaxCount));
+    TC_RETURN_IF_ERROR(p.Bytes("bytes", &s.bytes));
+    TC_RETURN_IF_ERROR(p.Uint("compute_ns", &s.compute_ns, 0, UINT32_MAX));
+    TC_RETURN_IF_ERROR(p.Uint("seed", &s.seed, 0, UINT64_MAX));
+    TC_RETURN_IF_ERROR(p.Finish());
+    return GenerateScanMix(s);
+  }
+  return Invalid("unknown workload '" + std::string(kind.substr(0, 40)) +
+                 "' (expected dense, training, moe, zipf or scanmix)");
 }
 
 }  // namespace tiercache

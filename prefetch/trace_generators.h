@@ -7,6 +7,9 @@
 //   dense:layers=80,steps=1000,bytes=64MiB,blocks=2,sizes=48MiB/96MiB
 //   training:layers=24,steps=50,bytes=64MiB,act_bytes=16MiB
 //   moe:layers=32,experts=64,topk=2,zipf=1.1,corr=0.7,tokens=2000
+//   moe:preset=mixtral,tokens=585      (routing statistics like Mixtral-8x7B)
+//   zipf:blocks=1000,zipf=0.9,requests=100000
+//   scanmix:blocks=1000,hot=200,scan=100,random=0.5,requests=100000
 // docs/traces.md lists every parameter and its default.
 //
 // Thread safety: pure functions.
@@ -71,11 +74,53 @@ struct MoeSpec {
   uint64_t seed = 1;
 };
 
+// The Mixtral-8x7B-like routing preset (moe:preset=mixtral): 32 layers, top-2
+// of 8 experts, expert blocks of 352 MB and attention blocks of 84 MB, with
+// zipf, corr and affinity chosen so that the generated routing matches the
+// figures recorded from the real model on decode tokens (the most popular
+// expert of a layer takes ~17% of choices, an expert chosen at one token is
+// chosen again at the next, same layer, ~38% of the time, the previous
+// layer's pair predicts the next layer's experts ~42% of the time by
+// transition counts). Parameters given after the preset override it.
+MoeSpec MixtralMoeSpec();
+
+// Independent picks: each request reads one of `blocks` blocks drawn from a
+// Zipf(`zipf`) popularity (a random order of ids). Nothing to learn beyond
+// popularity: the case where prediction must not hurt.
+struct ZipfSpec {
+  uint32_t blocks = 1000;
+  double zipf = 0.9;
+  uint64_t requests = 100'000;
+  uint64_t bytes = 4ull << 20;
+  uint64_t compute_ns = 100'000;
+  uint64_t seed = 1;
+};
+
+// Scans mixed with random reads: with probability `random` a request reads
+// one of the `hot` hottest blocks (Zipf `zipf` over them), otherwise it
+// continues a sequential scan of `scan` blocks through the cold rest (a new
+// scan starts at a random cold block when one ends). The classic case where
+// LRU is flushed by scans and scan-resistant policies win.
+struct ScanMixSpec {
+  uint32_t blocks = 1000;
+  uint32_t hot = 200;
+  uint32_t scan = 100;
+  double random = 0.5;
+  double zipf = 0.8;
+  uint64_t requests = 100'000;
+  uint64_t bytes = 4ull << 20;
+  uint64_t compute_ns = 100'000;
+  uint64_t seed = 1;
+};
+
 Result<Trace> GenerateDense(const DenseSpec& spec);
 Result<Trace> GenerateTraining(const TrainingSpec& spec);
 Result<Trace> GenerateMoe(const MoeSpec& spec);
+Result<Trace> GenerateZipf(const ZipfSpec& spec);
+Result<Trace> GenerateScanMix(const ScanMixSpec& spec);
 
-// "dense:...", "training:..." or "moe:..." (parameters optional). Unknown
+// "dense:...", "training:...", "moe:...", "zipf:..." or "scanmix:..."
+// (parameters optional). Unknown
 // kinds or parameters, malformed or out-of-range values: kInvalidArgument
 // naming the parameter.
 Result<Trace> GenerateTrace(std::string_view spec);

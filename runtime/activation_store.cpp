@@ -99,6 +99,21 @@ Result<ActivationHandle> ActivationStore::Save(void* device_ptr, uint64_t bytes,
   return handle;
 }
 
+Status ActivationStore::WaitSaved(ActivationHandle handle, Stream stream) {
+  std::shared_ptr<TransferJob> save;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = entries_.find(handle);
+    if (it == entries_.end()) {
+      return Status::NotFound("activations: no handle " + std::to_string(handle));
+    }
+    save = it->second->save;
+  }
+  TC_RETURN_IF_ERROR(save->WaitEnqueued());
+  if (save->complete()) return save->status();
+  return cache_->transfer().device().StreamWaitEvent(stream, save->done_event());
+}
+
 Status ActivationStore::StartUploadLocked(Entry* e) {
   TransferEngine& transfer = cache_->transfer();
   TC_ASSIGN_OR_RETURN(e->device_dst, allocator_->Allocate(e->bytes, transfer.upload_stream()));

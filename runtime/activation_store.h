@@ -53,6 +53,11 @@ class ActivationStore {
 
   Result<ActivationHandle> Save(void* device_ptr, uint64_t bytes, Stream stream,
                                 bool free_device = true);
+  // Makes `stream` wait until the save of `handle` has read its device
+  // memory (the host waits only while a spill is still being enqueued).
+  // What a caller that saved with free_device = false needs before it
+  // reuses the memory. Returns the save's error if it failed.
+  Status WaitSaved(ActivationHandle handle, Stream stream);
   Result<void*> Restore(ActivationHandle handle, Stream stream);
   Status PrefetchRestore(const std::vector<ActivationHandle>& handles);
   Status Discard(ActivationHandle handle);

@@ -21,6 +21,8 @@ void BlockCache::TouchLocked(Block* b, bool inserted) {
     gpu_policy_->OnInsert(b->id, b->bytes);
   } else {
     gpu_policy_->OnTick(++clock_);
+    // Policies compare alternatives only while the cache is short of room.
+    if (!AllOnGpuLocked()) gpu_policy_->OnRequest(b->id, b->bytes);
     gpu_policy_->OnAccess(b->id);
     b->reuse_distance = b->last_access == 0 ? 0 : clock_ - b->last_access;
     b->last_access = clock_;
@@ -85,9 +87,12 @@ Result<void*> BlockCache::AcquireImpl(BlockId id, Stream stream, bool may_wait) 
   if (b->gpu == Block::Gpu::kResident) {
     PinnedHitLocked(b, stream);
     if (!b->upload->complete()) FenceStreamLocked(stream);  // a device call follows anyway
+    // When every block is on the GPU there is nothing to prefetch or to
+    // learn for: the hit costs bookkeeping only.
+    const bool learn = has_predictor_.load(std::memory_order_relaxed) && !AllOnGpuLocked();
     lock.unlock();
     Result<void*> ptr = ReturnPinned(b, stream);
-    if (has_predictor_.load(std::memory_order_relaxed)) AfterAccess(id, bytes);
+    if (learn) AfterAccess(id, bytes);
     return ptr;
   }
   if (!may_wait) {
@@ -292,7 +297,7 @@ Status BlockCache::Prefetch(const std::vector<BlockId>& ids) {
       // evict (do no harm); without one, anything the policy offers.
       const uint64_t hinted = blocks_[id]->hinted_next_use;
       const bool ahead = hinted != kNeverUsedAgain && hinted > clock_;
-      requests.push_back({id, clock_, ahead ? hinted : kNeverUsedAgain, ahead ? hinted + 1 : 0});
+      requests.push_back({id, clock_, ahead ? hinted : kNeverUsedAgain, ahead ? hinted + 1 : 0, false});
     }
   }
   EnqueuePrefetches(std::move(requests));
@@ -318,12 +323,21 @@ std::vector<BlockCache::PrefetchRequest> BlockCache::PlanPrefetchesLocked(
   uint64_t horizon = touched_next_use == kNeverUsedAgain ? kNeverUsedAgain
                      : touched_next_use > 0             ? touched_next_use - 1
                                                         : clock_;
-  for (size_t i = 0; i < order.size() && i < limit; ++i) {
+  for (size_t i = 0; i < order.size() && requests.size() < limit; ++i) {
     const Block* b = blocks_[order[i]].get();
     const uint64_t use = clock_ + i + 1;
     if (b->gpu == Block::Gpu::kAbsent && b->alive) {
-      const uint64_t bound = std::max(use, horizon);
-      requests.push_back({b->id, clock_, use, bound == kNeverUsedAgain ? bound : bound + 1});
+      // The very next block, when absent and homed in pinned DRAM, is the
+      // second buffer of a double buffer: it may evict any block needed
+      // after it (what demand MIN evicts at its acquire, a moment earlier),
+      // so its copy overlaps the work on the block in use; a block evicted
+      // for it early costs one more DMA a cycle. Blocks from slow homes do
+      // not: their victims would cost a home read or a DRAM copy each, and
+      // DRAM staging is what takes their reads off the load path. Later
+      // blocks take the demand-eviction bound.
+      const bool double_buffer = i == 0 && FindTierLocked(b->home)->direct;
+      const uint64_t bound = double_buffer ? use : std::max(use, horizon);
+      requests.push_back({b->id, clock_, use, bound == kNeverUsedAgain ? bound : bound + 1, true});
     }
     // After this use the block comes back about as far ahead as it last did
     // (never acquired: unknown, so nothing may be evicted past it).
@@ -369,7 +383,14 @@ void BlockCache::PrefetchLoop() {
         b = nullptr;  // gone, resident, loading or stale
       }
     }
-    if (b != nullptr) (void)Load(b, request.min_victim_next_use);
+    if (b != nullptr) {
+      const uint64_t issued = MonotonicNanoseconds();
+      if (Load(b, request.min_victim_next_use).ok() && request.from_predictor) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        b->prefetched = true;
+        if (predictor_ != nullptr) predictor_->OnPrefetchIssued(b->id, b->bytes, issued);
+      }
+    }
     queue_lock.lock();
     prefetch_busy_ = false;
     if (prefetch_queue_.empty()) prefetch_cv_.notify_all();
@@ -381,26 +402,55 @@ void BlockCache::AfterAccess(BlockId id, uint64_t bytes) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (predictor_ == nullptr) return;
-    predictor_->OnAccess(id, bytes, MonotonicNanoseconds());
-    if (const Block* b = LookupLocked(id); b != nullptr) stage_order_cap_ = b->reuse_distance;
+    Block* b = LookupLocked(id);
+    const uint64_t now = MonotonicNanoseconds();
+    if (b != nullptr && b->prefetched) {
+      // The first acquire since its prefetch: on time when its copy had run.
+      b->prefetched = false;
+      if (b->upload != nullptr && b->upload->complete()) {
+        predictor_->OnPrefetchArrived(id, std::min(b->upload->complete_ns(), now));
+      }
+    }
+    predictor_->OnAccess(id, bytes, now);
+    if (b != nullptr) stage_order_cap_ = b->reuse_distance;
     WakeDramStagingLocked();
     uint64_t touched_next_use = kNeverUsedAgain;
-    if (Block* b = LookupLocked(id); b != nullptr && b->gpu == Block::Gpu::kResident) {
+    if (b != nullptr && b->gpu == Block::Gpu::kResident) {
       const uint64_t distance = predictor_->PredictDistance(id);
       touched_next_use = distance == kNeverUsedAgain ? kNeverUsedAgain : clock_ + distance;
       gpu_policy_->OnPrediction(id, touched_next_use);
       b->predicted_next_use = touched_next_use;
     }
-    if (config_.prefetch_lookahead <= 0) return;
-    const size_t lookahead = static_cast<size_t>(config_.prefetch_lookahead);
+    // Nothing to bring when every block is on the GPU (resident or loading):
+    // the hot path of a model that fits asks the predictor nothing more.
+    if (config_.prefetch == "off" || AllOnGpuLocked()) return;
+    const size_t lookahead = LookaheadLocked(bytes);
+    if (lookahead == 0) return;
+    // Ask for more than the depth: blocks already resident (hot experts, the
+    // part of a layer stack that stays) fill the head of the predicted list
+    // and are skipped; the depth counts the blocks to bring.
     std::vector<BlockId> order;
-    for (BlockId candidate : predictor_->PredictNext(lookahead)) {
+    for (BlockId candidate : predictor_->PredictNext(std::min<size_t>(4 * lookahead, 256))) {
       if (LookupLocked(candidate) == nullptr) break;  // the order past it is unknown
       order.push_back(candidate);
     }
     requests = PlanPrefetchesLocked(order, lookahead, touched_next_use);
   }
   EnqueuePrefetches(std::move(requests));
+}
+
+size_t BlockCache::LookaheadLocked(uint64_t bytes) {
+  const uint64_t capacity = config_.gpu_cache_bytes != 0 ? config_.gpu_cache_bytes : allocator_->budget();
+  const uint64_t room = capacity > bytes ? capacity - bytes : 0;
+  size_t depth = predictor_->Lookahead(room, stats_.Bandwidth(gpu_slot_));
+  if (config_.prefetch_lookahead > 0) depth = std::min(depth, static_cast<size_t>(config_.prefetch_lookahead));
+  lookahead_ = depth;
+  return depth;
+}
+
+size_t BlockCache::CurrentLookahead() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return lookahead_;
 }
 
 Result<std::vector<void*>> BlockCache::AcquireGroup(GroupId group, Stream stream) {
@@ -458,10 +508,13 @@ Status BlockCache::HintOrder(const std::vector<BlockId>& next) {
       predictor_->Hint(next);
       WakeDramStagingLocked();
     }
-    if (config_.prefetch_lookahead > 0) {
-      // No acquire is in flight here: the horizon starts at now.
-      requests = PlanPrefetchesLocked(next, static_cast<size_t>(config_.prefetch_lookahead),
-                                      /*touched_next_use=*/0);
+    if (config_.prefetch != "off") {
+      // No acquire is in flight here: the horizon starts at now. Before any
+      // acquire has sized the lookahead, the cap (or two blocks) bounds it.
+      const size_t depth = lookahead_ != 0            ? lookahead_
+                           : config_.prefetch_lookahead > 0 ? static_cast<size_t>(config_.prefetch_lookahead)
+                                                             : 2;
+      requests = PlanPrefetchesLocked(next, depth, /*touched_next_use=*/0);
     }
   }
   EnqueuePrefetches(std::move(requests));
@@ -492,7 +545,7 @@ BlockCache::Block* BlockCache::PlanDramStageLocked(const std::vector<BlockId>& t
   if (lookahead == 0) return nullptr;
   // The first blocks are the GPU prefetch's: staging them too would read
   // them from home twice.
-  const size_t skip = static_cast<size_t>(config_.prefetch_lookahead);
+  const size_t skip = lookahead_;
   const std::vector<BlockId> order = predictor_->PredictNext(lookahead);
   // Next uses as the order gives them: the predictor's distance estimate
   // may be unknown for a block its order lists, and ranking such a copy
@@ -612,8 +665,10 @@ void BlockCache::DramStageLoop() {
 }
 
 void BlockCache::SetPredictor(AccessPredictor* predictor) {
+  std::unique_ptr<Prefetcher> replaced;
   std::lock_guard<std::mutex> lock(mutex_);
   predictor_ = predictor;
+  if (predictor != learner_.get()) replaced = std::move(learner_);  // freed after the lock
   has_predictor_.store(predictor != nullptr, std::memory_order_relaxed);
 }
 

@@ -68,6 +68,7 @@
 #include "alloc/device.h"
 #include "alloc/device_allocator.h"
 #include "prefetch/access_predictor.h"
+#include "prefetch/prefetcher.h"
 #include "runtime/config.h"
 #include "prefetch/eviction/eviction_policy.h"
 #include "runtime/staging_pool.h"
@@ -159,9 +160,19 @@ class BlockCache {
   // deeper lookahead never moves more bytes; it only starts copies earlier
   // where that costs nothing.
   Status HintOrder(const std::vector<BlockId>& next);
-  // Not owned; null removes it. With a predictor, every acquire reports to
-  // it and prefetches what it predicts.
+  // Replaces the cache's own prefetcher (config `prefetch`: learn, hints)
+  // with `predictor` (not owned); null removes prediction altogether. With
+  // a predictor, every acquire reports to it and prefetches what it
+  // predicts, as deep as the run-time lookahead (see CurrentLookahead).
   void SetPredictor(AccessPredictor* predictor);
+  // How many blocks ahead prefetches run now: derived after each acquire
+  // from the measured link bandwidth, block sizes, time between acquires
+  // and GPU room, capped by prefetch_lookahead when that is set.
+  size_t CurrentLookahead() const;
+  // The cache's own prefetcher (null with prefetch = off or after
+  // SetPredictor). For its stats; calls on it need no lock only while no
+  // other thread uses the cache.
+  const Prefetcher* learner() const { return learner_.get(); }
 
   // ---- eviction (cache_eviction.cpp) ---------------------------------------
   // Evicts unpinned GPU blocks until `bytes_needed` are freed or none is
@@ -208,6 +219,8 @@ class BlockCache {
   Result<void*> AcquireImpl(BlockId id, Stream stream, bool may_wait);
   void TouchLocked(Block* b, bool inserted);
   void PinnedHitLocked(Block* b, Stream stream);
+  // Every alive block is on the GPU (resident or loading). REQUIRES: mutex_.
+  bool AllOnGpuLocked() const { return cached_bytes_ >= registered_bytes_; }
   void HintLocked(Block* b, uint64_t when);
   Result<void*> ReturnPinned(Block* b, Stream stream);
   // Brings `b` (marked kLoading by the caller) to the GPU; called without
@@ -219,8 +232,10 @@ class BlockCache {
   Result<void*> AllocateForBlock(uint64_t bytes);
   void AfterAccess(BlockId id, uint64_t bytes);
   struct PrefetchRequest;
-  // Prefetch requests for the absent blocks among the first `limit` of
-  // `order` (order[0] is the next acquire). Each may evict only a block
+  // Prefetch requests for the first `limit` absent blocks of `order`
+  // (order[0] is the next acquire). order[0] may evict any block needed
+  // after it (the second slot of a double buffer, so its copy overlaps the
+  // block in use); each later one only a block
   // whose next use lies beyond its own and beyond the next use of every
   // block acquired before it (`touched_next_use` is the next use of the
   // block just acquired, 0 for none; a block touched in between comes back
@@ -235,6 +250,12 @@ class BlockCache {
   // else the engine's hint, the prefetch's, or the predictor's.
   uint64_t NextUseOfLocked(const Block* b) const;
   void PrefetchLoop();
+  // The depth prefetches may run to after an acquire of a `bytes` block:
+  // the predictor's Lookahead over the GPU room less that block, with the
+  // link rate measured on the GPU tier's transfers. REQUIRES: mutex_.
+  size_t LookaheadLocked(uint64_t bytes);
+  // The "prefetch" object of StatsJson (cache_stats.cpp). REQUIRES: mutex_.
+  void AppendPrefetchJson(JsonWriter* w) const;
 
   // A release, or an acquire waiting for a prefetch: bumps room_epoch_ and
   // wakes prefetches waiting for room, if any. REQUIRES: mutex_.
@@ -338,6 +359,7 @@ class BlockCache {
   std::unique_ptr<EvictionPolicy> gpu_policy_;          // GUARDED_BY(mutex_)
   std::unique_ptr<EvictionPolicy> dram_policy_;         // GUARDED_BY(mutex_)
   uint64_t cached_bytes_ = 0;                           // GUARDED_BY(mutex_)
+  uint64_t registered_bytes_ = 0;                       // GUARDED_BY(mutex_); of alive blocks
   uint64_t clock_ = 0;                                  // GUARDED_BY(mutex_)
   struct Fence {
     Event event;
@@ -346,6 +368,8 @@ class BlockCache {
   std::vector<std::pair<Stream, std::vector<BlockId>>> unfenced_;  // GUARDED_BY(mutex_)
   std::deque<Fence> fences_;                                      // GUARDED_BY(mutex_)
   AccessPredictor* predictor_ = nullptr;                          // GUARDED_BY(mutex_)
+  std::unique_ptr<Prefetcher> learner_;  // the cache's own, unless replaced
+  size_t lookahead_ = 0;                 // GUARDED_BY(mutex_); the last derived depth
   std::atomic<bool> has_predictor_{false};
 
   std::mutex prefetch_mutex_;
@@ -355,6 +379,7 @@ class BlockCache {
     uint64_t requested_at;        // the logical clock when asked
     uint64_t next_use;            // predicted use (kNeverUsedAgain: unknown)
     uint64_t min_victim_next_use; // 0: may evict any victim
+    bool from_predictor;          // planned from a predicted or hinted order
   };
   std::deque<PrefetchRequest> prefetch_queue_;  // GUARDED_BY(prefetch_mutex_)
   bool prefetch_busy_ = false;          // GUARDED_BY(prefetch_mutex_)

@@ -62,6 +62,9 @@ struct BlockCache::Block {
   // A prefetch gave way rather than evict a block needed sooner; an acquire
   // that waited on it loads the block itself.
   bool prefetch_gave_way = false;
+  // Brought in by a predictor-driven prefetch and not acquired since: its
+  // first acquire tells the predictor whether the copy had arrived.
+  bool prefetched = false;
   // Acquires waiting for this block's load: the load is on demand then,
   // whatever the prefetch that started it may evict.
   uint32_t demand_waiters = 0;

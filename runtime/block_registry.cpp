@@ -55,6 +55,15 @@ Result<std::unique_ptr<BlockCache>> BlockCache::Create(std::shared_ptr<Device> d
     const uint64_t distance = raw->predictor_->PredictDistance(id);
     return distance == kNeverUsedAgain ? kNeverUsedAgain : raw->clock_ + distance;
   });
+  if (config.prefetch != "off") {
+    // Every runtime learns by itself: the engine's acquires are the
+    // training signal, hints override what was learned.
+    PrefetcherOptions options;
+    options.learn = config.prefetch == "learn";
+    cache->learner_ = std::make_unique<Prefetcher>(options);
+    cache->predictor_ = cache->learner_.get();
+    cache->has_predictor_.store(true, std::memory_order_relaxed);
+  }
   allocator->SetPressureCallback([raw](uint64_t needed) { return raw->EvictUnpinned(needed); });
   cache->prefetch_thread_ = std::thread([raw] { raw->PrefetchLoop(); });
   if (dram != nullptr && config.dram_prefetch_lookahead > 0) {
@@ -152,6 +161,7 @@ Result<BlockId> BlockCache::AddBlock(std::string name, uint64_t bytes, Tier* hom
   const BlockId id = b->id;
   // Only blocks homed on a tier uploads cannot DMA from are worth staging.
   if (!FindTierLocked(home)->direct) ++slow_homed_blocks_;
+  registered_bytes_ += b->bytes;
   blocks_.push_back(std::move(b));
   if (!name.empty()) by_name_[name] = id;
   if (group != kNoGroup) groups_[group].members.push_back(id);
@@ -294,6 +304,7 @@ Status BlockCache::Unregister(BlockId id) {
     Block* b = blocks_[id].get();
     if (b->gpu == Block::Gpu::kResident) EvictBlockLocked(b, /*demote=*/false, &frees);
     b->alive = false;  // no new acquires from here on
+    registered_bytes_ -= b->bytes;
     if (const AttachedTier* home = FindTierLocked(b->home); home != nullptr && !home->direct) {
       --slow_homed_blocks_;
     }

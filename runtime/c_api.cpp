@@ -349,6 +349,13 @@ int tiercache_save(tiercache_runtime* runtime, void* device_ptr, uint64_t bytes,
   });
 }
 
+int tiercache_save_wait(tiercache_runtime* runtime, tiercache_activation handle, void* stream) {
+  TC_WITH_RUNTIME({
+    TC_ACTIVATIONS();
+    return rt.activations()->WaitSaved(handle, stream);
+  });
+}
+
 int tiercache_restore(tiercache_runtime* runtime, tiercache_activation handle, void* stream,
                       void** device_ptr) {
   TC_WITH_RUNTIME({

@@ -45,6 +45,7 @@ const std::vector<Field>& Fields() {
       {"verify_checksums", FieldType::kBool, &C::verify_checksums},
       {"io_retries", FieldType::kInt, &C::io_retries},
       {"demote_on_evict", FieldType::kBool, &C::demote_on_evict},
+      {"prefetch", FieldType::kString, &C::prefetch},
       {"prefetch_lookahead", FieldType::kInt, &C::prefetch_lookahead},
       {"dram_prefetch_lookahead", FieldType::kInt, &C::dram_prefetch_lookahead},
       {"acquire_wait_ms", FieldType::kInt, &C::acquire_wait_ms},
@@ -202,6 +203,10 @@ Status ValidateConfig(const RuntimeConfig& c) {
   if (!KnownPolicy(c.dram_policy)) {
     return Status::InvalidArgument("config: dram_policy '" + c.dram_policy +
                                    "' is not one of lru, arc, s3fifo, next-use");
+  }
+  if (c.prefetch != "learn" && c.prefetch != "hints" && c.prefetch != "off") {
+    return Status::InvalidArgument("config: prefetch '" + c.prefetch +
+                                   "' is not one of learn, hints, off");
   }
   if (c.chunk_bytes < 64 * kKiB || c.chunk_bytes > 1 * kGiB) {
     return Status::InvalidArgument("config: chunk_bytes must lie in [64 KiB, 1 GiB]");

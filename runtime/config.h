@@ -32,7 +32,11 @@ struct RuntimeConfig {
   uint64_t gpu_budget_bytes = 0;
   // Cap on bytes of cached blocks inside that budget; 0 = the whole budget.
   uint64_t gpu_cache_bytes = 0;
-  std::string gpu_policy = "lru";  // lru, arc, s3fifo, next-use
+  // lru, arc, s3fifo, next-use. next-use ranks blocks by the prefetcher's
+  // predictions and falls back to the best of lru/arc/s3fifo, measured on
+  // shadow caches, where predictions do not pay (prefetch/eviction/
+  // adaptive_policy.h).
+  std::string gpu_policy = "next-use";
 
   // ---- host tiers (a size of 0 leaves the tier out) --------------------
   uint64_t dram_bytes = 1 * kGiB;
@@ -53,7 +57,16 @@ struct RuntimeConfig {
   bool verify_checksums = true;    // CRC32C per chunk on staged (NVMe/PMEM) reads
   int64_t io_retries = 1;          // re-reads from the home tier after a failure
   bool demote_on_evict = true;     // GPU evictions of NVMe/PMEM blocks keep a DRAM copy
-  int64_t prefetch_lookahead = 2;  // blocks asked of the predictor after each acquire
+  // Where prefetches come from: "learn" (the default: the prefetcher learns
+  // the engine's order from its acquires; explicit hints override it),
+  // "hints" (only tiercache_hint_order / HintOrder and next-use hints), or
+  // "off" (nothing is brought in ahead except by an explicit Prefetch call;
+  // hints still feed eviction).
+  std::string prefetch = "learn";
+  // Cap on how many blocks ahead the runtime prefetches; 0 (the default)
+  // leaves it to the depth derived at run time from the measured link
+  // bandwidth, block sizes, time between acquires and free GPU room.
+  int64_t prefetch_lookahead = 0;
   // Predicted next blocks (asked of the predictor after each acquire) whose
   // home is slow (NVMe, PMEM) are read into DRAM copies ahead of use, in the
   // background, up to this many blocks ahead; 0 turns it off. Needs no GPU

@@ -44,6 +44,15 @@ void RuntimeStats::TransferEnd(int tier, uint64_t now_ns) {
   }
 }
 
+double RuntimeStats::Bandwidth(int tier) const {
+  if (tier < 0 || tier >= tier_count()) return 0;
+  const Slot& s = slots_[tier];
+  const uint64_t busy = s.busy_ns.load(std::memory_order_relaxed);
+  if (busy == 0) return 0;
+  const uint64_t bytes = s.bytes_in.load(std::memory_order_relaxed) + s.bytes_out.load(std::memory_order_relaxed);
+  return static_cast<double>(bytes) * 1e9 / static_cast<double>(busy);
+}
+
 TierTraffic RuntimeStats::Snapshot(int tier) const {
   TierTraffic t;
   if (tier < 0 || tier >= tier_count()) return t;

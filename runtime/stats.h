@@ -65,6 +65,9 @@ class RuntimeStats {
   void TransferBegin(int tier, uint64_t now_ns);
   void TransferEnd(int tier, uint64_t now_ns);
 
+  // (bytes_in + bytes_out) per second of busy time, in bytes/s; 0 before
+  // any transfer ended. Two relaxed loads: cheap enough for the data path.
+  double Bandwidth(int tier) const;
   TierTraffic Snapshot(int tier) const;
   std::vector<TierTraffic> SnapshotAll() const;
   // Appends {"name":..,"hits":..,...,"bandwidth_gbps":..} for every slot as

@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libhwloc-dev liburing-dev
-          libpmem2-dev libtbb-dev libgtest-dev libbenchmark-dev fio clang-14 libclang-rt-14-dev)
+          libpmem2-dev libtbb-dev libgtest-dev libbenchmark-dev fio
+          python3-torch python3-numpy python3-pytest clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -189,6 +189,13 @@ int tiercache_device_free(tiercache_runtime* runtime, void* device_ptr, void* st
  * tiercache_device_alloc) once the copy has read it. */
 int tiercache_save(tiercache_runtime* runtime, void* device_ptr, uint64_t bytes, void* stream,
                    unsigned flags, tiercache_activation* out);
+/* Makes `stream` wait, in its order, until the save `handle` has read its
+ * device memory (the host waits only while a spill to NVMe is still being
+ * enqueued). With TIERCACHE_SAVE_KEEP_DEVICE this is when the caller may
+ * reuse the memory: e.g. PyTorch's tensor.record_stream(stream) after it.
+ * Returns the save's error if the save failed (the memory is then still the
+ * only copy); TIERCACHE_ERR_NOT_FOUND for an unknown or consumed handle. */
+int tiercache_save_wait(tiercache_runtime* runtime, tiercache_activation handle, void* stream);
 /* New device memory holding the saved bytes, valid in `stream`'s order; the
  * caller frees it with tiercache_device_free. Consumes the handle. */
 int tiercache_restore(tiercache_runtime* runtime, tiercache_activation handle, void* stream,

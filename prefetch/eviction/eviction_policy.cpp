@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "prefetch/eviction/adaptive_policy.h"
 #include "prefetch/eviction/arc_policy.h"
 #include "prefetch/eviction/lru_policy.h"
 #include "prefetch/eviction/next_use_policy.h"
@@ -12,12 +13,12 @@ namespace tiercache {
 Result<std::unique_ptr<EvictionPolicy>> MakeEvictionPolicy(std::string_view name,
                                                            uint64_t capacity_bytes) {
   if (name == "lru") return std::unique_ptr<EvictionPolicy>(new LruPolicy());
-  if (name == "next-use") return std::unique_ptr<EvictionPolicy>(new NextUsePolicy());
-  if (name == "arc" || name == "s3fifo") {
+  if (name == "arc" || name == "s3fifo" || name == "next-use") {
     if (capacity_bytes == 0) {
       return Status::InvalidArgument("eviction policy '" + std::string(name) +
                                      "' needs a capacity above 0 bytes");
     }
+    if (name == "next-use") return std::unique_ptr<EvictionPolicy>(new AdaptivePolicy(capacity_bytes));
     if (name == "arc") return std::unique_ptr<EvictionPolicy>(new ArcPolicy(capacity_bytes));
     return std::unique_ptr<EvictionPolicy>(new S3FifoPolicy(capacity_bytes));
   }

@@ -16,7 +16,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -57,9 +59,26 @@ class EvictionPolicy {
   // resident. The cache uses it to keep a prefetch from evicting a block
   // needed sooner than the one it brings.
   virtual std::optional<uint64_t> PredictedNextUse(BlockId id) const { return std::nullopt; }
+  // The engine requested `id` (of `bytes` bytes): once per demand access,
+  // hit or miss, before the cache's own OnAccess/OnInsert for it. Policies
+  // that evaluate alternatives on the request stream use it.
+  virtual void OnRequest(BlockId id, uint64_t bytes) {}
+  // The policy that chooses victims now: name() for a single policy, the
+  // leading candidate for an adaptive one.
+  virtual std::string_view active() const { return name(); }
+  // An adaptive policy's candidates: hits their shadow caches had over the
+  // requests so far. Empty for a single policy.
+  struct CandidateScore {
+    std::string name;
+    uint64_t hits;
+    uint64_t requests;
+  };
+  virtual std::vector<CandidateScore> Candidates() const { return {}; }
 };
 
-// "lru", "arc", "s3fifo", "next-use". kInvalidArgument for any other name.
+// "lru", "arc", "s3fifo", "next-use" (AdaptivePolicy: Belady's rule with
+// predictions, falling back to the best classic policy where predictions do
+// not pay). kInvalidArgument for any other name.
 // `capacity_bytes` sizes the adaptive policies' queues and ghosts.
 Result<std::unique_ptr<EvictionPolicy>> MakeEvictionPolicy(std::string_view name,
                                                            uint64_t capacity_bytes);

@@ -1,14 +1,23 @@
 #include "prefetch/eviction/next_use_policy.h"
 
+#include <algorithm>
+
 #include "common/check.h"
 
 namespace tiercache {
 
 void NextUsePolicy::Reorder(BlockId id, Entry& entry, uint64_t next_use, uint64_t seq) {
-  order_.erase(Key{entry.next_use, ~entry.seq, id});
+  // Moves the node rather than freeing and allocating one: this runs on
+  // every acquire.
+  auto node = order_.extract(Key{entry.next_use, ~entry.seq, id});
   entry.next_use = next_use;
   entry.seq = seq;
-  order_.insert(Key{next_use, ~seq, id});
+  if (node.empty()) {
+    order_.insert(Key{next_use, ~seq, id});
+    return;
+  }
+  node.value() = Key{next_use, ~seq, id};
+  order_.insert(std::move(node));
 }
 
 void NextUsePolicy::OnInsert(BlockId id, uint64_t bytes) {
@@ -39,6 +48,17 @@ void NextUsePolicy::OnPrediction(BlockId id, uint64_t next_use) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
   Reorder(id, it->second, next_use, it->second.seq);
+}
+
+std::vector<BlockId> NextUsePolicy::ResidentsByRecency() const {
+  std::vector<std::pair<uint64_t, BlockId>> by_seq;
+  by_seq.reserve(entries_.size());
+  for (const auto& [id, entry] : entries_) by_seq.emplace_back(entry.seq, id);
+  std::sort(by_seq.begin(), by_seq.end());
+  std::vector<BlockId> out;
+  out.reserve(by_seq.size());
+  for (const auto& [seq, id] : by_seq) out.push_back(id);
+  return out;
 }
 
 std::optional<uint64_t> NextUsePolicy::PredictedNextUse(BlockId id) const {

@@ -20,6 +20,7 @@
 #include <set>
 #include <tuple>
 #include <unordered_map>
+#include <vector>
 
 #include "prefetch/eviction/eviction_policy.h"
 
@@ -44,6 +45,8 @@ class NextUsePolicy final : public EvictionPolicy {
   // when unknown), or nullopt when `id` is not resident.
   std::optional<uint64_t> PredictedNextUse(BlockId id) const override;
   size_t size() const { return entries_.size(); }
+  // Resident ids, least recently accessed (or inserted) first.
+  std::vector<BlockId> ResidentsByRecency() const;
   uint64_t now() const { return now_; }
 
  private:

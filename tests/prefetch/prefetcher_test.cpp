@@ -248,8 +248,23 @@ TEST(Prefetcher, LookaheadUsesWhatItMeasured) {
   options.initial_link_bytes_per_s = 1e9;  // 1 GB/s: a 1 MB block takes 1 ms
   Prefetcher p(options);
   for (int i = 0; i < 50; ++i) p.OnAccess(i % 5, 1'000'000, 250'000ull * i);  // 0.25 ms apart
-  EXPECT_EQ(p.Lookahead(100'000'000), 5u);  // 4 intervals + 1
-  EXPECT_EQ(p.Lookahead(2'500'000), 2u);    // the budget holds two
+  EXPECT_EQ(p.Lookahead(100'000'000, 0), 5u);  // 4 intervals + 1
+  EXPECT_EQ(p.Lookahead(2'500'000, 0), 2u);    // the budget holds two
+  // A link the caller measured overrides the estimate: 4 GB/s moves a
+  // block in one interval.
+  EXPECT_EQ(p.Lookahead(100'000'000, 4e9), 2u);
+}
+
+TEST(Prefetcher, WithoutLearningOnlyHintsPredict) {
+  PrefetcherOptions options;
+  options.learn = false;
+  Prefetcher p(options);
+  for (int i = 0; i < 64; ++i) p.OnAccess(i % 8, 1, 100ull * i);
+  EXPECT_TRUE(p.PredictNext(4).empty());
+  EXPECT_EQ(p.PredictDistance(3), kNeverUsedAgain);
+  p.Hint({5, 6, 7});
+  EXPECT_EQ(p.PredictNext(4), (std::vector<BlockId>{5, 6, 7}));
+  EXPECT_EQ(p.PredictDistance(6), 2u);
 }
 
 }  // namespace

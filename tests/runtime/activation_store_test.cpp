@@ -1,5 +1,7 @@
 #include "runtime/activation_store.h"
 
+#include <cstring>
+
 #include <gtest/gtest.h>
 
 #include "tests/runtime/runtime_test_util.h"
@@ -103,6 +105,44 @@ TEST(ActivationStoreTest, CorruptSpillIsDetectedAndRetryable) {
   ASSERT_TRUE(s.rig.allocator->Free(*ptr, s.rig.stream).ok());
   for (size_t i = 0; i + 1 < fill.size(); ++i) EXPECT_TRUE(s.store->Discard(fill[i]).ok());
   EXPECT_EQ(s.store->stats().live, 0u);
+}
+
+// A caller that keeps its memory (free_device = false) may overwrite it once
+// a stream that WaitSaved made wait has passed the wait: here the host does,
+// right after synchronising that stream, while the copies are slow. Without
+// the wait the stream is empty, the overwrite comes first and the restored
+// bytes are zeros.
+TEST(ActivationStoreTest, KeptMemoryIsReusableOnceAStreamWaitedForTheSave) {
+  StoreRig s(std::chrono::microseconds(3000));
+  Stream other = s.rig.device->CreateStream().value();
+  std::vector<ActivationHandle> spilled;
+  for (bool spill : {false, true}) {
+    if (spill) {  // fill DRAM so the next save goes to NVMe, through staging
+      const auto fill = Pattern(2 * kMiB, 5);
+      while (s.store->stats().spills == 0) {
+        auto h = s.store->Save(s.Upload(fill), fill.size(), s.rig.stream);
+        ASSERT_TRUE(h.ok()) << h.status().ToString();
+        spilled.push_back(*h);
+      }
+    }
+    const auto data = Pattern(3 * kMiB, spill ? 9 : 8);
+    void* ptr = s.Upload(data);
+    ASSERT_TRUE(s.rig.device->StreamSynchronize(s.rig.stream).ok());  // only the save is slow now
+    auto handle = s.store->Save(ptr, data.size(), s.rig.stream, /*free_device=*/false);
+    ASSERT_TRUE(handle.ok()) << handle.status().ToString();
+    ASSERT_TRUE(s.store->WaitSaved(*handle, other).ok());
+    ASSERT_TRUE(s.rig.device->StreamSynchronize(other).ok());
+    std::memset(ptr, 0, data.size());  // emulated device memory is host memory
+    auto restored = s.store->Restore(*handle, s.rig.stream);
+    ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+    EXPECT_EQ(s.rig.ReadBack(*restored, data.size()), data) << (spill ? "spilled" : "dram");
+    EXPECT_EQ(s.store->WaitSaved(*handle, other).code(), ErrorCode::kNotFound);  // consumed
+    ASSERT_TRUE(s.rig.allocator->Free(*restored, s.rig.stream).ok());
+    ASSERT_TRUE(s.rig.allocator->Free(ptr, s.rig.stream).ok());
+  }
+  for (ActivationHandle h : spilled) EXPECT_TRUE(s.store->Discard(h).ok());
+  EXPECT_EQ(s.store->WaitSaved(42, other).code(), ErrorCode::kNotFound);
+  ASSERT_TRUE(s.rig.device->DestroyStream(other).ok());
 }
 
 TEST(ActivationStoreTest, BadArguments) {

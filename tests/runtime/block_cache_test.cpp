@@ -137,6 +137,8 @@ TEST(BlockCacheTest, FileRangeRegistration) {
 TEST(BlockCacheTest, EvictionDemotesAndRefetchesIntact) {
   RuntimeConfig config = SmallConfig();
   config.gpu_cache_bytes = 2 * 256 * kKiB;
+  config.gpu_policy = "lru";  // every acquire misses: each refetch is tested
+  config.prefetch = "off";
   CacheRig rig(config);
   NvmeTier* nvme = rig.Adopt(MakeNvme("cache_nvme_evict", 16 * kMiB));
   ASSERT_NE(nvme, nullptr);
@@ -176,6 +178,7 @@ TEST(BlockCacheTest, CyclicScanDoesNotThrashWithNextUseHints) {
       RuntimeConfig config = SmallConfig();
       config.gpu_cache_bytes = 8 * 64 * kKiB;
       config.gpu_policy = policy;
+      config.prefetch = "hints";  // the engine's hints alone, no learning
       CacheRig rig(config);
       std::vector<BlockId> ids;
       for (int i = 0; i < 16; ++i) {
@@ -385,10 +388,13 @@ TEST(BlockCacheTest, StatsExportIsJson) {
 }
 
 // Knows a repeating order exactly, as an engine's recorded schedule would:
-// the predictor the cache consults after each acquire.
+// the predictor the cache consults after each acquire. Its lookahead is
+// `depth` (by default unbounded: the config's cap decides).
 class CyclePredictor final : public AccessPredictor {
  public:
-  explicit CyclePredictor(std::vector<BlockId> cycle) : cycle_(std::move(cycle)) {}
+  explicit CyclePredictor(std::vector<BlockId> cycle, size_t depth = SIZE_MAX)
+      : cycle_(std::move(cycle)), depth_(depth) {}
+  size_t Lookahead(uint64_t, double) override { return depth_; }
   void OnAccess(BlockId id, uint64_t, uint64_t) override {
     pos_ = static_cast<size_t>(std::find(cycle_.begin(), cycle_.end(), id) - cycle_.begin());
   }
@@ -409,6 +415,7 @@ class CyclePredictor final : public AccessPredictor {
 
  private:
   std::vector<BlockId> cycle_;
+  size_t depth_;
   size_t pos_ = 0;
 };
 
@@ -570,7 +577,6 @@ TEST(BlockCacheTest, DramStagingTakesSlowHomeReadsOffTheLoadPath) {
 TEST(BlockCacheTest, FailedDramStagingLeavesNoCopyAndAcquireReadsHome) {
   constexpr uint64_t kBytes = 64 * kKiB;
   RuntimeConfig config = SmallConfig();
-  config.prefetch_lookahead = 0;  // only staging reads ahead
   config.dram_prefetch_lookahead = 4;
   config.io_retries = 0;
   config.demote_on_evict = false;
@@ -584,7 +590,7 @@ TEST(BlockCacheTest, FailedDramStagingLeavesNoCopyAndAcquireReadsHome) {
     ids.push_back(
         rig.cache->RegisterFromBuffer("n" + std::to_string(i), d.data(), kBytes, nvme).value());
   }
-  CyclePredictor predictor(ids);
+  CyclePredictor predictor(ids, /*depth=*/0);  // only staging reads ahead
   rig.cache->SetPredictor(&predictor);
   const int nvme_slot = rig.cache->StatsSlotOf(nvme);
   // One pass so the cycle is known (staging asks no deeper than the last

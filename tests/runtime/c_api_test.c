@@ -187,13 +187,26 @@ int main(void) {
   CHECK_OK(tiercache_copy_to_device(rt, keep, b, kBytes, stream));
   CHECK_OK(tiercache_save(rt, keep, kBytes, stream, TIERCACHE_SAVE_KEEP_DEVICE, &h2));
   CHECK(tiercache_save(rt, keep, kBytes, stream, 0x80, &h2) == TIERCACHE_ERR_INVALID_ARGUMENT);
+  /* Once the stream has waited for the save, `keep` may be overwritten. */
+  CHECK_OK(tiercache_save_wait(rt, h2, stream));
+  CHECK_OK(tiercache_stream_synchronize(rt, stream));
+  CHECK_OK(tiercache_copy_to_device(rt, keep, a, kBytes, stream));
+  CHECK(tiercache_save_wait(rt, 987654, stream) == TIERCACHE_ERR_NOT_FOUND);
+  CHECK(tiercache_save_wait(NULL, h2, stream) == TIERCACHE_ERR_INVALID_ARGUMENT);
   tiercache_activation backward[2] = {h2, h1};
   CHECK_OK(tiercache_prefetch_restore(rt, backward, 2));
   void* r1 = NULL;
   CHECK_OK(tiercache_restore(rt, h1, stream, &r1));
   CHECK(same_on_device(rt, r1, a, kBytes, stream));
   CHECK(tiercache_restore(rt, h1, stream, &r1) == TIERCACHE_ERR_NOT_FOUND);
-  CHECK_OK(tiercache_discard(rt, h2));
+  void* r2 = NULL;
+  CHECK_OK(tiercache_restore(rt, h2, stream, &r2));
+  CHECK(same_on_device(rt, r2, b, kBytes, stream)); /* saved before `keep` was overwritten */
+  CHECK(tiercache_save_wait(rt, h2, stream) == TIERCACHE_ERR_NOT_FOUND); /* consumed */
+  tiercache_activation h3 = 0;
+  CHECK_OK(tiercache_save(rt, keep, kBytes, stream, TIERCACHE_SAVE_KEEP_DEVICE, &h3));
+  CHECK_OK(tiercache_discard(rt, h3));
+  CHECK_OK(tiercache_device_free(rt, r2, stream));
   CHECK_OK(tiercache_device_free(rt, r1, stream));
   CHECK_OK(tiercache_device_free(rt, keep, stream));
   CHECK(tiercache_device_free(rt, NULL, stream) == TIERCACHE_ERR_INVALID_ARGUMENT);

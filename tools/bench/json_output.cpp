@@ -136,6 +136,7 @@ void WritePrefetch(JsonWriter& json, const PrefetchReport& prefetch) {
   json.Key("late").Uint(prefetch.late);
   json.Key("wasted_bytes").Uint(prefetch.wasted_bytes);
   json.Key("demand_misses").Uint(prefetch.demand_misses);
+  json.Key("lookahead").Uint(prefetch.lookahead);
   json.Key("accuracy").Double(prefetch.Accuracy());
   json.Key("coverage").Double(prefetch.Coverage());
   json.Key("lateness").Double(prefetch.Lateness());

@@ -171,7 +171,8 @@ const std::vector<Setting>& Settings() {
          options->engine = value;
          return Status::Ok();
        }},
-      {"prefetch_lookahead", true, "N", "blocks the prefetcher may run ahead, e.g. --prefetch-lookahead=4",
+      {"prefetch_lookahead", true, "N", "cap on how many blocks the runtime prefetches ahead (default 0: derived at run time\n"
+       "      from the measured link, block sizes, compute time and GPU room), e.g. --prefetch-lookahead=4",
        [](const std::string& value, Options* options) -> Status {
          Result<uint64_t> blocks = ParseCount(value);
          if (!blocks.ok()) return blocks.status();

@@ -53,7 +53,7 @@ struct Options {
   uint64_t pmem_bytes = 0;
   uint64_t nvme_bytes = 0;
   std::string dir;                // where the PMEM and NVMe files go
-  int64_t prefetch_lookahead = 2;
+  int64_t prefetch_lookahead = 0;  // a cap; 0: the runtime derives the depth
   uint64_t chunk_bytes = 16ull << 20;
   bool prefetch = true;
   std::string engine = "runtime";  // "runtime" or "direct" (tiers driven synchronously)

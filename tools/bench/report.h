@@ -66,6 +66,7 @@ struct PrefetchReport {
   uint64_t late = 0;           // useful, but still in flight when requested
   uint64_t wasted_bytes = 0;   // bytes of prefetches never used
   uint64_t demand_misses = 0;  // misses the prefetcher did not cover
+  uint64_t lookahead = 0;      // the runtime's derived depth at the end of the run
 
   double Accuracy() const;  // useful / issued
   double Coverage() const;  // useful / (useful + demand misses)

@@ -7,7 +7,6 @@
 #include <thread>
 
 #include "common/units.h"
-#include "prefetch/prefetcher.h"
 #include "runtime/config.h"
 #include "runtime/runtime.h"
 #include "tools/bench/link_probe.h"
@@ -46,6 +45,7 @@ Result<RuntimeConfig> MakeConfig(const Options& options) {
   }
   config.gpu_policy = options.gpu_policy;
   config.prefetch_lookahead = options.prefetch_lookahead;
+  if (!options.prefetch) config.prefetch = "off";
   if (options.IsSet("chunk_bytes")) config.chunk_bytes = options.chunk_bytes;
   return config;
 }
@@ -75,7 +75,6 @@ class RuntimeReplayer {
   Report report_;
   std::unique_ptr<ScratchDir> scratch_;
   std::unique_ptr<Runtime> runtime_;
-  Prefetcher predictor_;
   std::vector<BlockId> ids_;             // runtime id per workload block
   std::vector<std::string> home_;        // home tier name per block
   // Prefetch accounting from residency: blocks that arrived on the GPU
@@ -127,7 +126,6 @@ Status RuntimeReplayer::Setup() {
     return runtime.status();
   }
   runtime_ = std::move(*runtime);
-  if (options_.prefetch) runtime_->cache().SetPredictor(&predictor_);
 
   report_.device = device->info().name;
   report_.policy = config.gpu_policy;
@@ -328,6 +326,7 @@ Result<Report> RuntimeReplayer::Run() {
     }
   }
   report_.prefetch.enabled = options_.prefetch;
+  report_.prefetch.lookahead = runtime_->cache().CurrentLookahead();
   if (options_.prefetch && !watch_) {
     report_.notes.push_back("more than 4096 blocks: prefetch accuracy and waste not tracked");
   }

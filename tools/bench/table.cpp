@@ -67,7 +67,9 @@ std::string PrefetchLine(const PrefetchReport& prefetch) {
       << FormatPercent(prefetch.Accuracy(), prefetch.issued > 0) << " (used / issued), coverage "
       << FormatPercent(prefetch.Coverage(), prefetch.useful + prefetch.demand_misses > 0)
       << " (misses avoided), late " << FormatPercent(prefetch.Lateness(), prefetch.useful > 0)
-      << " (of used), wasted " << FormatBytes(prefetch.wasted_bytes) << "\n";
+      << " (of used), wasted " << FormatBytes(prefetch.wasted_bytes);
+  if (prefetch.lookahead > 0) out << ", lookahead " << prefetch.lookahead << " blocks (derived)";
+  out << "\n";
   return out.str();
 }
 
