@@ -22,7 +22,7 @@ TEST(CacheStressTest, EightThreadsFourStreamsEveryByteVerified) {
   Result<StressReport> report = RunStress(options);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   std::fputs(RenderStressReport(*report).c_str(), stdout);
-  EXPECT_EQ(0u, report->mismatches);
+  EXPECT_EQ(0u, report->mismatches) << report->first_mismatch;
   EXPECT_EQ(0u, report->errors) << report->first_error;
   EXPECT_EQ(0u, report->pinned_after);
   // Every kind of call ran, and ran often enough to overlap.

@@ -43,7 +43,8 @@ struct Counters {
   std::atomic<uint64_t> acquires{0}, bytes_verified{0}, mismatches{0}, errors{0}, refusals{0};
   std::atomic<uint64_t> prefetches{0}, evictions{0}, saves{0}, restores{0};
   std::mutex mutex;
-  std::string first_error;  // GUARDED_BY(mutex)
+  std::string first_error;     // GUARDED_BY(mutex)
+  std::string first_mismatch;  // GUARDED_BY(mutex)
 };
 
 struct Activation {
@@ -81,7 +82,9 @@ class Worker {
     return false;
   }
 
-  void Verify(const void* device_ptr, const std::vector<unsigned char>& expected) {
+  // `what` names the source for the report's first mismatch.
+  void Verify(const void* device_ptr, const std::vector<unsigned char>& expected,
+              const std::string& what) {
     host_.resize(expected.size());
     Status s = runtime_.device().CopyAsync(host_.data(), device_ptr, host_.size(),
                                            CopyKind::kDeviceToHost, stream_);
@@ -89,6 +92,16 @@ class Worker {
     if (!Note(s, "read back")) return;
     if (host_ != expected) {
       counters_.mismatches++;
+      uint64_t first = 0, wrong = 0;
+      for (uint64_t i = expected.size(); i-- > 0;) {
+        if (host_[i] != expected[i]) first = i, ++wrong;
+      }
+      std::lock_guard<std::mutex> lock(counters_.mutex);
+      if (counters_.first_mismatch.empty()) {
+        counters_.first_mismatch = what + ": " + std::to_string(wrong) + " of " +
+                                   std::to_string(expected.size()) +
+                                   " bytes differ, the first at offset " + std::to_string(first);
+      }
     } else {
       counters_.bytes_verified += expected.size();
     }
@@ -103,7 +116,8 @@ class Worker {
                                    : cache_.Acquire(ids_[i], stream_);
       if (!Note(ptr.status(), try_only ? "try_acquire" : "acquire")) continue;
       counters_.acquires++;
-      Verify(*ptr, data_[i]);
+      Verify(*ptr, data_[i], std::string(try_only ? "try_acquire" : "acquire") + " of block " +
+                                 std::to_string(i));
       held.push_back(i);
     }
     for (size_t i : held) Note(cache_.Release(ids_[i], stream_), "release");
@@ -146,7 +160,7 @@ class Worker {
       return;
     }
     counters_.restores++;
-    Verify(*ptr, a.data);
+    Verify(*ptr, a.data, "restore of an activation");
     Note(runtime_.allocator().Free(*ptr, stream_), "device free");
   }
 
@@ -280,6 +294,7 @@ Result<StressReport> RunStress(const StressOptions& options) {
   report.saves = counters.saves;
   report.restores = counters.restores;
   report.first_error = counters.first_error;
+  report.first_mismatch = counters.first_mismatch;
   return report;
 }
 
@@ -290,7 +305,7 @@ std::string RenderStressReport(const StressReport& r) {
                 "%llu refusals (out of space / busy), %llu prefetches, %llu evictions, "
                 "%llu saves, %llu restores, %llu pins left\n"
                 "resident memory: %llu KiB after warm-up, %llu KiB at the end, %llu KiB at most\n"
-                "%s%s%s",
+                "%s%s%s%s%s",
                 r.seconds, (unsigned long long)r.acquires, FormatBytes(r.bytes_verified).c_str(),
                 (unsigned long long)r.mismatches, (unsigned long long)r.errors,
                 (unsigned long long)r.refusals, (unsigned long long)r.prefetches,
@@ -298,7 +313,8 @@ std::string RenderStressReport(const StressReport& r) {
                 (unsigned long long)r.restores, (unsigned long long)r.pinned_after,
                 (unsigned long long)r.rss_start_kib, (unsigned long long)r.rss_end_kib,
                 (unsigned long long)r.rss_max_kib, r.ok() ? "every byte verified" : "FAILED",
-                r.first_error.empty() ? "" : ": first error: ", r.first_error.c_str());
+                r.first_error.empty() ? "" : ": first error: ", r.first_error.c_str(),
+                r.first_mismatch.empty() ? "" : ": first mismatch: ", r.first_mismatch.c_str());
   return std::string(line) + "\n";
 }
 

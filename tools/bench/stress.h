@@ -50,6 +50,7 @@ struct StressReport {
   uint64_t rss_end_kib = 0;
   uint64_t rss_max_kib = 0;
   std::string first_error;       // the first unexpected failure, for the log
+  std::string first_mismatch;    // what the first mismatch was, for the log
   bool ok() const { return mismatches == 0 && errors == 0 && pinned_after == 0; }
 };
 
