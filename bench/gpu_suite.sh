@@ -21,6 +21,9 @@
 #   torch       bench/torch_offload.sh: PyTorch weight and activation offload
 #               against all-on-GPU, a pinned double buffer, accelerate and
 #               save_on_cpu (into <output dir>/torch; not in the default steps)
+#   preload     bench/preload_suite.sh: the LD_PRELOAD library on pageable
+#               copies, PyTorch, CuPy and JAX (not in the default steps; its
+#               logs go to <output dir>/preload)
 # Logs and JSON land in <output dir> (few files: the directory is packed).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -77,6 +80,8 @@ for step in $steps; do
       echo "rc=$?"; tail -n 12 "$work/fio_compare.txt"; rm -f "$work/fio.dat" ;;
     torch)
       "$here/torch_offload.sh" "$pack" "$out/torch" | grep -Ev '^(building|---)' | tail -n 60 ;;
+    preload)
+      "$here/preload_suite.sh" "$pack" "$out/preload" ;;
     *) echo "unknown step $step" ;;
   esac
 done

@@ -118,11 +118,14 @@ class Replay {
   // false) rather than evict a block predicted to be needed by then.
   bool MakeRoom(uint64_t bytes, BlockId keep, uint64_t only_after) {
     while (used_ + bytes > options_.capacity_bytes) {
-      auto victim = policy_->ChooseVictim([keep](BlockId id) { return id != keep; });
+      // As the runtime does: the policy picks among the blocks a prefetch
+      // may evict (predicted to be needed after `only_after`), whichever
+      // candidate leads its choice.
+      auto victim = policy_->ChooseVictim([this, keep, only_after](BlockId id) {
+        return id != keep &&
+               (only_after == kNeverUsedAgain || policy_->PredictedNextUse(id).value_or(0) > only_after);
+      });
       if (!victim) return false;
-      if (only_after != kNeverUsedAgain && policy_->PredictedNextUse(*victim).value_or(0) <= only_after) {
-        return false;
-      }
       if (unread_prefetches_.erase(*victim)) {
         ++result_.prefetch_wasted;
         result_.prefetch_wasted_bytes += resident_.at(*victim);

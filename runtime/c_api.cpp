@@ -13,14 +13,11 @@
 #include <utility>
 
 #include "common/check.h"
+#include "runtime/c_api_handle.h"
 #include "runtime/runtime.h"
 
 struct tiercache_config {
   tiercache::RuntimeConfig config;
-};
-
-struct tiercache_runtime {
-  std::unique_ptr<tiercache::Runtime> runtime;
 };
 
 namespace {
@@ -164,6 +161,9 @@ int tiercache_open(const tiercache_config* config, tiercache_runtime** out) {
 
 int tiercache_close(tiercache_runtime* runtime) {
   return Guard(__func__, [&] {
+    if (runtime != nullptr && runtime->borrowed) {
+      return Status::InvalidArgument("tiercache_close: this runtime belongs to the preload library");
+    }
     delete runtime;
     return Status::Ok();
   });

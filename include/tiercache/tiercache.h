@@ -109,7 +109,9 @@ void tiercache_config_destroy(tiercache_config* config);
  * config is copied. Without a GPU the emulated device is used (logged once). */
 int tiercache_open(const tiercache_config* config, tiercache_runtime** out);
 /* Waits for in-flight transfers, frees everything the runtime holds. NULL
- * is ignored. Pointers it handed out are invalid afterwards. */
+ * is ignored. Pointers it handed out are invalid afterwards. The runtime
+ * tiercache_preload_runtime() hands out (tiercache/preload.h) belongs to the
+ * preload library: closing it is TIERCACHE_ERR_INVALID_ARGUMENT. */
 int tiercache_close(tiercache_runtime* runtime);
 /* Waits until background transfers have finished and released pins have
  * settled. A host wait: for tests, phase changes and shutdown. */

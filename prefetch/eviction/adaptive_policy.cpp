@@ -132,7 +132,7 @@ void AdaptivePolicy::ChooseLeader() {
     if (shadows_[i].score > shadows_[best].score) best = i;
   }
   if (best != leader_ &&
-      shadows_[best].score > shadows_[leader_].score + kSwitchMargin * decayed_requests_) {
+      shadows_[best].score > shadows_[leader_].score + kSwitchMargin * decayed_requests_ + kSwitchHits) {
     Follow(best);
   }
 }

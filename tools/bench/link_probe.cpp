@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstring>
 #include <vector>
 
@@ -29,13 +31,45 @@ double BestRate(const std::function<bool()>& move_once, uint64_t bytes_each) {
   return best;
 }
 
-double ProbeTierRead(Tier* tier, void* buffer, uint64_t bytes) {
+namespace {
+
+// Reads [0, bytes) of `extent` in `chunk` pieces, `in_flight` at a time.
+bool ReadConcurrently(Tier* tier, const Extent& extent, void* buffer, uint64_t bytes, uint64_t chunk,
+                      int in_flight) {
+  std::mutex mutex;
+  std::condition_variable cv;
+  int outstanding = 0;
+  bool ok = true;
+  auto* out = static_cast<unsigned char*>(buffer);
+  for (uint64_t offset = 0; offset < bytes; offset += chunk) {
+    {
+      std::unique_lock<std::mutex> lock(mutex);
+      cv.wait(lock, [&] { return outstanding < in_flight; });
+      ++outstanding;
+    }
+    tier->ReadAsync(extent, offset, out + offset, std::min(chunk, bytes - offset), [&](Status s) {
+      std::lock_guard<std::mutex> lock(mutex);
+      ok = ok && s.ok();
+      --outstanding;
+      cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(mutex);
+  cv.wait(lock, [&] { return outstanding == 0; });
+  return ok;
+}
+
+}  // namespace
+
+double ProbeTierRead(Tier* tier, void* buffer, uint64_t bytes, uint64_t chunk, int in_flight) {
+  if (chunk == 0 || chunk > bytes) chunk = bytes;
   Result<Extent> extent = tier->Allocate(bytes);
   if (!extent.ok()) return 0;
   std::memset(buffer, 0x5a, bytes);
   double rate = 0;
   if (tier->Write(*extent, 0, buffer, bytes).ok()) {
-    rate = BestRate([&] { return tier->Read(*extent, 0, buffer, bytes).ok(); }, bytes);
+    rate = BestRate([&] { return ReadConcurrently(tier, *extent, buffer, bytes, chunk, std::max(1, in_flight)); },
+                    bytes);
   }
   (void)tier->Free(*extent);
   return rate;

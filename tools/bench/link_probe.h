@@ -25,8 +25,13 @@ constexpr uint64_t kProbeBytes = 64ull << 20;
 double BestRate(const std::function<bool()>& move_once, uint64_t bytes_each);
 
 // Reads of a scratch extent of `bytes` in `tier` into `buffer` (which has at
-// least `bytes`). 0 when the tier has no room or the I/O fails.
-double ProbeTierRead(Tier* tier, void* buffer, uint64_t bytes);
+// least `bytes`), in pieces of `chunk` bytes with up to `in_flight` of them
+// outstanding (ReadAsync: the tier's own engine and queue), as the runtime
+// reads a slow home (chunks of chunk_bytes into a ring of staging_buffers
+// slots). 0 when the tier has no room or the I/O fails. REQUIRES: chunk
+// divides bytes; in_flight >= 1.
+double ProbeTierRead(Tier* tier, void* buffer, uint64_t bytes, uint64_t chunk = 0,
+                     int in_flight = 1);
 
 // Host-to-device copies of `bytes` from `host` (pinned by the caller when
 // the device needs it) on `stream`. 0 on any device error.

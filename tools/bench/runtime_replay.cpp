@@ -250,17 +250,26 @@ Status RuntimeReplayer::Serve(size_t request, Stream stream, StepTime* step) {
 // tiers (link_probe.h). The DRAM tier is read by memcpy, PMEM and NVMe
 // through their tier reads; the host->GPU copy from pinned memory.
 void RuntimeReplayer::MeasurePeaks() {
-  constexpr uint64_t kBytes = 16 * kMiB;
-  void* buffer = std::aligned_alloc(4096, kBytes);
+  // The tiers are probed the way the runtime reads them: chunks of
+  // chunk_bytes, as many in flight as the staging ring has slots, through
+  // the tier's own engine (same queue depth, O_DIRECT or not, page cache).
+  const RuntimeConfig& config = runtime_->config();
+  const uint64_t chunk = config.chunk_bytes;
+  const int in_flight = static_cast<int>(std::max<int64_t>(1, config.staging_buffers));
+  const uint64_t bytes = std::max<uint64_t>(16 * kMiB, chunk * static_cast<uint64_t>(in_flight));
+  void* buffer = std::aligned_alloc(4096, AlignUp(bytes, 4096));
   if (buffer == nullptr) return;
+  const std::string how = FormatBytes(chunk) + " reads, " + std::to_string(in_flight) + " in flight";
   for (size_t row = 1; row < report_.tiers.size(); ++row) {
-    double rate = ProbeTierRead(runtime_->tier(report_.tiers[row].name), buffer, kBytes);
-    if (rate > 0) report_.tiers[row].link = {report_.tiers[row].link.name, rate, "measured here"};
+    double rate = ProbeTierRead(runtime_->tier(report_.tiers[row].name), buffer, bytes, chunk, in_flight);
+    if (rate > 0) {
+      report_.tiers[row].link = {report_.tiers[row].link.name + " (" + how + ")", rate, "measured here"};
+    }
   }
   Device& device = runtime_->device();
   Result<Stream> stream = device.CreateStream();
-  if (stream.ok() && device.RegisterHost(buffer, kBytes).ok()) {
-    double rate = ProbeHostToDevice(&device, *stream, buffer, kBytes);
+  if (stream.ok() && device.RegisterHost(buffer, bytes).ok()) {
+    double rate = ProbeHostToDevice(&device, *stream, buffer, bytes);
     if (rate > 0) report_.tiers[0].link = {report_.tiers[0].link.name, rate, "measured here"};
     (void)device.UnregisterHost(buffer);
   }

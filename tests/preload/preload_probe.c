@@ -1,0 +1,218 @@
+/* A small CUDA program linked against the shared CUDA runtime, run by
+ * preload_test with and without LD_PRELOAD=libtiercache_preload.so. It
+ * makes every call the library interposes and prints one "name value" line
+ * per result (return codes, flags, checksums; never pointers), so the two
+ * runs must print the same lines. With the library loaded it also prints
+ * "stats <json>" from tiercache_preload_stats_json.
+ *
+ * Usage: preload_probe <driver library to dlopen when libcuda.so.1 is absent>
+ *        preload_probe --static-check   (built against the static runtime)
+ *        preload_probe --no-cuda        (makes no CUDA call at all)
+ *        preload_probe --shared-budget  (under the library, with a GPU: a
+ *            cached block gives way to an application's cudaMalloc) */
+#include <cuda_runtime_api.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIB (1024u * 1024u)
+
+typedef int (*AllocFn)(unsigned long long*, size_t);
+typedef int (*FreeFn)(unsigned long long);
+typedef int (*GetProcFn)(const char*, void**, int, unsigned long long, int*);
+
+static void* driver;  /* the dlopened driver (or its stub) */
+
+static void* ConcurrentMalloc(void* arg) {
+  void* p = NULL;
+  int rc = (int)cudaMalloc(&p, MIB);
+  if (rc == 0) cudaFree(p);
+  *(int*)arg = rc;
+  return NULL;
+}
+
+/* A thread that never touched the runtime: no current context. */
+static void* DriverAllocWithoutContext(void* arg) {
+  AllocFn alloc = (AllocFn)dlsym(driver, "cuMemAlloc_v2");
+  unsigned long long p = 0;
+  *(int*)arg = alloc == NULL ? -1 : alloc(&p, MIB);
+  return NULL;
+}
+
+static uint64_t Checksum(const unsigned char* data, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i += 4093) h = (h ^ data[i]) * 1099511628211ull;
+  return h;
+}
+
+static void CopyRoundTrip(const char* name, int async) {
+  size_t n = 24 * MIB + 12345;  /* above the staging threshold, not a chunk multiple */
+  unsigned char* host = malloc(n);
+  unsigned char* back = calloc(1, n);
+  for (size_t i = 0; i < n; ++i) host[i] = (unsigned char)(i * 131 + 7);
+  void* dev = NULL;
+  int alloc_rc = (int)cudaMalloc(&dev, n);
+  int rc = async ? (int)cudaMemcpyAsync(dev, host, n, cudaMemcpyHostToDevice, 0)
+                 : (int)cudaMemcpy(dev, host, n, cudaMemcpyHostToDevice);
+  if (async) {
+    memset(host, 0, n); /* the caller may reuse its pageable buffer once the call returned */
+    (void)cudaStreamSynchronize(0);
+    for (size_t i = 0; i < n; ++i) host[i] = (unsigned char)(i * 131 + 7);
+  }
+  int back_rc = (int)cudaMemcpy(back, dev, n, cudaMemcpyDeviceToHost);
+  printf("%s_alloc %d\n%s %d\n%s_back %d\n", name, alloc_rc, name, rc, name, back_rc);
+  printf("%s_same %d\n", name, alloc_rc == 0 && rc == 0 && back_rc == 0 ? memcmp(host, back, n) == 0 : -1);
+  printf("%s_checksum %llu\n", name, (unsigned long long)(rc == 0 ? Checksum(back, n) : 0));
+  if (alloc_rc == 0) printf("%s_free %d\n", name, (int)cudaFree(dev));
+  free(host);
+  free(back);
+}
+
+/* Under the library: registers a 256 MiB block in the hosted runtime, makes
+ * it GPU-resident, then asks cudaMalloc for most of the budget (set by the
+ * caller through TIERCACHE_GPU_BUDGET_BYTES). Prints each step's code. */
+static int SharedBudget(void) {
+  typedef int (*RuntimeFn)(void**);
+  typedef int (*RegisterFn)(void*, const char*, const void*, uint64_t, const char*, uint64_t, uint64_t*);
+  typedef int (*AcquireFn)(void*, uint64_t, void*, void**);
+  typedef int (*ReleaseFn)(void*, uint64_t, void*);
+  typedef int (*DrainFn)(void*);
+  typedef int (*CloseFn)(void*);
+  RuntimeFn get = (RuntimeFn)dlsym(RTLD_DEFAULT, "tiercache_preload_runtime");
+  RegisterFn reg = (RegisterFn)dlsym(RTLD_DEFAULT, "tiercache_register_buffer");
+  AcquireFn acquire = (AcquireFn)dlsym(RTLD_DEFAULT, "tiercache_acquire");
+  ReleaseFn release = (ReleaseFn)dlsym(RTLD_DEFAULT, "tiercache_release");
+  DrainFn drain = (DrainFn)dlsym(RTLD_DEFAULT, "tiercache_drain");
+  CloseFn close_fn = (CloseFn)dlsym(RTLD_DEFAULT, "tiercache_close");
+  if (!get || !reg || !acquire || !release || !drain || !close_fn) {
+    printf("shared_budget_symbols 0\n");
+    return 0;
+  }
+  void* rt = NULL;
+  int rc = get(&rt);
+  printf("runtime %d\n", rc);
+  if (rc != 0) return 0;
+  size_t block_bytes = 256u * MIB;
+  unsigned char* data = malloc(block_bytes);
+  memset(data, 7, block_bytes);
+  uint64_t block = 0;
+  printf("register %d\n", reg(rt, "weights", data, block_bytes, "dram", UINT64_MAX, &block));
+  void* device = NULL;
+  printf("acquire %d\n", acquire(rt, block, NULL, &device));
+  printf("release %d\n", release(rt, block, NULL));
+  printf("drain %d\n", drain(rt));
+  printf("close_refused %d\n", close_fn(rt));
+  void* big = NULL;
+  rc = (int)cudaMalloc(&big, 900u * MIB);  /* fits the 1 GiB budget only without the block */
+  printf("app_malloc %d\n", rc);
+  if (rc == 0) printf("app_free %d\n", (int)cudaFree(big));
+  printf("acquire_again %d\n", acquire(rt, block, NULL, &device));
+  printf("release_again %d\n", release(rt, block, NULL));
+  free(data);
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "--shared-budget") == 0) return SharedBudget();
+  if (argc > 1 && strcmp(argv[1], "--no-cuda") == 0) return 0;  /* a helper that never calls CUDA */
+  if (argc > 1 && strcmp(argv[1], "--static-check") == 0) {
+    void* p = NULL;
+    printf("static_malloc %d\n", (int)cudaMalloc(&p, 16));
+    return 0;
+  }
+  /* Several threads make the first calls at once: the library initialises once. */
+  pthread_t threads[4];
+  int codes[4];
+  for (int i = 0; i < 4; ++i) pthread_create(&threads[i], NULL, ConcurrentMalloc, &codes[i]);
+  for (int i = 0; i < 4; ++i) pthread_join(threads[i], NULL);
+  for (int i = 0; i < 4; ++i) printf("concurrent_malloc %d\n", codes[i]);
+
+  void* p = NULL;
+  int rc = (int)cudaMalloc(&p, MIB);
+  printf("malloc %d\n", rc);
+  if (rc == 0) printf("free %d\n", (int)cudaFree(p));
+  printf("malloc_null %d\n", (int)cudaMalloc(NULL, 16));
+  printf("malloc_zero %d\n", (int)cudaMalloc(&p, 0));
+  printf("free_foreign %d\n", (int)cudaFree((void*)(uintptr_t)0x1000));
+  printf("free_null %d\n", (int)cudaFree(NULL));
+  p = NULL;
+  rc = (int)cudaMallocAsync(&p, 4096, 0);
+  printf("malloc_async %d\n", rc);
+  if (rc == 0) printf("free_async %d\n", (int)cudaFreeAsync(p, 0));
+  printf("free_async_foreign %d\n", (int)cudaFreeAsync((void*)(uintptr_t)0x2000, 0));
+  printf("malloc_from_null_pool %d\n", (int)cudaMallocFromPoolAsync(&p, 4096, NULL, 0));
+  (void)cudaGetLastError();
+
+  CopyRoundTrip("memcpy", 0);
+  CopyRoundTrip("memcpy_async", 1);
+  printf("memcpy_small %d\n", (int)cudaMemcpy(&p, &rc, sizeof(rc), cudaMemcpyHostToHost));
+
+  void* fn = NULL;
+  enum cudaDriverEntryPointQueryResult status = cudaDriverEntryPointSymbolNotFound;
+  rc = (int)cudaGetDriverEntryPointByVersion("cuMemAlloc", &fn, 12000, cudaEnableDefault, &status);
+  printf("entry_point_by_version %d %d %d\n", rc, (int)status, fn != NULL);
+  if (rc == 0 && fn != NULL) {
+    unsigned long long d = 0;
+    int arc = ((AllocFn)fn)(&d, MIB);
+    printf("entry_point_alloc %d\n", arc);
+    void* free_fn = NULL;
+    cudaGetDriverEntryPointByVersion("cuMemFree", &free_fn, 12000, cudaEnableDefault, &status);
+    if (arc == 0 && free_fn != NULL) printf("entry_point_free %d\n", ((FreeFn)free_fn)(d));
+  }
+
+  /* RTLD_NEXT and RTLD_DEFAULT answers depend on who asks: the library's
+   * dlsym must hand them to glibc as if this program had asked. */
+  printf("dlsym_next_is_bound %d\n", dlsym(RTLD_NEXT, "cudaMalloc") == (void*)&cudaMalloc);
+  printf("dlsym_default_is_bound %d\n", dlsym(RTLD_DEFAULT, "cudaMalloc") == (void*)&cudaMalloc);
+
+  /* An engine that dlopens the runtime and looks cudaMalloc up by name. */
+  void* runtime = dlopen("libcudart.so.13", RTLD_NOW | RTLD_NOLOAD);
+  printf("runtime_dlopen %d\n", runtime != NULL);
+  if (runtime != NULL) {
+    cudaError_t (*by_name)(void**, size_t) = (cudaError_t(*)(void**, size_t))dlsym(runtime, "cudaMalloc");
+    rc = by_name == NULL ? -1 : (int)by_name(&p, 2 * MIB);
+    printf("dlsym_malloc %d\n", rc);
+    if (rc == 0) cudaFree(p);
+  }
+
+  /* The driver, dlopened: the real libcuda.so.1 when there is one, else the
+   * toolkit's stub (every call returns CUDA_ERROR_STUB_LIBRARY). */
+  driver = dlopen("libcuda.so.1", RTLD_NOW);
+  printf("driver_is_stub %d\n", driver == NULL);
+  if (driver == NULL && argc > 1) driver = dlopen(argv[1], RTLD_NOW);
+  printf("driver_dlopen %d\n", driver != NULL);
+  if (driver != NULL) {
+    AllocFn alloc = (AllocFn)dlsym(driver, "cuMemAlloc_v2");
+    FreeFn dfree = (FreeFn)dlsym(driver, "cuMemFree_v2");
+    unsigned long long d = 0;
+    rc = alloc == NULL ? -1 : alloc(&d, MIB);
+    printf("driver_alloc %d\n", rc);
+    if (rc == 0) printf("driver_free %d\n", dfree(d));
+    printf("driver_free_foreign %d\n", dfree == NULL ? -1 : dfree(0x3000));
+    GetProcFn get_proc = (GetProcFn)dlsym(driver, "cuGetProcAddress_v2");
+    void* found = NULL;
+    int found_status = -1;
+    rc = get_proc == NULL ? -1 : get_proc("cuMemAlloc", &found, 12000, 0, &found_status);
+    printf("driver_get_proc %d %d %d\n", rc, found_status, found != NULL);
+    pthread_t t;
+    int no_context = 0;
+    pthread_create(&t, NULL, DriverAllocWithoutContext, &no_context);
+    pthread_join(t, NULL);
+    printf("driver_alloc_no_context %d\n", no_context);
+  }
+
+  int (*stats)(char*, size_t, size_t*) =
+      (int (*)(char*, size_t, size_t*))dlsym(RTLD_DEFAULT, "tiercache_preload_stats_json");
+  if (stats != NULL) {
+    size_t needed = 0;
+    int first = stats(NULL, 0, &needed);
+    char* text = malloc(needed);
+    int second = stats(text, needed, NULL);
+    fprintf(stderr, "stats_rc %d %d\nstats %s\n", first, second, text);
+    free(text);
+  }
+  return 0;
+}
