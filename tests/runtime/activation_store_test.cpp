@@ -124,6 +124,9 @@ TEST(ActivationStoreTest, KeptMemoryIsReusableOnceAStreamWaitedForTheSave) {
         ASSERT_TRUE(h.ok()) << h.status().ToString();
         spilled.push_back(*h);
       }
+      // The uploads read `fill` asynchronously: done before it is freed
+      // (TSan caught the free racing the last copy).
+      ASSERT_TRUE(s.rig.device->StreamSynchronize(s.rig.stream).ok());
     }
     const auto data = Pattern(3 * kMiB, spill ? 9 : 8);
     void* ptr = s.Upload(data);
