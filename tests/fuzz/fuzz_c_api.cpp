@@ -17,6 +17,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,7 @@ Harness& Global() {
     const char* tmp = std::getenv("TMPDIR");
     h->dir = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/tcfuzz-api-XXXXXX";
     if (mkdtemp(h->dir.data()) == nullptr) std::abort();
+    std::atexit([] { std::filesystem::remove_all(Global().dir); });
     for (size_t i = 0; i < kHostBytes; ++i) h->source[i] = static_cast<unsigned char>(i * 31 + 7);
     h->file = h->dir + "/weights.bin";
     FILE* f = std::fopen(h->file.c_str(), "wb");

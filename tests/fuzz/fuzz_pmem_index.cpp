@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -54,6 +55,9 @@ const Pristine& Setup() {
     const char* tmp = std::getenv("TMPDIR");
     std::string dir = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/tcfuzz-XXXXXX";
     if (mkdtemp(dir.data()) == nullptr) std::abort();
+    static std::string made;
+    made = dir;
+    std::atexit([] { std::filesystem::remove_all(made); });
     p->path = dir + "/index.pmem";
     PmemTierOptions options;
     options.path = p->path;
