@@ -7,6 +7,8 @@
 #include <type_traits>
 
 #include "alloc/cuda_driver.h"
+#include "codec/bf16_decode_cuda.h"
+#include "codec/bf16_format.h"
 #include "common/log.h"
 
 namespace tiercache {
@@ -209,6 +211,13 @@ Status CudaDevice::MemsetAsync(void* dst, int value, size_t bytes, Stream stream
   if (bytes == 0) return Status::Ok();
   if (stream == nullptr) TC_RETURN_IF_ERROR(UseDevice());
   return FromCuda(cudaMemsetAsync(dst, value, bytes, AsCudaStream(stream)), "cudaMemsetAsync");
+}
+
+Status CudaDevice::DecodeAsync(const codec::Bf16DecodeJob& job, Stream stream) {
+  TC_RETURN_IF_ERROR(codec::CheckBf16DecodeJob(job));
+  TC_RETURN_IF_ERROR(UseDevice());  // a launch goes to the current device
+  return FromCuda(static_cast<cudaError_t>(codec::LaunchBf16DecodeKernel(job, stream)),
+                  "bf16 decode kernel launch");
 }
 
 Status CudaDevice::LaunchHostFunc(Stream stream, void (*fn)(void*), void* arg) {

@@ -78,6 +78,8 @@ class CudaDevice final : public Device {
                    Stream stream) override;
   Status MemsetAsync(void* dst, int value, size_t bytes, Stream stream) override;
   Status LaunchHostFunc(Stream stream, void (*fn)(void*), void* arg) override;
+  // Launches the codec's decode kernel (codec/bf16_decode_cuda.h).
+  Status DecodeAsync(const codec::Bf16DecodeJob& job, Stream stream) override;
 
   Status RecordEvent(Event event, Stream stream) override;
   Status StreamWaitEvent(Stream stream, Event event) override;

@@ -24,6 +24,7 @@
 #include <memory>
 #include <string>
 
+#include "codec/bf16_layout.h"
 #include "common/status.h"
 
 namespace tiercache {
@@ -105,6 +106,19 @@ class Device {
   // Runs fn(arg) on a runtime thread once all earlier work on `stream` is
   // done; later work waits for it. fn must not call into the device.
   virtual Status LaunchHostFunc(Stream stream, void (*fn)(void*), void* arg) = 0;
+
+  // Decodes chunks of a block held in the bf16 codec's encoding
+  // (codec/bf16_layout.h, docs/codec.md) as stream work: later work on
+  // `stream` sees the decoded bytes, and the host never waits. Every pointer
+  // in `job` is device memory (codec::MakeBf16DecodeJob builds the job). The
+  // CUDA device launches the decode kernel; the emulated device runs the CPU
+  // decoder on the stream's worker. The call reports a bad job
+  // (kInvalidArgument) or launch failure; a malformed record found while
+  // decoding sets *job.error (when set) nonzero and leaves its chunk
+  // unspecified. Devices without a decoder return kUnsupported.
+  virtual Status DecodeAsync(const codec::Bf16DecodeJob& job, Stream stream) {
+    return Status::Unsupported("this device has no bf16 decoder");
+  }
 
   virtual Status RecordEvent(Event event, Stream stream) = 0;
   virtual Status StreamWaitEvent(Stream stream, Event event) = 0;

@@ -11,6 +11,8 @@
 
 #include <sys/mman.h>
 
+#include "codec/bf16_decoder.h"
+#include "codec/bf16_format.h"
 #include "common/units.h"
 
 namespace tiercache {
@@ -42,7 +44,7 @@ struct Marker {
 };
 
 struct Op {
-  enum class Kind { kCopy, kMemset, kHostFunc, kRecord, kWait } kind = Kind::kHostFunc;
+  enum class Kind { kCopy, kMemset, kHostFunc, kRecord, kWait, kDecode } kind = Kind::kHostFunc;
   int64_t delay_us = 0;  // copy_delay at enqueue time, so a test can delay one copy only
   void* dst = nullptr;
   const void* src = nullptr;
@@ -51,6 +53,7 @@ struct Op {
   void (*fn)(void*) = nullptr;
   void* arg = nullptr;
   std::shared_ptr<Marker> marker;
+  std::shared_ptr<const codec::Bf16DecodeJob> job;
 };
 
 uint64_t MemoryFromEnvironment() {
@@ -132,6 +135,10 @@ struct EmulatedDevice::StreamState {
         break;
       case Op::Kind::kHostFunc:
         op.fn(op.arg);
+        break;
+      case Op::Kind::kDecode:
+        Delay(op.delay_us);
+        (void)codec::DecodeBf16Chunks(*op.job);  // damage is reported through job.error
         break;
       case Op::Kind::kRecord:
         op.marker->Complete();
@@ -307,6 +314,26 @@ Status EmulatedDevice::MemsetAsync(void* dst, int value, size_t bytes, Stream ha
   return Status::Ok();
 }
 
+Status EmulatedDevice::DecodeAsync(const codec::Bf16DecodeJob& job, Stream handle) {
+  TC_ASSIGN_OR_RETURN(StreamState * stream, FindStream(handle));
+  TC_RETURN_IF_ERROR(codec::CheckBf16DecodeJob(job));
+  {
+    std::shared_lock<std::shared_mutex> lock(memory_mutex_);
+    TC_RETURN_IF_ERROR(CheckDeviceRange(job.directory, 8 * (size_t{job.chunk_count} + 1), "decode directory"));
+    if (job.chunk_count > 0) TC_RETURN_IF_ERROR(CheckDeviceRange(job.records, job.records_bytes, "decode records"));
+    const uint64_t output = codec::Bf16JobOutputBytes(job);
+    if (output > 0) TC_RETURN_IF_ERROR(CheckDeviceRange(job.output, output, "decode output"));
+    if (job.error != nullptr) TC_RETURN_IF_ERROR(CheckDeviceRange(job.error, 4, "decode error word"));
+  }
+  Op op;
+  op.kind = Op::Kind::kDecode;
+  op.job = std::make_shared<const codec::Bf16DecodeJob>(job);
+  op.delay_us = copy_delay_us_.load(std::memory_order_relaxed);
+  if (!stream->Enqueue(std::move(op))) return Status::InvalidArgument("stream is being destroyed");
+  decodes_.fetch_add(1, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
 Status EmulatedDevice::LaunchHostFunc(Stream handle, void (*fn)(void*), void* arg) {
   if (fn == nullptr) return Status::InvalidArgument("LaunchHostFunc with a null function");
   TC_ASSIGN_OR_RETURN(StreamState * stream, FindStream(handle));
@@ -411,6 +438,7 @@ EmulatedDeviceStats EmulatedDevice::stats() const {
   out.copies = copies_.load();
   out.memsets = memsets_.load();
   out.host_funcs = host_funcs_.load();
+  out.decodes = decodes_.load();
   out.unknown_stream_calls = unknown_stream_calls_.load();
   out.pinned_host_copies = pinned_copies_.load();
   out.pageable_host_copies = pageable_copies_.load();

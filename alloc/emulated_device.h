@@ -57,6 +57,7 @@ struct EmulatedDeviceStats {
   uint64_t copies = 0;
   uint64_t memsets = 0;
   uint64_t host_funcs = 0;
+  uint64_t decodes = 0;
   uint64_t pinned_host_copies = 0;    // host side inside a registered range
   uint64_t pageable_host_copies = 0;  // host side not registered
   uint64_t live_streams = 0;
@@ -105,6 +106,9 @@ class EmulatedDevice final : public Device {
                    Stream stream) override;
   Status MemsetAsync(void* dst, int value, size_t bytes, Stream stream) override;
   Status LaunchHostFunc(Stream stream, void (*fn)(void*), void* arg) override;
+  // The CPU decoder (codec/bf16_decoder.h) on the stream's worker; the job's
+  // directory, records, output and error word must lie in device memory.
+  Status DecodeAsync(const codec::Bf16DecodeJob& job, Stream stream) override;
 
   Status RecordEvent(Event event, Stream stream) override;
   Status StreamWaitEvent(Stream stream, Event event) override;
@@ -149,7 +153,7 @@ class EmulatedDevice final : public Device {
   std::unordered_set<EventState*> events_;
   std::atomic<uint64_t> destroyed_streams_{0};
 
-  std::atomic<uint64_t> copies_{0}, memsets_{0}, host_funcs_{0};
+  std::atomic<uint64_t> copies_{0}, memsets_{0}, host_funcs_{0}, decodes_{0};
   mutable std::atomic<uint64_t> unknown_stream_calls_{0};
   std::atomic<uint64_t> pinned_copies_{0}, pageable_copies_{0};
 

@@ -62,6 +62,9 @@ class FaultInjectingDevice final : public Device {
   Status LaunchHostFunc(Stream s, void (*fn)(void*), void* arg) override {
     return inner_->LaunchHostFunc(s, fn, arg);
   }
+  Status DecodeAsync(const codec::Bf16DecodeJob& job, Stream s) override {
+    return inner_->DecodeAsync(job, s);
+  }
   Status RecordEvent(Event e, Stream s) override { return inner_->RecordEvent(e, s); }
   Status StreamWaitEvent(Stream s, Event e) override { return inner_->StreamWaitEvent(s, e); }
   Result<bool> EventQuery(Event e) override { return inner_->EventQuery(e); }

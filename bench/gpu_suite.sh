@@ -17,6 +17,10 @@
 #   bench-tool  tiercache-bench on its default workload
 #   stress      tiercache-bench stress on the real device: 8 threads on 4
 #               streams, every byte verified, resident memory reported
+#   codec       codec_device_gpu_test (the decode kernel, bit-exact), then
+#               codec_bench: ratio table, kernel decode throughput against a
+#               device-to-device copy, 16 x 350 MiB streamed with and without
+#               compression against the pinned copy peak, bit-exact
 #   fio         bench/fio_compare.sh on the machine's local disk
 #   torch       bench/torch_offload.sh: PyTorch weight and activation offload
 #               against all-on-GPU, a pinned double buffer, accelerate and
@@ -64,6 +68,11 @@ for step in $steps; do
       TIERCACHE_DEVICE=cuda timeout 300 engine_bench --json="$work/engine_bench.json" \
         >"$work/engine_bench.txt" 2>&1
       echo "rc=$?"; cat "$work/engine_bench.txt" ;;
+    codec)
+      TIERCACHE_DEVICE=cuda timeout 120 codec_device_gpu_test >"$work/codec_device_gpu_test.txt" 2>&1
+      echo "codec_device_gpu_test rc=$?"; tail -n 3 "$work/codec_device_gpu_test.txt"
+      TIERCACHE_DEVICE=cuda timeout 500 codec_bench >"$work/codec_bench.txt" 2>&1
+      echo "codec_bench rc=$?"; cat "$work/codec_bench.txt" ;;
     bench-tool)
       (cd "$work" && timeout 120 tiercache-bench --json="$work/tiercache-bench.json" \
         >"$work/tiercache-bench.txt" 2>&1; echo "rc=$?")

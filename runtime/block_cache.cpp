@@ -21,6 +21,7 @@ void BlockCache::TouchLocked(Block* b, bool inserted) {
     gpu_policy_->OnInsert(b->id, b->bytes);
   } else {
     gpu_policy_->OnTick(++clock_);
+    last_acquired_ = b->id;
     // Policies compare alternatives only while the cache is short of room.
     if (!AllOnGpuLocked()) gpu_policy_->OnRequest(b->id, b->bytes);
     gpu_policy_->OnAccess(b->id);
@@ -199,8 +200,12 @@ Status BlockCache::Load(Block* b, uint64_t min_victim_next_use) {
     const bool fill = config_.verify_checksums && checksums == nullptr && !from_dram;
     std::function<void()> on_complete;
     if (from_dram) on_complete = [b] { b->dram_readers.fetch_sub(1, std::memory_order_acq_rel); };
-    job = transfer_->Upload(source, ptr, b->bytes, wait_event, checksums,
-                            fill ? filled.get() : nullptr, std::move(on_complete));
+    if (b->encoded && !from_dram) {
+      job = transfer_->UploadEncoded(source, ptr, b->bytes, wait_event, std::move(on_complete));
+    } else {
+      job = transfer_->Upload(source, ptr, b->bytes, wait_event, checksums,
+                              fill ? filled.get() : nullptr, std::move(on_complete));
+    }
     status = job->WaitEnqueued();
     if (status.ok()) {
       if (fill && !filled->empty()) {

@@ -59,6 +59,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -67,6 +68,7 @@
 
 #include "alloc/device.h"
 #include "alloc/device_allocator.h"
+#include "codec/compression.h"
 #include "prefetch/access_predictor.h"
 #include "prefetch/prefetcher.h"
 #include "runtime/config.h"
@@ -94,6 +96,18 @@ struct BlockInfo {
   uint32_t pins = 0;          // acquires not yet released and fenced
 };
 
+// The compressed blocks (a snapshot). The ratio a run achieved is
+// stored_bytes / raw_bytes; over the link, moved_bytes / decoded_bytes.
+struct CodecStats {
+  uint64_t blocks = 0;         // registered encoded, alive
+  uint64_t raw_bytes = 0;      // their decoded size
+  uint64_t stored_bytes = 0;   // their encoded size in the home tier (DRAM)
+  uint64_t uploads = 0;        // encoded uploads enqueued
+  uint64_t moved_bytes = 0;    // encoded bytes copied to the device by them
+  uint64_t decoded_bytes = 0;  // bytes they delivered decoded
+  uint64_t runs = 0;           // runs of chunks through the device staging ring
+};
+
 class BlockCache {
  public:
   // `dram` (may be null) is the host cache tier for demotions and the source
@@ -114,9 +128,14 @@ class BlockCache {
 
   // ---- registry (block_registry.cpp) ---------------------------------------
   Result<GroupId> CreateGroup(std::string name);
-  // Copies data[0, bytes) into a new extent of `home`.
+  // Copies data[0, bytes) into a new extent of `home`. `compression`
+  // (default: the config's) may store the bf16 codec's encoding instead
+  // (docs/codec.md): bf16 always, auto when it saves 10%. Encoded blocks need
+  // the DRAM tier as home: bf16 elsewhere is kUnsupported, auto stores the
+  // bytes as given.
   Result<BlockId> RegisterFromBuffer(std::string name, const void* data, uint64_t bytes,
-                                     Tier* home, GroupId group = kNoGroup);
+                                     Tier* home, GroupId group = kNoGroup,
+                                     std::optional<codec::Compression> compression = std::nullopt);
   // Copies [offset, offset + bytes) of the file at `path` into `home`.
   Result<BlockId> RegisterFromFile(std::string name, const std::string& path, uint64_t offset,
                                    uint64_t bytes, Tier* home, GroupId group = kNoGroup);
@@ -188,6 +207,8 @@ class BlockCache {
   Status Drain();
 
   RuntimeStats& stats() { return stats_; }
+  // Blocks stored in the bf16 codec's encoding and what their uploads moved.
+  CodecStats codec_stats() const;
   int gpu_stats_slot() const { return gpu_slot_; }
   uint64_t gpu_cached_bytes() const;
   TransferEngine& transfer() { return *transfer_; }
@@ -361,6 +382,7 @@ class BlockCache {
   uint64_t cached_bytes_ = 0;                           // GUARDED_BY(mutex_)
   uint64_t registered_bytes_ = 0;                       // GUARDED_BY(mutex_); of alive blocks
   uint64_t clock_ = 0;                                  // GUARDED_BY(mutex_)
+  BlockId last_acquired_ = UINT64_MAX;                  // GUARDED_BY(mutex_); spared as a victim
   struct Fence {
     Event event;
     std::vector<BlockId> blocks;
@@ -389,6 +411,9 @@ class BlockCache {
   // DRAM staging: its own thread, so its reads overlap the transfer
   // engine's uploads and never wait behind a GPU prefetch waiting for room.
   bool dram_staging_on_ = false;        // fixed at Create
+  uint64_t encoded_blocks_ = 0;         // GUARDED_BY(mutex_): alive blocks stored encoded
+  uint64_t encoded_raw_bytes_ = 0;      // GUARDED_BY(mutex_): their decoded size
+  uint64_t encoded_stored_bytes_ = 0;   // GUARDED_BY(mutex_): their encoded size
   uint64_t slow_homed_blocks_ = 0;      // GUARDED_BY(mutex_): alive blocks homed off-DMA
   std::condition_variable stage_cv_;    // with mutex_: work may be there
   std::condition_variable stage_done_cv_;  // with mutex_: a staging read ended or the thread idles

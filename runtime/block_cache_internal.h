@@ -25,6 +25,9 @@ struct BlockCache::Block {
   Tier* home = nullptr;
   Extent home_extent;
   bool owns_home = false;
+  // The home extent holds the bf16 codec's encoding of the block's `bytes`
+  // (see docs/codec.md); uploads decode on the GPU. DRAM homes only.
+  bool encoded = false;
   GroupId group = kNoGroup;
   bool alive = true;
   // CRC32C per chunk_bytes of the block; empty until known.

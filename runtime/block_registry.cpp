@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "runtime/block_cache.h"
 #include "runtime/block_cache_internal.h"
+#include "codec/bf16_encoder.h"
 #include "runtime/checksum.h"
 
 namespace tiercache {
@@ -182,22 +183,53 @@ std::vector<uint32_t> ChunkChecksums(const unsigned char* data, uint64_t bytes, 
 }  // namespace
 
 Result<BlockId> BlockCache::RegisterFromBuffer(std::string name, const void* data, uint64_t bytes,
-                                               Tier* home, GroupId group) {
+                                               Tier* home, GroupId group,
+                                               std::optional<codec::Compression> compression) {
   if (home == nullptr || data == nullptr || bytes == 0) {
     return Status::InvalidArgument("cache: register needs a home tier, data and bytes > 0");
   }
-  TC_ASSIGN_OR_RETURN(Extent extent, home->Allocate(bytes));
-  Status s = home->Write(extent, 0, data, bytes);
+  codec::Compression mode = codec::Compression::kOff;
+  if (compression.has_value()) {
+    mode = *compression;
+  } else {
+    TC_ASSIGN_OR_RETURN(mode, codec::ParseCompression(config_.compression));
+  }
+  std::vector<uint8_t> encoded;
+  if (mode != codec::Compression::kOff) {
+    if (home != dram_) {
+      if (mode == codec::Compression::kBf16) {
+        return Status::Unsupported("cache: compression=bf16 needs the DRAM tier as home, not " + home->name());
+      }
+    } else {
+      TC_ASSIGN_OR_RETURN(encoded, codec::EncodeBf16(data, bytes));
+      if (!codec::KeepEncoding(mode, bytes, encoded.size())) encoded.clear();
+    }
+  }
+  const bool keep_encoded = !encoded.empty();
+  const void* stored = keep_encoded ? encoded.data() : data;
+  const uint64_t stored_bytes = keep_encoded ? encoded.size() : bytes;
+  TC_ASSIGN_OR_RETURN(Extent extent, home->Allocate(stored_bytes));
+  Status s = home->Write(extent, 0, stored, stored_bytes);
   if (!s.ok()) {
     (void)home->Free(extent);
     return s;
   }
   std::vector<uint32_t> sums;
   if (config_.verify_checksums) {
-    sums = ChunkChecksums(static_cast<const unsigned char*>(data), bytes, config_.chunk_bytes);
+    sums = ChunkChecksums(static_cast<const unsigned char*>(stored), stored_bytes, config_.chunk_bytes);
   }
   Result<BlockId> id = AddBlock(std::move(name), bytes, home, extent, true, group, std::move(sums));
-  if (!id.ok()) (void)home->Free(extent);
+  if (!id.ok()) {
+    (void)home->Free(extent);
+    return id;
+  }
+  if (keep_encoded) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    blocks_[*id]->encoded = true;
+    encoded_blocks_ += 1;
+    encoded_raw_bytes_ += bytes;
+    encoded_stored_bytes_ += stored_bytes;
+  }
   return id;
 }
 
@@ -275,6 +307,22 @@ Result<BlockId> BlockCache::RegisterFromKey(std::string name, Tier* home, uint64
   return RegisterFromTier(std::move(name), home, extent, group);
 }
 
+CodecStats BlockCache::codec_stats() const {
+  CodecStats s;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    s.blocks = encoded_blocks_;
+    s.raw_bytes = encoded_raw_bytes_;
+    s.stored_bytes = encoded_stored_bytes_;
+  }
+  const EncodedUploadStats moved = transfer_->encoded_stats();
+  s.uploads = moved.uploads;
+  s.moved_bytes = moved.encoded_bytes;
+  s.decoded_bytes = moved.decoded_bytes;
+  s.runs = moved.runs;
+  return s;
+}
+
 Status BlockCache::Unregister(BlockId id) {
   DeviceFrees frees;
   std::shared_ptr<TransferJob> pending_demotion;
@@ -305,6 +353,11 @@ Status BlockCache::Unregister(BlockId id) {
     if (b->gpu == Block::Gpu::kResident) EvictBlockLocked(b, /*demote=*/false, &frees);
     b->alive = false;  // no new acquires from here on
     registered_bytes_ -= b->bytes;
+    if (b->encoded) {
+      encoded_blocks_ -= 1;
+      encoded_raw_bytes_ -= b->bytes;
+      encoded_stored_bytes_ -= b->home_extent.length;
+    }
     if (const AttachedTier* home = FindTierLocked(b->home); home != nullptr && !home->direct) {
       --slow_homed_blocks_;
     }

@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <new>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -210,6 +211,25 @@ int tiercache_register_buffer(tiercache_runtime* runtime, const char* name, cons
     if (data == nullptr) return Null("data");
     TC_ASSIGN_OR_RETURN(tiercache::Tier * home, HomeTier(runtime, home_tier));
     TC_ASSIGN_OR_RETURN(*out, rt.cache().RegisterFromBuffer(NameOf(name), data, bytes, home, group));
+    return Status::Ok();
+  });
+}
+
+int tiercache_register_buffer_compressed(tiercache_runtime* runtime, const char* name,
+                                         const void* data, uint64_t bytes, const char* home_tier,
+                                         tiercache_group group, const char* compression,
+                                         tiercache_block* out) {
+  TC_WITH_RUNTIME({
+    if (out == nullptr) return Null("out");
+    if (data == nullptr) return Null("data");
+    std::optional<tiercache::codec::Compression> mode;
+    if (compression != nullptr) {
+      tiercache::Result<tiercache::codec::Compression> parsed = tiercache::codec::ParseCompression(compression);
+      if (!parsed.ok()) return parsed.status();
+      mode = *parsed;
+    }
+    TC_ASSIGN_OR_RETURN(tiercache::Tier * home, HomeTier(runtime, home_tier));
+    TC_ASSIGN_OR_RETURN(*out, rt.cache().RegisterFromBuffer(NameOf(name), data, bytes, home, group, mode));
     return Status::Ok();
   });
 }

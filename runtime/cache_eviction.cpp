@@ -96,13 +96,25 @@ void BlockCache::PollFencesLocked() {
 
 bool BlockCache::EvictOneLocked(DeviceFrees* frees, uint64_t* freed_bytes,
                                 uint64_t min_next_use) {
-  auto evictable = [this, min_next_use](BlockId id) {
+  bool spare_last = true;
+  auto evictable = [this, min_next_use, &spare_last](BlockId id) {
     const Block* b = id < blocks_.size() ? blocks_[id].get() : nullptr;
-    return b != nullptr && EvictableLocked(b, /*allow_pending=*/true) &&
-           (min_next_use == 0 || NextUseOfLocked(b) >= min_next_use);
+    if (b == nullptr || !EvictableLocked(b, /*allow_pending=*/true)) return false;
+    if (min_next_use != 0 && NextUseOfLocked(b) < min_next_use) return false;
+    // The block acquired last, while its work is still pending, is spared
+    // when another victim will do: an engine's host runs ahead of its
+    // stream, and a copy into memory freed behind the work just enqueued
+    // would wait for that work and then hold up the next, serialising copy
+    // and compute. Sparing it makes the ring two deep (the second slot of a
+    // double buffer) at most one block a cycle dearer than MIN.
+    return !(spare_last && id == last_acquired_ && b->pins > 0);
   };
   PollFencesLocked();
   std::optional<BlockId> victim = gpu_policy_->ChooseVictim(evictable);
+  if (!victim) {
+    spare_last = false;
+    victim = gpu_policy_->ChooseVictim(evictable);
+  }
   if (!victim && !unfenced_.empty()) {
     FenceAllLocked();
     PollFencesLocked();

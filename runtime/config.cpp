@@ -7,6 +7,7 @@
 #include <sstream>
 #include <variant>
 
+#include "codec/compression.h"
 #include "runtime/json.h"
 
 namespace tiercache {
@@ -49,6 +50,7 @@ const std::vector<Field>& Fields() {
       {"prefetch_lookahead", FieldType::kInt, &C::prefetch_lookahead},
       {"dram_prefetch_lookahead", FieldType::kInt, &C::dram_prefetch_lookahead},
       {"acquire_wait_ms", FieldType::kInt, &C::acquire_wait_ms},
+      {"compression", FieldType::kString, &C::compression},
       {"activation_spill_to_nvme", FieldType::kBool, &C::activation_spill_to_nvme},
   };
   return fields;
@@ -203,6 +205,9 @@ Status ValidateConfig(const RuntimeConfig& c) {
   if (!KnownPolicy(c.dram_policy)) {
     return Status::InvalidArgument("config: dram_policy '" + c.dram_policy +
                                    "' is not one of lru, arc, s3fifo, next-use");
+  }
+  if (Result<codec::Compression> mode = codec::ParseCompression(c.compression); !mode.ok()) {
+    return Status::InvalidArgument("config: " + mode.status().message());
   }
   if (c.prefetch != "learn" && c.prefetch != "hints" && c.prefetch != "off") {
     return Status::InvalidArgument("config: prefetch '" + c.prefetch +

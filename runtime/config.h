@@ -77,6 +77,11 @@ struct RuntimeConfig {
   // reporting kOutOfSpace.
   int64_t acquire_wait_ms = 10000;
 
+  // How RegisterFromBuffer stores blocks by default (docs/codec.md): off,
+  // bf16 (the lossless bf16 codec, decoded on the GPU) or auto (bf16 when it
+  // saves at least 10%). Encoded blocks are homed in DRAM.
+  std::string compression = "off";
+
   // ---- activation store -------------------------------------------------
   bool activation_spill_to_nvme = true;  // when DRAM is full
 };

@@ -117,6 +117,17 @@ std::string Runtime::StatsJson() const {
   out += cache.substr(1, cache.size() - 2);
   JsonWriter tail;
   tail.BeginObject();
+  const CodecStats codec = cache_->codec_stats();
+  tail.Key("codec").BeginObject()
+      .Key("blocks").Uint(codec.blocks)
+      .Key("raw_bytes").Uint(codec.raw_bytes)
+      .Key("stored_bytes").Uint(codec.stored_bytes)
+      .Key("ratio").Double(codec.raw_bytes ? static_cast<double>(codec.stored_bytes) / codec.raw_bytes : 1.0)
+      .Key("uploads").Uint(codec.uploads)
+      .Key("moved_bytes").Uint(codec.moved_bytes)
+      .Key("decoded_bytes").Uint(codec.decoded_bytes)
+      .Key("runs").Uint(codec.runs)
+      .EndObject();
   if (activations_ != nullptr) {
     const ActivationStoreStats a = activations_->stats();
     tail.Key("activations").BeginObject()

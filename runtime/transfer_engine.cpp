@@ -136,6 +136,7 @@ TransferEngine::~TransferEngine() {
   }
   queue_cv_.notify_all();
   if (worker_.joinable()) worker_.join();
+  uploader_.reset();  // waits for its streams
   if (upload_stream_ != nullptr) (void)device_->DestroyStream(upload_stream_);
   if (download_stream_ != nullptr) (void)device_->DestroyStream(download_stream_);
   if (notify_stream_ != nullptr) (void)device_->DestroyStream(notify_stream_);
@@ -181,7 +182,12 @@ void TransferEngine::CompleteHostFunc(void* raw) {
 // block's copies and the next's.
 void TransferEngine::Seal(const std::shared_ptr<TransferJob>& job, Stream stream) {
   Status s = device_->RecordEvent(job->done_event_, stream);
-  if (s.ok()) s = device_->StreamWaitEvent(notify_stream_, job->done_event_);
+  if (!s.ok()) return Fail(job, std::move(s));
+  SealRecorded(job);
+}
+
+void TransferEngine::SealRecorded(const std::shared_ptr<TransferJob>& job) {
+  Status s = device_->StreamWaitEvent(notify_stream_, job->done_event_);
   if (!s.ok()) return Fail(job, std::move(s));
   job->self_ = job;  // dropped by MarkComplete on the device thread
   s = device_->LaunchHostFunc(notify_stream_, &TransferEngine::CompleteHostFunc, job.get());
@@ -230,6 +236,56 @@ std::shared_ptr<TransferJob> TransferEngine::Upload(const HostLocation& source, 
   }
   Seal(job, upload_stream_);
   return job;
+}
+
+Result<EncodedUploader*> TransferEngine::Uploader() {
+  std::lock_guard<std::mutex> lock(uploader_mutex_);
+  if (uploader_ == nullptr) {
+    EncodedUploadOptions options;
+    options.slot_bytes = std::max<uint64_t>(options_.chunk_bytes, 1ull << 20);
+    TC_ASSIGN_OR_RETURN(uploader_, EncodedUploader::Create(device_, options));
+  }
+  return uploader_.get();
+}
+
+std::shared_ptr<TransferJob> TransferEngine::UploadEncoded(const HostLocation& source, void* device_dst,
+                                                           uint64_t decoded_bytes, Event wait_event,
+                                                           std::function<void()> on_complete) {
+  auto job = NewJob(source.extent.length, source.stats_slot, gpu_slot_, std::move(on_complete));
+  if (job->enqueued()) return job;  // no event could be had
+  const void* src = source.tier != nullptr ? source.tier->HostAddress(source.extent) : nullptr;
+  if (src == nullptr) {
+    Fail(job, Status::Unsupported("upload: encoded blocks need a home with host addresses (DRAM)"));
+    return job;
+  }
+  Result<EncodedUploader*> uploader = Uploader();
+  if (!uploader.ok()) {
+    Fail(job, uploader.status());
+    return job;
+  }
+  // The decodes write device_dst after what upload_stream() holds so far:
+  // the allocator handed the memory out in that stream's order.
+  Result<Event> order = events_.Get();
+  Status s = order.status();
+  if (s.ok() && wait_event != nullptr) s = device_->StreamWaitEvent(upload_stream_, wait_event);
+  if (s.ok()) s = device_->RecordEvent(*order, upload_stream_);
+  if (s.ok()) {
+    s = (*uploader)->Upload(src, source.extent.length, device_dst, decoded_bytes, *order, job->done_event_);
+  }
+  if (order.ok()) events_.Put(*order);  // the waits on it are enqueued
+  if (!s.ok()) {
+    // Some runs may be enqueued: let them finish before the caller frees device_dst.
+    (void)device_->StreamSynchronize((*uploader)->decode_stream());
+    Fail(job, std::move(s));
+    return job;
+  }
+  SealRecorded(job);
+  return job;
+}
+
+EncodedUploadStats TransferEngine::encoded_stats() const {
+  std::lock_guard<std::mutex> lock(uploader_mutex_);
+  return uploader_ != nullptr ? uploader_->stats() : EncodedUploadStats{};
 }
 
 Status TransferEngine::ReadChunk(const HostLocation& source, uint64_t offset, unsigned char* dst,
@@ -421,6 +477,10 @@ Status TransferEngine::Drain() {
   }
   Status a = upload_stream_ ? device_->StreamSynchronize(upload_stream_) : Status::Ok();
   Status b = download_stream_ ? device_->StreamSynchronize(download_stream_) : Status::Ok();
+  {
+    std::lock_guard<std::mutex> lock(uploader_mutex_);
+    if (uploader_ != nullptr) (void)device_->StreamSynchronize(uploader_->decode_stream());
+  }
   Status c = notify_stream_ ? device_->StreamSynchronize(notify_stream_) : Status::Ok();
   if (!a.ok()) return a;
   return b.ok() ? c : b;

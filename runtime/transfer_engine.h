@@ -41,6 +41,7 @@
 
 #include "alloc/device.h"
 #include "common/status.h"
+#include "runtime/encoded_upload.h"
 #include "runtime/staging_pool.h"
 #include "runtime/stats.h"
 #include "tiers/tier.h"
@@ -150,6 +151,20 @@ class TransferEngine {
                                         std::function<void()> on_enqueued = {},
                                         std::function<void()> on_complete = {});
 
+  // A block stored in the bf16 codec's encoding (codec/, docs/codec.md):
+  // source.extent holds the encoding; it arrives decoded in
+  // device_dst[0, decoded_bytes). The engine's EncodedUploader (made at the
+  // first call: a small device staging ring and two streams) moves only the
+  // encoded bytes and decodes on the GPU, after the work on upload_stream()
+  // so far and `wait_event`; done_event follows the last decode. The source
+  // must have host addresses (a DRAM tier): kUnsupported otherwise. The
+  // job's bytes, credited to the tiers' traffic, are the encoded bytes.
+  std::shared_ptr<TransferJob> UploadEncoded(const HostLocation& source, void* device_dst,
+                                             uint64_t decoded_bytes, Event wait_event,
+                                             std::function<void()> on_complete = {});
+  // What encoded uploads moved so far (zeros before the first).
+  EncodedUploadStats encoded_stats() const;
+
   // Reads [offset, offset + bytes) of `source` into host memory `dst`,
   // checks it against (*checksums)[chunk_index] when there is one, and
   // re-reads a failed or mismatching chunk up to io_retries times. The
@@ -175,6 +190,9 @@ class TransferEngine {
   // Records done_event on `stream`, queues the completion host function
   // behind it on notify_stream_ and marks the job enqueued.
   void Seal(const std::shared_ptr<TransferJob>& job, Stream stream);
+  // Seal for a job whose done_event is already recorded.
+  void SealRecorded(const std::shared_ptr<TransferJob>& job);
+  Result<EncodedUploader*> Uploader();
   void Fail(const std::shared_ptr<TransferJob>& job, Status status);
   void StagedUpload(std::shared_ptr<TransferJob> job, HostLocation source, unsigned char* dst,
                     uint64_t bytes, Event wait_event, const std::vector<uint32_t>* checksums,
@@ -203,6 +221,9 @@ class TransferEngine {
   bool busy_ = false;                         // GUARDED_BY(queue_mutex_)
   bool stopping_ = false;                     // GUARDED_BY(queue_mutex_)
   std::thread worker_;
+
+  mutable std::mutex uploader_mutex_;
+  std::unique_ptr<EncodedUploader> uploader_;  // GUARDED_BY(uploader_mutex_); made at first use
 };
 
 }  // namespace tiercache

@@ -131,6 +131,16 @@ int tiercache_group_create(tiercache_runtime* runtime, const char* name, tiercac
 int tiercache_register_buffer(tiercache_runtime* runtime, const char* name, const void* data,
                               uint64_t bytes, const char* home_tier, tiercache_group group,
                               tiercache_block* out);
+/* As tiercache_register_buffer, choosing how the block is stored:
+ * `compression` "off", "bf16" (the lossless bf16 codec: the home holds the
+ * encoding, acquires decode it on the GPU; see docs/codec.md) or "auto" (bf16
+ * when it saves at least 10%); NULL takes the config's `compression`. bf16
+ * needs "dram" as home (TIERCACHE_ERR_UNSUPPORTED elsewhere; auto then stores
+ * the bytes as given). The block's size is `bytes` either way. */
+int tiercache_register_buffer_compressed(tiercache_runtime* runtime, const char* name,
+                                         const void* data, uint64_t bytes, const char* home_tier,
+                                         tiercache_group group, const char* compression,
+                                         tiercache_block* out);
 /* Copies [offset, offset + bytes) of a file into the home tier. */
 int tiercache_register_file(tiercache_runtime* runtime, const char* name, const char* path,
                             uint64_t offset, uint64_t bytes, const char* home_tier,

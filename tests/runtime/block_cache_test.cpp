@@ -204,10 +204,13 @@ TEST(BlockCacheTest, CyclicScanDoesNotThrashWithNextUseHints) {
       if (std::string(policy) == "lru") {
         EXPECT_EQ(loads, 32u) << "LRU reloads every block of a scan larger than the cache";
       } else if (!prefetch) {
-        EXPECT_EQ(loads, 16u);  // 8 per cycle, the minimum
+        // 8 per cycle is MIN; the block acquired last is spared while its
+        // work may be pending (the double buffer): one or two more a cycle.
+        EXPECT_GE(loads, 16u);
+        EXPECT_LE(loads, 20u);
       } else {
         // A prefetch racing the acquire it anticipates may cost one load.
-        EXPECT_LE(loads, 18u);
+        EXPECT_LE(loads, 20u);
       }
     }
   }

@@ -145,6 +145,28 @@ int main(void) {
   CHECK_OK(tiercache_acquire(rt, bb, stream, &p));
   CHECK(same_on_device(rt, p, b, kBytes, stream));
   CHECK_OK(tiercache_release(rt, bb, stream));
+
+  /* A compressed block: bf16 values with few exponents, stored encoded, acquired decoded. */
+  static unsigned char z[kBytes];
+  for (size_t i = 0; i + 1 < kBytes; i += 2) {
+    z[i] = (unsigned char)(i * 37);
+    z[i + 1] = (unsigned char)(0x3C | ((i >> 1) & 0x80));
+  }
+  tiercache_block bz = 0;
+  CHECK(tiercache_register_buffer_compressed(rt, "z", z, kBytes, "dram", TIERCACHE_NO_GROUP, "zstd", &bz) ==
+        TIERCACHE_ERR_INVALID_ARGUMENT);
+  CHECK(tiercache_register_buffer_compressed(rt, "z", z, kBytes, "nvme", TIERCACHE_NO_GROUP, "bf16", &bz) ==
+        TIERCACHE_ERR_UNSUPPORTED);
+  CHECK(tiercache_register_buffer_compressed(rt, "z", NULL, kBytes, "dram", TIERCACHE_NO_GROUP, "bf16", &bz) ==
+        TIERCACHE_ERR_INVALID_ARGUMENT);
+  CHECK_OK(tiercache_register_buffer_compressed(rt, "z", z, kBytes, "dram", TIERCACHE_NO_GROUP, "bf16", &bz));
+  CHECK_OK(tiercache_block_size(rt, bz, &size));
+  CHECK(size == kBytes);
+  CHECK_OK(tiercache_acquire(rt, bz, stream, &p));
+  CHECK(same_on_device(rt, p, z, kBytes, stream));
+  CHECK_OK(tiercache_release(rt, bz, stream));
+  CHECK_OK(tiercache_stream_synchronize(rt, stream));
+  CHECK_OK(tiercache_unregister(rt, bz));
   CHECK(tiercache_acquire(rt, 9999, stream, &p) == TIERCACHE_ERR_NOT_FOUND);
   CHECK(tiercache_acquire(NULL, ba, stream, &p) == TIERCACHE_ERR_INVALID_ARGUMENT);
   CHECK(tiercache_acquire(rt, ba, stream, NULL) == TIERCACHE_ERR_INVALID_ARGUMENT);
