@@ -15,6 +15,8 @@
 #               double buffer and the copy peak, room for 3 and budgets of
 #               25/50/75% of 16 x 350 MiB layers
 #   bench-tool  tiercache-bench on its default workload
+#   stress      tiercache-bench stress on the real device: 8 threads on 4
+#               streams, every byte verified, resident memory reported
 #   codec       codec_device_gpu_test (the decode kernel, bit-exact), then
 #               codec_bench: ratio table, kernel decode throughput against a
 #               device-to-device copy, 16 x 350 MiB streamed with and without
@@ -75,6 +77,10 @@ for step in $steps; do
       (cd "$work" && timeout 120 tiercache-bench --json="$work/tiercache-bench.json" \
         >"$work/tiercache-bench.txt" 2>&1; echo "rc=$?")
       cat "$work/tiercache-bench.txt" ;;
+    stress)
+      (cd "$work" && TIERCACHE_DEVICE=cuda timeout 200 tiercache-bench stress --seconds=120 \
+        --dir="$work" >"$work/stress.txt" 2>&1; echo "rc=$?")
+      cat "$work/stress.txt" ;;
     fio)
       mkdir -p "$work/build/bench" && ln -sf "$pack/bin/tier_bench" "$work/build/bench/tier_bench"
       timeout 300 "$here/fio_compare.sh" --build "$work/build" --file "$work/fio.dat" \

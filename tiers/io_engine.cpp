@@ -67,7 +67,14 @@ Result<std::unique_ptr<IoEngine>> IoEngine::Create(const IoEngineOptions& option
   }
   if (kind == IoEngineKind::kThreads) return ThreadPoolEngine::Create(options);
 #ifdef TIERCACHE_HAVE_URING
-  Result<std::unique_ptr<IoEngine>> uring = IoUringEngine::Create(options);
+  const InjectedFault fault = options.faults == nullptr
+                                  ? InjectedFault{}
+                                  : options.faults->Next(FaultSite::kIoUringSetup, "");
+  Result<std::unique_ptr<IoEngine>> uring =
+      fault.action == FaultAction::kRefuse
+          ? Result<std::unique_ptr<IoEngine>>(
+                Status::PermissionDenied("io_uring_queue_init: injected refusal"))
+          : IoUringEngine::Create(options);
   if (uring.ok()) return uring;
   const ErrorCode code = uring.status().code();
   // Refusals (seccomp, kernel.io_uring_disabled, a kernel without io_uring)

@@ -38,6 +38,7 @@
 #include <mutex>
 #include <vector>
 
+#include "common/fault_injector.h"
 #include "common/status.h"
 
 namespace tiercache {
@@ -69,6 +70,9 @@ struct IoEngineOptions {
   // The first N transfer results are replaced by -EAGAIN / -EINTR
   // (alternating), which exercises the retry path.
   uint32_t inject_transient_errors = 0;
+  // Consulted once, at Create(), for FaultSite::kIoUringSetup: a kRefuse
+  // there is handled exactly as the kernel refusing io_uring (the fallback).
+  FaultInjector* faults = nullptr;
 };
 
 struct IoEngineStats {

@@ -1,6 +1,7 @@
 #include "tiers/tier.h"
 
 #include <chrono>
+#include <thread>
 #include <utility>
 
 namespace tiercache {
@@ -40,6 +41,16 @@ uint64_t Tier::used() const {
 
 Result<Extent> Tier::Allocate(uint64_t bytes) {
   if (bytes == 0) return Status::InvalidArgument(name_ + ": allocation of 0 bytes");
+  if (const InjectedFault fault = NextFault(FaultSite::kTierAllocate); fault) {
+    if (fault.action == FaultAction::kDelay) {
+      std::this_thread::sleep_for(fault.delay);
+    } else {
+      allocation_failures_.fetch_add(1, std::memory_order_relaxed);
+      return fault.action == FaultAction::kOutOfSpace
+                 ? Status::OutOfSpace(name_ + ": injected: no space left")
+                 : Status::IoError(name_ + ": injected allocation failure");
+    }
+  }
   std::lock_guard<std::mutex> lock(space_mutex_);
   Result<Extent> extent = space_.Allocate(bytes);
   if (extent.ok()) {
@@ -86,7 +97,9 @@ Status Tier::Read(const Extent& extent, uint64_t offset, void* dst, uint64_t byt
   TC_RETURN_IF_ERROR(CheckAccess(extent, offset, dst, bytes, "read"));
   if (bytes == 0) return Status::Ok();
   const uint64_t start = NowNanoseconds();
-  Status status = ReadImpl(extent.offset + offset, dst, bytes);
+  const InjectedFault fault = NextFault(FaultSite::kTierRead);
+  Status status = fault ? FaultedRead(fault, extent.offset + offset, dst, bytes)
+                        : ReadImpl(extent.offset + offset, dst, bytes);
   read_nanoseconds_.fetch_add(NowNanoseconds() - start, std::memory_order_relaxed);
   reads_.fetch_add(1, std::memory_order_relaxed);
   if (status.ok()) {
@@ -101,7 +114,9 @@ Status Tier::Write(const Extent& extent, uint64_t offset, const void* src, uint6
   TC_RETURN_IF_ERROR(CheckAccess(extent, offset, src, bytes, "write"));
   if (bytes == 0) return Status::Ok();
   const uint64_t start = NowNanoseconds();
-  Status status = WriteImpl(extent.offset + offset, src, bytes);
+  const InjectedFault fault = NextFault(FaultSite::kTierWrite);
+  Status status = fault ? FaultedWrite(fault, extent.offset + offset, src, bytes)
+                        : WriteImpl(extent.offset + offset, src, bytes);
   write_nanoseconds_.fetch_add(NowNanoseconds() - start, std::memory_order_relaxed);
   writes_.fetch_add(1, std::memory_order_relaxed);
   if (status.ok()) {
@@ -138,7 +153,15 @@ void Tier::ReadAsync(const Extent& extent, uint64_t offset, void* dst, uint64_t 
     done(std::move(status));
     return;
   }
-  ReadAsyncImpl(extent.offset + offset, dst, bytes, Counted(std::move(done), true, bytes));
+  IoCallback counted = Counted(std::move(done), true, bytes);
+  if (const InjectedFault fault = NextFault(FaultSite::kTierRead); fault) {
+    if (fault.action != FaultAction::kDelay) {
+      counted(FaultedRead(fault, extent.offset + offset, dst, bytes));
+      return;
+    }
+    std::this_thread::sleep_for(fault.delay);
+  }
+  ReadAsyncImpl(extent.offset + offset, dst, bytes, std::move(counted));
 }
 
 void Tier::WriteAsync(const Extent& extent, uint64_t offset, const void* src, uint64_t bytes,
@@ -148,7 +171,15 @@ void Tier::WriteAsync(const Extent& extent, uint64_t offset, const void* src, ui
     done(std::move(status));
     return;
   }
-  WriteAsyncImpl(extent.offset + offset, src, bytes, Counted(std::move(done), false, bytes));
+  IoCallback counted = Counted(std::move(done), false, bytes);
+  if (const InjectedFault fault = NextFault(FaultSite::kTierWrite); fault) {
+    if (fault.action != FaultAction::kDelay) {
+      counted(FaultedWrite(fault, extent.offset + offset, src, bytes));
+      return;
+    }
+    std::this_thread::sleep_for(fault.delay);
+  }
+  WriteAsyncImpl(extent.offset + offset, src, bytes, std::move(counted));
 }
 
 void Tier::ReadAsyncImpl(uint64_t address, void* dst, uint64_t bytes, IoCallback done) {

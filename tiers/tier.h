@@ -18,6 +18,11 @@
 //   returns kCorruption when the bytes no longer match the checksum.
 //   Volatile tiers answer kUnsupported / kNotFound.
 //
+// - Fault injection (tests): SetFaultInjector() attaches a FaultInjector
+//   (common/fault_injector.h) consulted by Read, Write, their Async forms and
+//   Allocate, here in the base class, so every tier acts out the same faults
+//   the same way. Without one a call pays a single atomic load.
+//
 // Thread safety: all public methods may be called concurrently from any
 // thread. Concurrent writes to overlapping bytes give unspecified contents
 // (as with memory); everything else is safe.
@@ -30,6 +35,7 @@
 #include <mutex>
 #include <string>
 
+#include "common/fault_injector.h"
 #include "common/status.h"
 #include "tiers/extent_allocator.h"
 
@@ -100,6 +106,12 @@ class Tier {
 
   TierStats stats() const;
 
+  // Attaches `faults` (nullptr detaches). REQUIRES: it outlives the
+  // attachment, and no call is in flight when it is detached and destroyed.
+  void SetFaultInjector(FaultInjector* faults) {
+    faults_.store(faults, std::memory_order_release);
+  }
+
  protected:
   // REQUIRES: granularity is a power of two, capacity a multiple of it.
   Tier(std::string name, TierKind kind, uint64_t capacity, uint64_t granularity);
@@ -130,6 +142,15 @@ class Tier {
   Status CheckAccess(const Extent& extent, uint64_t offset, const void* buffer,
                      uint64_t bytes, const char* what) const;
   IoCallback Counted(IoCallback done, bool is_read, uint64_t bytes);
+  // Act out an injected fault in place of (or around) the Impl call
+  // (tier_faults.cpp). kNone runs the Impl unchanged.
+  Status FaultedRead(const InjectedFault& fault, uint64_t address, void* dst, uint64_t bytes);
+  Status FaultedWrite(const InjectedFault& fault, uint64_t address, const void* src,
+                      uint64_t bytes);
+  InjectedFault NextFault(FaultSite site) const {
+    FaultInjector* faults = faults_.load(std::memory_order_acquire);
+    return faults == nullptr ? InjectedFault{} : faults->Next(site, name_);
+  }
 
   const std::string name_;
   const TierKind kind_;
@@ -143,6 +164,7 @@ class Tier {
   std::atomic<uint64_t> reads_{0}, writes_{0}, bytes_read_{0}, bytes_written_{0};
   std::atomic<uint64_t> read_errors_{0}, write_errors_{0};
   std::atomic<uint64_t> read_nanoseconds_{0}, write_nanoseconds_{0};
+  std::atomic<FaultInjector*> faults_{nullptr};
 };
 
 }  // namespace tiercache

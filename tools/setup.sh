@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what tiercache needs and is missing (Debian 12 packages), then
+# Installs what tiercache needs and is missing (Debian 12 packages; clang is
+# for the fuzz targets only), then
 # configures and builds it with a CMake preset (default; or TIERCACHE_PRESET=
 # asan|tsan). Safe to run again: it installs nothing already there and
 # rebuilds only what changed.
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libhwloc-dev liburing-dev
           libpmem2-dev libtbb-dev libgtest-dev libbenchmark-dev fio
-          python3-torch python3-numpy python3-pytest)
+          python3-torch python3-numpy python3-pytest clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

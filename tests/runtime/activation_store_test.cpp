@@ -96,9 +96,9 @@ TEST(ActivationStoreTest, CorruptSpillIsDetectedAndRetryable) {
     fill.push_back(*h);
   }
   ASSERT_TRUE(s.rig.cache->Drain().ok());
-  s.nvme->corrupt_reads = 100;
+  s.nvme->FailNextReads(-1, FaultAction::kCorruptRead);
   EXPECT_EQ(s.store->Restore(fill.back(), s.rig.stream).status().code(), ErrorCode::kCorruption);
-  s.nvme->corrupt_reads = 0;
+  s.nvme->Heal();
   auto ptr = s.store->Restore(fill.back(), s.rig.stream);  // the handle survived
   ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
   EXPECT_EQ(s.rig.ReadBack(*ptr, data.size()), data);
@@ -124,6 +124,9 @@ TEST(ActivationStoreTest, KeptMemoryIsReusableOnceAStreamWaitedForTheSave) {
         ASSERT_TRUE(h.ok()) << h.status().ToString();
         spilled.push_back(*h);
       }
+      // The uploads read `fill` asynchronously: done before it is freed
+      // (TSan caught the free racing the last copy).
+      ASSERT_TRUE(s.rig.device->StreamSynchronize(s.rig.stream).ok());
     }
     const auto data = Pattern(3 * kMiB, spill ? 9 : 8);
     void* ptr = s.Upload(data);

@@ -39,10 +39,10 @@ TEST(BlockCacheTest, DramHomedBlockRoundTripsThroughTheGpu) {
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   auto ptr = rig.cache->Acquire(*id, rig.stream);
   ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
-  EXPECT_TRUE(rig.device->inner().IsDeviceRange(*ptr, data.size()));
+  EXPECT_TRUE(rig.emulated->IsDeviceRange(*ptr, data.size()));
   EXPECT_EQ(rig.ReadBack(*ptr, data.size()), data);
   // A pinned DRAM home is copied straight from: every upload was pinned.
-  EXPECT_GT(rig.device->inner().stats().pinned_host_copies, 0u);
+  EXPECT_GT(rig.emulated->stats().pinned_host_copies, 0u);
   ASSERT_TRUE(rig.cache->Release(*id, rig.stream).ok());
 
   // The second acquire is a hit at the same address.
@@ -64,11 +64,11 @@ TEST(BlockCacheTest, NvmeHomedBlockGoesThroughStagingAndIsVerified) {
   const auto data = Pattern(1 * kMiB + 4096 + 3, 2);  // > staging ring: slots are reused
   auto id = rig.cache->RegisterFromBuffer("n0", data.data(), data.size(), nvme);
   ASSERT_TRUE(id.ok());
-  const uint64_t pageable_before = rig.device->inner().stats().pageable_host_copies;
+  const uint64_t pageable_before = rig.emulated->stats().pageable_host_copies;
   auto ptr = rig.cache->Acquire(*id, rig.stream);
   ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
   EXPECT_EQ(rig.ReadBack(*ptr, data.size()), data);
-  EXPECT_EQ(rig.device->inner().stats().pageable_host_copies, pageable_before + 1)
+  EXPECT_EQ(rig.emulated->stats().pageable_host_copies, pageable_before + 1)
       << "only the test's own read-back may be pageable: staging must be pinned";
   ASSERT_TRUE(rig.cache->Release(*id, rig.stream).ok());
   ASSERT_TRUE(rig.cache->Drain().ok());
@@ -546,7 +546,7 @@ TEST(BlockCacheTest, DramStagingTakesSlowHomeReadsOffTheLoadPath) {
       nvme_before = rig.cache->stats().Snapshot(nvme_slot);
       dram_before = rig.cache->stats().Snapshot(dram_slot);
       gpu_before = rig.cache->stats().Snapshot(rig.cache->gpu_stats_slot());
-      reads_before = nvme->reads_seen.load();
+      reads_before = nvme->reads_seen();
     }
     ASSERT_TRUE(ServeCycleChecked(rig, ids, kBytes, 300));
   }
@@ -565,7 +565,7 @@ TEST(BlockCacheTest, DramStagingTakesSlowHomeReadsOffTheLoadPath) {
   // leaves the GPU's resident set for the first time since the first cycle
   // (staging starts once the cycle has been seen: the second).
   EXPECT_LE(nvme_after.hits - nvme_before.hits, 1u);
-  EXPECT_LE(nvme->reads_seen.load() - reads_before, static_cast<int>(measured) + 1);
+  EXPECT_LE(nvme->reads_seen() - reads_before, static_cast<int>(measured) + 1);
   EXPECT_GE(dram_after.hits - dram_before.hits, loads - 1);
   // Every NVMe block was staged once in the warm-up, and counted there.
   EXPECT_GE(nvme_before.bytes_out, (kBlocks - kCached) * kBytes);
@@ -610,26 +610,25 @@ TEST(BlockCacheTest, FailedDramStagingLeavesNoCopyAndAcquireReadsHome) {
 
   // Block 0's acquire predicts 1, 2, 3: their staging reads all fail (an
   // I/O error for two, a corrupted read for the third).
-  nvme->fail_reads = 2;
-  nvme->corrupt_reads = 1;
+  nvme->FailNextReads(2);
+  nvme->FailNextReads(1, FaultAction::kCorruptRead);
   ASSERT_TRUE(rig.cache->Acquire(ids[0], rig.stream).ok());
   ASSERT_TRUE(rig.cache->Drain().ok());
-  EXPECT_EQ(nvme->fail_reads.load(), 0);
-  EXPECT_EQ(nvme->corrupt_reads.load(), 0);
+  EXPECT_EQ(nvme->faults_injected(), 3u);  // all three were acted out
   for (int i = 1; i <= 3; ++i) EXPECT_FALSE(rig.cache->Info(ids[i])->in_dram) << i;
   EXPECT_EQ(rig.cache->stats().Snapshot(nvme_slot).errors, 3u);
   EXPECT_EQ(rig.cache->stats().Snapshot(nvme_slot).bytes_out, warm_bytes_out);
   ASSERT_TRUE(rig.cache->Release(ids[0], rig.stream).ok());
 
   // Home keeps failing: the acquire returns its error, holding nothing.
-  nvme->fail_reads = 1000;
+  nvme->FailNextReads(-1);
   Result<void*> failed = rig.cache->Acquire(ids[1], rig.stream);
   EXPECT_EQ(failed.status().code(), ErrorCode::kIoError);
   EXPECT_EQ(rig.cache->Info(ids[1])->pins, 0u);
   EXPECT_FALSE(rig.cache->Info(ids[1])->on_gpu);
 
   // Home recovers: the acquire reads it, intact.
-  nvme->fail_reads = 0;
+  nvme->Heal();
   Result<void*> ptr = rig.cache->Acquire(ids[1], rig.stream);
   ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
   EXPECT_EQ(rig.ReadBack(*ptr, kBytes), Pattern(kBytes, 501));

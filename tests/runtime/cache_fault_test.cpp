@@ -41,21 +41,21 @@ struct FaultRig {
 
 TEST(CacheFaultTest, TransientReadErrorIsRetried) {
   FaultRig f;
-  f.nvme->fail_reads = 1;
+  f.nvme->FailNextReads(1);
   EXPECT_TRUE(f.Check(0).ok());
-  EXPECT_EQ(f.nvme->fail_reads.load(), 0);
+  EXPECT_EQ(f.nvme->faults_injected(), 1u);
 }
 
 TEST(CacheFaultTest, PersistentReadErrorFailsOnlyThatAcquire) {
   FaultRig f;
   ASSERT_TRUE(f.Check(1).ok());  // resident before the fault
-  f.nvme->fail_reads = 1000;
+  f.nvme->FailNextReads(-1);
   auto ptr = f.rig.cache->Acquire(f.ids[0], f.rig.stream);
   EXPECT_EQ(ptr.status().code(), ErrorCode::kIoError);
   EXPECT_FALSE(f.rig.cache->Info(f.ids[0])->on_gpu);
   EXPECT_EQ(f.rig.cache->Info(f.ids[0])->pins, 0u);
   EXPECT_TRUE(f.Check(1).ok());  // another block is untouched
-  f.nvme->fail_reads = 0;
+  f.nvme->Heal();
   EXPECT_TRUE(f.Check(0).ok());  // nothing was lost: home still has it
   EXPECT_TRUE(f.Check(2).ok());
   ASSERT_TRUE(f.rig.cache->Drain().ok());
@@ -64,21 +64,21 @@ TEST(CacheFaultTest, PersistentReadErrorFailsOnlyThatAcquire) {
 
 TEST(CacheFaultTest, ShortReadIsCaughtByChecksumAndRetried) {
   FaultRig f;
-  f.nvme->short_reads = 1;
+  f.nvme->FailNextReads(1, FaultAction::kShortRead);
   EXPECT_TRUE(f.Check(0).ok());
-  f.nvme->short_reads = 100;
+  f.nvme->FailNextReads(-1, FaultAction::kShortRead);
   EXPECT_EQ(f.rig.cache->Acquire(f.ids[1], f.rig.stream).status().code(),
             ErrorCode::kCorruption);
-  f.nvme->short_reads = 0;
+  f.nvme->Heal();
   EXPECT_TRUE(f.Check(1).ok());
 }
 
 TEST(CacheFaultTest, CorruptedReadIsNeverHandedToTheGpu) {
   FaultRig f;
-  f.nvme->corrupt_reads = 100;
+  f.nvme->FailNextReads(-1, FaultAction::kCorruptRead);
   EXPECT_EQ(f.rig.cache->Acquire(f.ids[2], f.rig.stream).status().code(),
             ErrorCode::kCorruption);
-  f.nvme->corrupt_reads = 0;
+  f.nvme->Heal();
   EXPECT_TRUE(f.Check(2).ok());
 }
 
@@ -121,12 +121,16 @@ TEST(CacheFaultTest, FailedDeviceAllocationIsAnErrorNotACrash) {
   // A 3 MiB block needs a new segment from the device, which now refuses.
   const auto big = Pattern(3 * kMiB, 9);
   auto id = f.rig.cache->RegisterFromBuffer("big", big.data(), big.size(), f.nvme).value();
-  f.rig.device->fail_allocations = true;
+  FaultRule refuse;
+  refuse.site = FaultSite::kDeviceAllocate;
+  refuse.action = FaultAction::kOutOfMemory;
+  refuse.count = -1;
+  f.rig.device_faults->Add(refuse);
   EXPECT_EQ(f.rig.cache->Acquire(id, f.rig.stream).status().code(), ErrorCode::kOutOfMemory);
   EXPECT_FALSE(f.rig.cache->Info(id)->on_gpu);
   EXPECT_EQ(f.rig.ReadBack(*held, f.data[0].size()), f.data[0]);  // untouched
   ASSERT_TRUE(f.rig.cache->Release(f.ids[0], f.rig.stream).ok());
-  f.rig.device->fail_allocations = false;
+  f.rig.device_faults->Clear();
   auto ptr = f.rig.cache->Acquire(id, f.rig.stream);
   ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
   EXPECT_EQ(f.rig.ReadBack(*ptr, big.size()), big);

@@ -1,6 +1,6 @@
-// Test helpers for the runtime: deterministic block contents, a tier that
-// injects read faults, a device whose allocations can be made to fail, and
-// a fixture that builds a cache over the emulated device.
+// Test helpers for the runtime: deterministic block contents, a staged tier
+// with a fault injector attached, and a fixture that builds a cache over the
+// emulated device behind the fault-injecting device.
 #ifndef TIERCACHE_TESTS_RUNTIME_RUNTIME_TEST_UTIL_H_
 #define TIERCACHE_TESTS_RUNTIME_RUNTIME_TEST_UTIL_H_
 
@@ -15,6 +15,8 @@
 
 #include "alloc/device_allocator.h"
 #include "alloc/emulated_device.h"
+#include "alloc/fault_injecting_device.h"
+#include "common/fault_injector.h"
 #include "common/units.h"
 #include "runtime/block_cache.h"
 #include "tiers/dram_tier.h"
@@ -34,29 +36,33 @@ inline std::vector<unsigned char> Pattern(uint64_t bytes, uint64_t seed) {
 }
 
 // A heap-backed tier that is not byte-addressable (so reads are staged, like
-// NVMe) and can inject faults into its next reads.
+// NVMe), with its own FaultInjector attached: tests script its faults.
 class FaultyTier : public Tier {
  public:
   FaultyTier(std::string name, uint64_t capacity)
       : Tier(std::move(name), TierKind::kNvme, AlignUp(capacity, 4096), 4096),
-        bytes_(AlignUp(capacity, 4096)) {}
+        bytes_(AlignUp(capacity, 4096)) {
+    SetFaultInjector(&faults);
+  }
+  ~FaultyTier() override { SetFaultInjector(nullptr); }
 
-  std::atomic<int> fail_reads{0};     // next N reads return kIoError
-  std::atomic<int> short_reads{0};    // next N reads fill only half and report success
-  std::atomic<int> corrupt_reads{0};  // next N reads flip a byte and report success
-  std::atomic<int> reads_seen{0};
+  FaultInjector faults;
+
+  // The next n reads (-1: every read until Heal()) act out `action`.
+  void FailNextReads(int64_t n, FaultAction action = FaultAction::kIoError) {
+    FaultRule rule;
+    rule.site = FaultSite::kTierRead;
+    rule.action = action;
+    rule.count = n;
+    faults.Add(rule);
+  }
+  void Heal() { faults.Clear(); }
+  uint64_t reads_seen() const { return stats().reads; }
+  uint64_t faults_injected() const { return faults.injected_total(); }
 
  protected:
   Status ReadImpl(uint64_t address, void* dst, uint64_t bytes) override {
-    reads_seen.fetch_add(1);
-    if (Take(fail_reads)) return Status::IoError(name() + ": injected read error");
-    if (Take(short_reads)) {
-      std::memcpy(dst, bytes_.data() + address, bytes / 2);
-      std::memset(static_cast<char*>(dst) + bytes / 2, 0, bytes - bytes / 2);
-      return Status::Ok();
-    }
     std::memcpy(dst, bytes_.data() + address, bytes);
-    if (Take(corrupt_reads)) static_cast<unsigned char*>(dst)[bytes / 3] ^= 0x40;
     return Status::Ok();
   }
   Status WriteImpl(uint64_t address, const void* src, uint64_t bytes) override {
@@ -65,61 +71,7 @@ class FaultyTier : public Tier {
   }
 
  private:
-  static bool Take(std::atomic<int>& counter) {
-    int n = counter.load();
-    while (n > 0) {
-      if (counter.compare_exchange_weak(n, n - 1)) return true;
-    }
-    return false;
-  }
   std::vector<unsigned char> bytes_;
-};
-
-// Forwards to an EmulatedDevice; AllocateMemory fails while fail_allocations.
-class FaultyDevice final : public Device {
- public:
-  explicit FaultyDevice(EmulatedDeviceOptions options) : inner_(options) {}
-  std::atomic<bool> fail_allocations{false};
-  EmulatedDevice& inner() { return inner_; }
-
-  const DeviceInfo& info() const override { return inner_.info(); }
-  Result<void*> AllocateMemory(size_t bytes) override {
-    if (fail_allocations.load()) return Status::OutOfMemory("injected device allocation failure");
-    return inner_.AllocateMemory(bytes);
-  }
-  Status FreeMemory(void* p) override { return inner_.FreeMemory(p); }
-  Result<uint64_t> FreeMemoryBytes() override { return inner_.FreeMemoryBytes(); }
-  Status RegisterHost(void* p, size_t n) override { return inner_.RegisterHost(p, n); }
-  Status UnregisterHost(void* p) override { return inner_.UnregisterHost(p); }
-  Result<Stream> CreateStream() override { return inner_.CreateStream(); }
-  Result<Stream> CreateStreamWithPriority(int priority) override {
-    return inner_.CreateStreamWithPriority(priority);
-  }
-  Status DestroyStream(Stream s) override { return inner_.DestroyStream(s); }
-  uint64_t DestroyedStreamCount() const override { return inner_.DestroyedStreamCount(); }
-  bool IsStreamLive(Stream s) const override { return inner_.IsStreamLive(s); }
-  Result<Event> CreateEvent() override { return inner_.CreateEvent(); }
-  Status DestroyEvent(Event e) override { return inner_.DestroyEvent(e); }
-  Status CopyAsync(void* d, const void* s, size_t n, CopyKind k, Stream st) override {
-    return inner_.CopyAsync(d, s, n, k, st);
-  }
-  Status MemsetAsync(void* d, int v, size_t n, Stream s) override {
-    return inner_.MemsetAsync(d, v, n, s);
-  }
-  Status LaunchHostFunc(Stream s, void (*fn)(void*), void* arg) override {
-    return inner_.LaunchHostFunc(s, fn, arg);
-  }
-  Status DecodeAsync(const codec::Bf16DecodeJob& job, Stream s) override {
-    return inner_.DecodeAsync(job, s);
-  }
-  Status RecordEvent(Event e, Stream s) override { return inner_.RecordEvent(e, s); }
-  Status StreamWaitEvent(Stream s, Event e) override { return inner_.StreamWaitEvent(s, e); }
-  Result<bool> EventQuery(Event e) override { return inner_.EventQuery(e); }
-  Status EventSynchronize(Event e) override { return inner_.EventSynchronize(e); }
-  Status StreamSynchronize(Stream s) override { return inner_.StreamSynchronize(s); }
-
- private:
-  EmulatedDevice inner_;
 };
 
 // Small sizes so every path (multi-chunk, ring reuse) runs in milliseconds.
@@ -132,10 +84,13 @@ inline RuntimeConfig SmallConfig() {
   return c;
 }
 
-// A cache over a FaultyDevice (an EmulatedDevice unless told to fail), a
-// pinned DRAM tier, and whatever home tiers a test attaches.
+// A cache over an EmulatedDevice behind a FaultInjectingDevice (device_faults
+// scripts its failures), a pinned DRAM tier, and whatever home tiers a test
+// attaches.
 struct CacheRig {
-  std::shared_ptr<FaultyDevice> device;
+  std::shared_ptr<EmulatedDevice> emulated;
+  std::shared_ptr<FaultInjector> device_faults = std::make_shared<FaultInjector>();
+  std::shared_ptr<FaultInjectingDevice> device;
   std::unique_ptr<DeviceAllocator> allocator;
   std::unique_ptr<DramTier> dram;
   std::vector<std::unique_ptr<Tier>> homes;  // declared first: outlive the cache
@@ -147,7 +102,8 @@ struct CacheRig {
     EmulatedDeviceOptions options;
     options.total_memory = 1 * kGiB;
     options.copy_delay = copy_delay;
-    device = std::make_shared<FaultyDevice>(options);
+    emulated = std::make_shared<EmulatedDevice>(options);
+    device = std::make_shared<FaultInjectingDevice>(emulated, device_faults);
     DeviceAllocatorOptions alloc_options;
     alloc_options.budget_bytes = budget;
     allocator = DeviceAllocator::Create(device, alloc_options).value();
@@ -162,6 +118,7 @@ struct CacheRig {
     stream = device->CreateStream().value();
   }
   ~CacheRig() {
+    device_faults->Clear();
     (void)device->StreamSynchronize(stream);
     cache.reset();
     (void)device->DestroyStream(stream);

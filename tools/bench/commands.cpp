@@ -8,6 +8,7 @@
 #include "tools/bench/json_output.h"
 #include "tools/bench/replay.h"
 #include "tools/bench/simulate.h"
+#include "tools/bench/stress.h"
 #include "tools/bench/svg_plot.h"
 #include "tools/bench/table.h"
 
@@ -80,6 +81,16 @@ int BenchMain(int argc, const char* const* argv) {
     if (!summary.ok()) return Fail(summary.status());
     if (!options->quiet) std::printf("%s\n", summary->c_str());
     return 0;
+  }
+  if (options->command == Command::kStress) {
+    StressOptions stress;
+    stress.seconds = options->seconds;
+    stress.threads = static_cast<int>(options->threads);
+    stress.dir = options->dir;
+    Result<StressReport> result = RunStress(stress);
+    if (!result.ok()) return Fail(result.status());
+    std::fputs(RenderStressReport(*result).c_str(), stdout);
+    return result->ok() ? 0 : 1;
   }
   Result<Report> report = RunReportCommand(*options);
   if (!report.ok()) return Fail(report.status());

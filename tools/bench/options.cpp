@@ -216,6 +216,20 @@ const std::vector<Setting>& Settings() {
          else return Bad("progress", value, "expected auto, always or never");
          return Status::Ok();
        }},
+      {"seconds", false, "N", "stress: how long the load runs, e.g. --seconds=600",
+       [](const std::string& value, Options* options) -> Status {
+         Result<uint64_t> n = ParseCount(value);
+         if (!n.ok() || *n == 0) return Bad("seconds", value, "expected a whole number above 0");
+         options->seconds = static_cast<double>(*n);
+         return Status::Ok();
+       }},
+      {"threads", false, "N", "stress: threads issuing calls (on 4 streams), e.g. --threads=8",
+       [](const std::string& value, Options* options) -> Status {
+         Result<uint64_t> n = ParseCount(value);
+         if (!n.ok() || *n == 0 || *n > 256) return Bad("threads", value, "expected 1 to 256");
+         options->threads = *n;
+         return Status::Ok();
+       }},
       {"quiet", false, "", "no table on stdout (use with --json), e.g. --quiet",
        [](const std::string& value, Options* options) -> Status {
          Result<bool> on = ParseSwitch(value);
@@ -261,6 +275,7 @@ Result<Command> ParseCommand(const std::string& word, const std::string& next, i
   if (word == "replay") return Command::kReplay;
   if (word == "simulate") return Command::kSimulate;
   if (word == "help") return Command::kHelp;
+  if (word == "stress") return Command::kStress;
   if (word == "trace") {
     *consumed = 2;
     if (next == "record") return Command::kTraceRecord;
@@ -269,7 +284,7 @@ Result<Command> ParseCommand(const std::string& word, const std::string& next, i
                                    next + "')");
   }
   return Status::InvalidArgument("unknown command '" + word +
-                                 "' (commands: run, replay, simulate, trace record, trace convert; "
+                                 "' (commands: run, replay, simulate, trace record, trace convert, stress; "
                                  "see --help)");
 }
 
@@ -427,7 +442,10 @@ std::string HelpText(const std::string& topic) {
              "                   e.g. tiercache-bench trace record --workload=dense:layers=8 --out=d.trace\n"
              "  trace convert    rewrite a trace in another format.\n"
              "                   e.g. tiercache-bench trace convert --trace=a.bin --trace-format=oracleGeneral\n"
-             "                        --out=a.csv --format=csv\n\n"
+             "                        --out=a.csv --format=csv\n"
+             "  stress           8 threads on 4 streams acquire, release, prefetch, evict and\n"
+             "                   save/restore activations for --seconds, every byte verified;\n"
+             "                   reports resident memory.  e.g. tiercache-bench stress --seconds=600\n\n"
              "options (also --name VALUE; settings marked * may come from a config file or\n"
              "the TIERCACHE_<NAME> variable, with the runtime's names):\n";
   out << "  --config=FILE\n      JSON config file of settings (the runtime's keys), e.g. "

@@ -30,6 +30,7 @@ enum class Command {
   kSimulate,      // eviction policies over many cache sizes, no data moved
   kTraceRecord,   // write a synthetic workload as a trace file
   kTraceConvert,  // rewrite a trace in another format
+  kStress,        // the concurrency / soak load on the runtime (stress.h)
   kHelp,
 };
 
@@ -64,6 +65,10 @@ struct Options {
   std::vector<std::string> policies = {"lru", "arc", "s3fifo", "tiercache", "tiercache+prefetch",
                                        "min"};
   std::vector<double> cache_fractions = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+
+  // ---- stress --------------------------------------------------------------
+  double seconds = 10;
+  uint64_t threads = 8;
 
   // ---- output --------------------------------------------------------------
   std::string json_path;     // also decides where the SVGs go
