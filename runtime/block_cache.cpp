@@ -22,6 +22,8 @@ void BlockCache::TouchLocked(Block* b, bool inserted) {
   } else {
     gpu_policy_->OnTick(++clock_);
     last_acquired_ = b->id;
+    b->streamed = b->loaded_since_acquire;
+    b->loaded_since_acquire = false;
     // Policies compare alternatives only while the cache is short of room.
     if (!AllOnGpuLocked()) gpu_policy_->OnRequest(b->id, b->bytes);
     gpu_policy_->OnAccess(b->id);
@@ -239,6 +241,7 @@ Status BlockCache::Load(Block* b, uint64_t min_victim_next_use) {
       b->gpu = Block::Gpu::kResident;
       b->last_error = Status::Ok();
       b->prefetch_gave_way = false;
+      b->loaded_since_acquire = true;
       TouchLocked(b, true);
     } else {
       b->gpu = Block::Gpu::kAbsent;

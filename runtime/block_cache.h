@@ -324,6 +324,18 @@ class BlockCache {
   // Evicts one victim. False when none is evictable.
   // `min_next_use` (0: any): only a block predicted to be used no earlier.
   bool EvictOneLocked(DeviceFrees* frees, uint64_t* freed_bytes, uint64_t min_next_use = 0);
+  // While next-use leads and at most kStreamRing residents are streamed
+  // (loaded for their latest acquire; the rest were kept across one):
+  // instead of Belady's `chosen`, the evictable streamed block acquired
+  // longest ago, when it comes back before `chosen` by less than the
+  // cache's block count (both are blocks a cycle streams, so no extra
+  // miss). Its work ended long ago, so the copy into its memory runs while
+  // the kept part of the stack computes, where Belady's choice, a block
+  // used just now, would make the copy wait for that work. Null to keep
+  // `chosen`. REQUIRES: mutex_.
+  static constexpr uint64_t kStreamRing = 2;
+  const Block* OlderStreamedVictimLocked(BlockId chosen,
+                                         const std::function<bool(BlockId)>& evictable) const;
   void EvictBlockLocked(Block* b, bool demote, DeviceFrees* frees);
   // Starts copying the block's device bytes to a new DRAM copy; the device
   // memory is then freed behind that copy. False when DRAM has no room.

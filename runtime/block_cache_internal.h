@@ -68,6 +68,11 @@ struct BlockCache::Block {
   // Brought in by a predictor-driven prefetch and not acquired since: its
   // first acquire tells the predictor whether the copy had arrived.
   bool prefetched = false;
+  // Streamed: its residency began with a load that served its latest
+  // acquire (false once an acquire finds it already there: kept). See
+  // BlockCache::OlderStreamedVictimLocked.
+  bool streamed = false;
+  bool loaded_since_acquire = false;
   // Acquires waiting for this block's load: the load is on demand then,
   // whatever the prefetch that started it may evict.
   uint32_t demand_waiters = 0;

@@ -94,6 +94,35 @@ void BlockCache::PollFencesLocked() {
   }
 }
 
+const BlockCache::Block* BlockCache::OlderStreamedVictimLocked(
+    BlockId chosen, const std::function<bool(BlockId)>& evictable) const {
+  if (predictor_ == nullptr || gpu_policy_->active() != "next-use") return nullptr;
+  const Block* pick = blocks_[chosen].get();
+  const uint64_t pick_next = NextUseOfLocked(pick);
+  if (pick_next == kNeverUsedAgain) return nullptr;
+  const Block* oldest = nullptr;
+  uint64_t resident = 0, streamed = 0;
+  for (const auto& b : blocks_) {
+    if (!b->alive || b->gpu != Block::Gpu::kResident) continue;
+    ++resident;
+    if (!b->streamed) continue;
+    ++streamed;
+    // Only blocks that come back by DMA from pinned DRAM: another victim
+    // from a slow home would cost a home read or a DRAM copy.
+    if (b.get() == pick || !evictable(b->id) || !FindTierLocked(b->home)->direct) continue;
+    if (oldest == nullptr || b->last_access < oldest->last_access) oldest = b.get();
+  }
+  // Only once the cache has settled into kept blocks and a small ring
+  // streaming through: while most residents were loaded for their last
+  // use (a cache still learning, or one a cycle thrashes), Belady decides.
+  if (oldest == nullptr || streamed > kStreamRing || oldest->last_access >= pick->last_access) return nullptr;
+  const uint64_t oldest_next = NextUseOfLocked(oldest);
+  if (oldest_next == kNeverUsedAgain || oldest_next > pick_next || pick_next - oldest_next >= resident) {
+    return nullptr;
+  }
+  return oldest;
+}
+
 bool BlockCache::EvictOneLocked(DeviceFrees* frees, uint64_t* freed_bytes,
                                 uint64_t min_next_use) {
   bool spare_last = true;
@@ -121,6 +150,7 @@ bool BlockCache::EvictOneLocked(DeviceFrees* frees, uint64_t* freed_bytes,
     victim = gpu_policy_->ChooseVictim(evictable);
   }
   if (!victim || !evictable(*victim)) return false;
+  if (const Block* older = OlderStreamedVictimLocked(*victim, evictable)) victim = older->id;
   Block* b = blocks_[*victim].get();
   *freed_bytes += b->bytes;
   EvictBlockLocked(b, config_.demote_on_evict, frees);
