@@ -203,14 +203,14 @@ TEST(BlockCacheTest, CyclicScanDoesNotThrashWithNextUseHints) {
       const uint64_t loads = (after.bytes_in - before.bytes_in) / (64 * kKiB);
       if (std::string(policy) == "lru") {
         EXPECT_EQ(loads, 32u) << "LRU reloads every block of a scan larger than the cache";
-      } else if (!prefetch) {
-        // 8 per cycle is MIN; the block acquired last is spared while its
-        // work may be pending (the double buffer): one or two more a cycle.
-        EXPECT_GE(loads, 16u);
-        EXPECT_LE(loads, 20u);
       } else {
-        // A prefetch racing the acquire it anticipates may cost one load.
-        EXPECT_LE(loads, 20u);
+        // 8 per cycle is MIN (so at least 16); the block acquired last is
+        // spared while its work may be pending (the double buffer), which
+        // depends on whether its fence has run yet: up to two more a cycle,
+        // and a prefetch racing the acquire it anticipates may cost one
+        // more. Far from LRU's 32 either way.
+        EXPECT_GE(loads, 16u);
+        EXPECT_LE(loads, 22u);
       }
     }
   }
