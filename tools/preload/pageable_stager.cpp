@@ -4,9 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <atomic>
 #include <cstring>
-#include <thread>
 
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -30,20 +28,11 @@ class BindingObserver : public oneapi::tbb::task_scheduler_observer {
       : task_scheduler_observer(arena), topology_(std::move(topology)), cpus_(std::move(cpus)) {
     observe(true);
   }
-  ~BindingObserver() override {
-    observe(false);
-    // No callback starts once observe(false) returns; one already running
-    // finishes before the members go. oneTBB waits for it itself, but that
-    // wait is inside the library, which ThreadSanitizer does not see.
-    while (in_callback_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
-  }
+  ~BindingObserver() override { observe(false); }
 
   void on_scheduler_entry(bool is_worker) override {
-    in_callback_.fetch_add(1, std::memory_order_acq_rel);
-    if (is_worker && topology_ != nullptr && !cpus_.empty() && !topology_->BindThreadToCpus(cpus_).ok()) {
-      all_bound_.store(false);
-    }
-    in_callback_.fetch_sub(1, std::memory_order_release);
+    if (!is_worker || topology_ == nullptr || cpus_.empty()) return;
+    if (!topology_->BindThreadToCpus(cpus_).ok()) all_bound_.store(false);
   }
   bool all_bound() const { return all_bound_.load(); }
 
@@ -51,7 +40,6 @@ class BindingObserver : public oneapi::tbb::task_scheduler_observer {
   std::shared_ptr<const Topology> topology_;
   std::vector<int> cpus_;
   std::atomic<bool> all_bound_{true};
-  std::atomic<int> in_callback_{0};
 };
 
 }  // namespace
