@@ -282,7 +282,7 @@ class BlockCache {
   // wakes prefetches waiting for room, if any. REQUIRES: mutex_.
   void NotifyRoomLocked();
 
-  // DRAM staging (block_cache.cpp).
+  // DRAM staging (dram_staging.cpp).
   // Wakes the staging thread after an access or an order hint. Cheap: a
   // counter and, only when the thread sleeps, a notify. REQUIRES: mutex_.
   void WakeDramStagingLocked();
@@ -423,6 +423,7 @@ class BlockCache {
   // DRAM staging: its own thread, so its reads overlap the transfer
   // engine's uploads and never wait behind a GPU prefetch waiting for room.
   bool dram_staging_on_ = false;        // fixed at Create
+  bool prefetch_off_ = false;           // fixed at Create: config prefetch == "off"
   uint64_t encoded_blocks_ = 0;         // GUARDED_BY(mutex_): alive blocks stored encoded
   uint64_t encoded_raw_bytes_ = 0;      // GUARDED_BY(mutex_): their decoded size
   uint64_t encoded_stored_bytes_ = 0;   // GUARDED_BY(mutex_): their encoded size

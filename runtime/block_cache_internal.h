@@ -25,6 +25,7 @@ struct BlockCache::Block {
   Tier* home = nullptr;
   Extent home_extent;
   bool owns_home = false;
+  bool home_direct = false;  // home memory is registered: uploads DMA from it
   // The home extent holds the bf16 codec's encoding of the block's `bytes`
   // (see docs/codec.md); uploads decode on the GPU. DRAM homes only.
   bool encoded = false;

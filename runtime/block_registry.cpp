@@ -56,7 +56,8 @@ Result<std::unique_ptr<BlockCache>> BlockCache::Create(std::shared_ptr<Device> d
     const uint64_t distance = raw->predictor_->PredictDistance(id);
     return distance == kNeverUsedAgain ? kNeverUsedAgain : raw->clock_ + distance;
   });
-  if (config.prefetch != "off") {
+  cache->prefetch_off_ = config.prefetch == "off";
+  if (!cache->prefetch_off_) {
     // Every runtime learns by itself: the engine's acquires are the
     // training signal, hints override what was learned.
     PrefetcherOptions options;
@@ -161,7 +162,8 @@ Result<BlockId> BlockCache::AddBlock(std::string name, uint64_t bytes, Tier* hom
   b->checksums = std::move(checksums);
   const BlockId id = b->id;
   // Only blocks homed on a tier uploads cannot DMA from are worth staging.
-  if (!FindTierLocked(home)->direct) ++slow_homed_blocks_;
+  b->home_direct = FindTierLocked(home)->direct;
+  if (!b->home_direct) ++slow_homed_blocks_;
   registered_bytes_ += b->bytes;
   blocks_.push_back(std::move(b));
   if (!name.empty()) by_name_[name] = id;
@@ -358,7 +360,7 @@ Status BlockCache::Unregister(BlockId id) {
       encoded_raw_bytes_ -= b->bytes;
       encoded_stored_bytes_ -= b->home_extent.length;
     }
-    if (const AttachedTier* home = FindTierLocked(b->home); home != nullptr && !home->direct) {
+    if (!b->home_direct) {
       --slow_homed_blocks_;
     }
     pending_demotion = b->dram_job;

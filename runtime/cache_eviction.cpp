@@ -109,7 +109,7 @@ const BlockCache::Block* BlockCache::OlderStreamedVictimLocked(
     ++streamed;
     // Only blocks that come back by DMA from pinned DRAM: another victim
     // from a slow home would cost a home read or a DRAM copy.
-    if (b.get() == pick || !evictable(b->id) || !FindTierLocked(b->home)->direct) continue;
+    if (b.get() == pick || !evictable(b->id) || !b->home_direct) continue;
     if (oldest == nullptr || b->last_access < oldest->last_access) oldest = b.get();
   }
   // Only once the cache has settled into kept blocks and a small ring
