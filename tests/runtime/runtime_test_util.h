@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include "alloc/fault_injecting_device.h"
 #include "common/fault_injector.h"
 #include "common/units.h"
+#include "prefetch/access_predictor.h"
 #include "runtime/block_cache.h"
 #include "tiers/dram_tier.h"
 #include "tiers/memory_tier.h"
@@ -72,6 +74,38 @@ class FaultyTier : public Tier {
 
  private:
   std::vector<unsigned char> bytes_;
+};
+
+// Knows a repeating order exactly, as an engine's recorded schedule would:
+// the predictor the cache consults after each acquire. Its lookahead is
+// `depth` (by default unbounded: the config's cap decides).
+class CyclePredictor final : public AccessPredictor {
+ public:
+  explicit CyclePredictor(std::vector<BlockId> cycle, size_t depth = SIZE_MAX)
+      : cycle_(std::move(cycle)), depth_(depth) {}
+  size_t Lookahead(uint64_t, double) override { return depth_; }
+  void OnAccess(BlockId id, uint64_t, uint64_t) override {
+    pos_ = static_cast<size_t>(std::find(cycle_.begin(), cycle_.end(), id) - cycle_.begin());
+  }
+  void Hint(const std::vector<BlockId>&) override {}
+  std::vector<BlockId> PredictNext(size_t max_blocks) override {
+    std::vector<BlockId> out;
+    for (size_t j = 1; j <= std::min(max_blocks, cycle_.size()); ++j) {
+      out.push_back(cycle_[(pos_ + j) % cycle_.size()]);
+    }
+    return out;
+  }
+  uint64_t PredictDistance(BlockId id) override {
+    const size_t n = cycle_.size();
+    const size_t at =
+        static_cast<size_t>(std::find(cycle_.begin(), cycle_.end(), id) - cycle_.begin());
+    return at == n ? kNeverUsedAgain : (at + n - pos_ - 1) % n + 1;
+  }
+
+ private:
+  std::vector<BlockId> cycle_;
+  size_t depth_;
+  size_t pos_ = 0;
 };
 
 // Small sizes so every path (multi-chunk, ring reuse) runs in milliseconds.
