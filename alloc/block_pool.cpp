@@ -385,6 +385,25 @@ PoolCounters BlockPool::counters() const {
   return counters_;
 }
 
+RangeCheck BlockPool::CheckRange(uintptr_t address, uint64_t bytes) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = segments_.upper_bound(address);
+  if (it == segments_.begin()) return RangeCheck::kOutside;
+  const Segment& segment = *std::prev(it)->second;
+  if (address - segment.base >= segment.size) return RangeCheck::kOutside;
+  for (const Block* block = segment.first; block != nullptr; block = block->next) {
+    if (address - block->address >= block->size) continue;
+    if (block->state.load(std::memory_order_acquire) != BlockState::kAllocated) {
+      return RangeCheck::kNotLive;
+    }
+    const uint64_t requested = block->requested.load(std::memory_order_relaxed);
+    const uint64_t offset = address - block->address;
+    if (offset > requested || bytes > requested - offset) return RangeCheck::kNotLive;
+    return offset == 0 ? RangeCheck::kLiveStart : RangeCheck::kLive;
+  }
+  return RangeCheck::kNotLive;
+}
+
 std::string BlockPool::SegmentsJson() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string out = "[";

@@ -45,6 +45,14 @@ constexpr uint64_t kMinBlock = 512;
 
 enum class BlockState : uint8_t { kAllocated, kCached, kFree };
 
+// Where an address range falls (BlockPool::CheckRange).
+enum class RangeCheck : uint8_t {
+  kOutside,    // in no segment of the pool: not this pool's memory
+  kLive,       // inside one block handed out, within the bytes asked for
+  kLiveStart,  // the same, starting at the block's first byte
+  kNotLive,    // the pool's memory, but freed, past a block's end or straddling blocks
+};
+
 // Guards the fast path's tiny critical sections (a vector push or pop, a
 // hash lookup): an uncontended lock and unlock are one exchange and one
 // store, less than half of a pthread mutex pair. Yields while the holder
@@ -172,6 +180,10 @@ class BlockPool {
   void set_budget(uint64_t bytes);
   uint64_t budget() const;
   PoolCounters counters() const;
+  // Classifies [address, address + bytes) (see RangeCheck). Walks the
+  // blocks of the segment holding `address`: for argument checks, not for
+  // a hot path.
+  RangeCheck CheckRange(uintptr_t address, uint64_t bytes) const;
   // {"address":..., "bytes":..., "small":..., "blocks":[...]} for each segment.
   std::string SegmentsJson() const;
 

@@ -131,6 +131,15 @@ class DeviceAllocator {
   // Returns `pointer` to the pool in `stream`'s order (see the contract).
   Status Free(void* pointer, Stream stream);
 
+  // Whether [pointer, pointer + bytes) is memory this allocator handed out
+  // and that is still allocated, for checking a caller's arguments before
+  // work is enqueued on them. kForeign: not the pool's memory at all (the
+  // device decides); kNotLive: the pool's, but freed, cached, past the end
+  // of the bytes asked for or straddling two blocks. Walks one segment's
+  // blocks under the pool lock: not for a hot path.
+  enum class Range { kForeign, kLive, kLiveStart, kNotLive };
+  Range Classify(const void* pointer, uint64_t bytes) const;
+
   // Replaces the callback (empty: none). Not called concurrently with itself
   // for one allocation, but two allocating threads may both call it.
   void SetPressureCallback(PressureCallback callback);

@@ -6,6 +6,7 @@
 // into C.
 #include "tiercache/tiercache.h"
 
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <optional>
@@ -57,6 +58,35 @@ int Guard(const char* function, Body&& body) {
 }
 
 Status Null(const char* what) { return Status::InvalidArgument(std::string(what) + " is NULL"); }
+
+// Device memory a caller passes, checked before any work is enqueued on it:
+// a range of the runtime's pool must lie inside one live allocation
+// (tiercache_device_alloc, tiercache_restore, an acquired block) and, with
+// `whole`, start it (memory the runtime is to free). Memory the pool does
+// not own (the engine's own) is left to the device's checks unless `whole`.
+Status CheckDeviceRange(const tiercache::Runtime& rt, const void* pointer, uint64_t bytes,
+                        const char* what, bool whole) {
+  using Range = tiercache::DeviceAllocator::Range;
+  const Range range = rt.allocator().Classify(pointer, bytes);
+  if (range == Range::kLiveStart || (range == Range::kLive && !whole) ||
+      (range == Range::kForeign && !whole)) {
+    return Status::Ok();
+  }
+  char range_text[64];
+  std::snprintf(range_text, sizeof(range_text), " [%p, +%llu)", pointer,
+                static_cast<unsigned long long>(bytes));
+  const std::string where = what + std::string(range_text);
+  if (range == Range::kLive) {
+    return Status::InvalidArgument(where + " does not start an allocation of this runtime (the memory "
+                                           "it is to free must come from tiercache_device_alloc)");
+  }
+  if (range == Range::kForeign) {
+    return Status::InvalidArgument(where + " is not memory from this runtime (the memory it is to free "
+                                           "must come from tiercache_device_alloc)");
+  }
+  return Status::InvalidArgument(where + " is not inside one live allocation of this runtime "
+                                         "(freed memory, an overrun or a range across two allocations)");
+}
 
 // Copies `text` by the header's buffer rule.
 Status CopyOut(const std::string& text, char* buffer, size_t size, size_t* needed) {
@@ -363,6 +393,9 @@ int tiercache_save(tiercache_runtime* runtime, void* device_ptr, uint64_t bytes,
     if (out == nullptr) return Null("out");
     if ((flags & ~TIERCACHE_SAVE_KEEP_DEVICE) != 0) return Status::InvalidArgument("unknown flags");
     TC_ACTIVATIONS();
+    if (device_ptr == nullptr) return Null("device_ptr");
+    TC_RETURN_IF_ERROR(CheckDeviceRange(rt, device_ptr, bytes, "device_ptr",
+                                        (flags & TIERCACHE_SAVE_KEEP_DEVICE) == 0));
     TC_ASSIGN_OR_RETURN(*out, rt.activations()->Save(device_ptr, bytes, stream,
                                                     (flags & TIERCACHE_SAVE_KEEP_DEVICE) == 0));
     return Status::Ok();
@@ -427,6 +460,7 @@ int tiercache_copy_to_host(tiercache_runtime* runtime, void* host_dst, const voi
   TC_WITH_RUNTIME({
     if (host_dst == nullptr) return Null("host_dst");
     if (device_src == nullptr) return Null("device_src");
+    TC_RETURN_IF_ERROR(CheckDeviceRange(rt, device_src, bytes, "device_src", false));
     return rt.device().CopyAsync(host_dst, device_src, bytes, tiercache::CopyKind::kDeviceToHost,
                                  stream);
   });
@@ -437,6 +471,7 @@ int tiercache_copy_to_device(tiercache_runtime* runtime, void* device_dst, const
   TC_WITH_RUNTIME({
     if (device_dst == nullptr) return Null("device_dst");
     if (host_src == nullptr) return Null("host_src");
+    TC_RETURN_IF_ERROR(CheckDeviceRange(rt, device_dst, bytes, "device_dst", false));
     return rt.device().CopyAsync(device_dst, host_src, bytes, tiercache::CopyKind::kHostToDevice,
                                  stream);
   });

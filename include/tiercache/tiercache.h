@@ -198,7 +198,9 @@ int tiercache_device_free(tiercache_runtime* runtime, void* device_ptr, void* st
 /* Copies device_ptr[0, bytes) to a host tier after the work enqueued on
  * `stream` (DRAM, or NVMe when DRAM is full) and, unless flags has
  * TIERCACHE_SAVE_KEEP_DEVICE, frees device_ptr (which must come from
- * tiercache_device_alloc) once the copy has read it. */
+ * tiercache_device_alloc) once the copy has read it. The range is checked as
+ * for tiercache_copy_to_host; a save that is to free device_ptr needs the
+ * start of an allocation (TIERCACHE_ERR_INVALID_ARGUMENT otherwise). */
 int tiercache_save(tiercache_runtime* runtime, void* device_ptr, uint64_t bytes, void* stream,
                    unsigned flags, tiercache_activation* out);
 /* Makes `stream` wait, in its order, until the save `handle` has read its
@@ -223,7 +225,11 @@ int tiercache_discard(tiercache_runtime* runtime, tiercache_activation handle);
 int tiercache_stream_create(tiercache_runtime* runtime, void** stream);
 int tiercache_stream_destroy(tiercache_runtime* runtime, void* stream);
 int tiercache_stream_synchronize(tiercache_runtime* runtime, void* stream);
-/* Enqueues a copy on `stream` (asynchronous; synchronise before reading). */
+/* Enqueues a copy on `stream` (asynchronous; synchronise before reading).
+ * A device range in the runtime's memory must lie inside one live
+ * allocation (tiercache_device_alloc, tiercache_restore, an acquired block):
+ * an overrun, freed memory or a range across two allocations is
+ * TIERCACHE_ERR_INVALID_ARGUMENT before anything is enqueued. */
 int tiercache_copy_to_host(tiercache_runtime* runtime, void* host_dst, const void* device_src,
                            uint64_t bytes, void* stream);
 int tiercache_copy_to_device(tiercache_runtime* runtime, void* device_dst, const void* host_src,

@@ -128,6 +128,32 @@ TEST_F(DeviceAllocatorTest, AllocatesAlignedUsableBlocks) {
   EXPECT_EQ(stats.frees, blocks.size());
 }
 
+TEST_F(DeviceAllocatorTest, ClassifiesRangesAgainstLiveAllocations) {
+  DeviceAllocator& allocator = Make();
+  using Range = DeviceAllocator::Range;
+  Stream s = streams_[0];
+  for (uint64_t bytes : {1000ull, 3 * kMiB}) {  // a small block and a large one
+    Result<void*> p = allocator.Allocate(bytes, s);
+    Result<void*> next = allocator.Allocate(bytes, s);
+    ASSERT_TRUE(p.ok() && next.ok());
+    char* c = static_cast<char*>(*p);
+    EXPECT_EQ(allocator.Classify(c, bytes), Range::kLiveStart);
+    EXPECT_EQ(allocator.Classify(c, 0), Range::kLiveStart);
+    EXPECT_EQ(allocator.Classify(c + 8, bytes - 8), Range::kLive);
+    EXPECT_EQ(allocator.Classify(c + bytes - 1, 1), Range::kLive);  // the last byte
+    EXPECT_EQ(allocator.Classify(c, bytes + 1), Range::kNotLive);      // past what was asked for
+    EXPECT_EQ(allocator.Classify(c + 1, bytes), Range::kNotLive);
+    EXPECT_EQ(allocator.Classify(c + 8, UINT64_MAX), Range::kNotLive);  // no wrap-around
+    ASSERT_TRUE(allocator.Free(*p, s).ok());
+    EXPECT_EQ(allocator.Classify(c, 1), Range::kNotLive);  // freed (cached on its stream)
+    EXPECT_EQ(allocator.Classify(*next, bytes), Range::kLiveStart);
+    ASSERT_TRUE(allocator.Free(*next, s).ok());
+  }
+  int on_the_stack = 0;
+  EXPECT_EQ(allocator.Classify(&on_the_stack, sizeof(on_the_stack)), Range::kForeign);
+  EXPECT_EQ(allocator.Classify(nullptr, 0), Range::kForeign);
+}
+
 TEST_F(DeviceAllocatorTest, BadInputGetsErrorCodesAndLeavesThePoolIntact) {
   DeviceAllocator& allocator = Make(DeviceAllocatorOptions{.budget_bytes = 64 * kMiB});
   Stream s = streams_[0];

@@ -32,7 +32,10 @@ struct Harness {
   std::string dir;
   std::string file;  // a file to register from
   std::vector<unsigned char> source = std::vector<unsigned char>(kHostBytes);
-  std::vector<unsigned char> sink = std::vector<unsigned char>(kHostBytes);
+  std::vector<unsigned char> sink = std::vector<unsigned char>(kHostBytes);  // copy_to_host calls
+  // The acquire check reads into its own buffer: a copy_to_host the input
+  // left in flight on another stream may still be writing `sink`.
+  std::vector<unsigned char> check = std::vector<unsigned char>(kHostBytes);
 };
 
 Harness& Global() {
@@ -61,7 +64,14 @@ T Pick(tiercache::fuzz::ByteReader& in, const std::vector<T>& seen, T made_up) {
   return seen[in.ConsumeIntegralInRange<size_t>(0, seen.size() - 1)];
 }
 
+// TIERCACHE_FUZZ_TRACE=1 prints each call and its status (to replay a crash).
+bool Tracing() {
+  static const bool on = std::getenv("TIERCACHE_FUZZ_TRACE") != nullptr;
+  return on;
+}
+
 void Check(int status) {
+  if (Tracing()) std::fprintf(stderr, "  -> %d %s\n", status, status == 0 ? "" : tiercache_last_error());
   if (status > 0 || status < TIERCACHE_ERR_INTERNAL) std::abort();  // not a status code
   if (status == TIERCACHE_ERR_INTERNAL) std::abort();                // a bug, by definition
   if (status != TIERCACHE_OK && tiercache_last_error()[0] == '\0') std::abort();
@@ -106,7 +116,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     void* out_ptr = nullptr;
     uint64_t out_u64 = 0;
-    switch (in.ConsumeIntegralInRange<int>(0, 27)) {
+    const int op = in.ConsumeIntegralInRange<int>(0, 27);
+    if (Tracing()) {
+      std::fprintf(stderr, "step %d op %d rt %s block %llu bytes %llu dptr %p stream %p\n", step, op,
+                   r == nullptr ? "null" : "live", static_cast<unsigned long long>(block),
+                   static_cast<unsigned long long>(bytes), dptr, stream);
+    }
+    switch (op) {
       case 0: case 1: {
         tiercache_block id = 0;
         const std::string name = in.ConsumeBool() ? "" : in.ConsumeRandomLengthString(12);
@@ -114,6 +130,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const tiercache_group group = Pick<tiercache_group>(in, groups, TIERCACHE_NO_GROUP);
         int s = tiercache_register_buffer(r, name.c_str(), in.ConsumeBool() ? h.source.data() : nullptr,
                                           bytes, home, group, &id);
+        if (Tracing()) std::fprintf(stderr, "  register '%s' home '%s'\n", name.c_str(), home);
         Check(s);
         if (s == TIERCACHE_OK) blocks.push_back(id), block_bytes.push_back(bytes);
         break;
@@ -133,12 +150,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         Check(s);
         if (s != TIERCACHE_OK) break;
         block_ptrs.push_back(out_ptr);
+        if (Tracing()) std::fprintf(stderr, "  acquired at %p\n", out_ptr);
         for (size_t i = 0; i < blocks.size(); ++i) {
           if (blocks[i] != block) continue;
           const uint64_t n = block_bytes[i];
-          if (tiercache_copy_to_host(rt, h.sink.data(), out_ptr, n, stream) == TIERCACHE_OK &&
+          if (tiercache_copy_to_host(rt, h.check.data(), out_ptr, n, stream) == TIERCACHE_OK &&
               tiercache_stream_synchronize(rt, stream) == TIERCACHE_OK &&
-              std::memcmp(h.sink.data(), h.source.data(), n) != 0) {
+              std::memcmp(h.check.data(), h.source.data(), n) != 0) {
+            if (Tracing()) {
+              uint64_t first = 0, wrong = 0;
+              for (uint64_t k = n; k-- > 0;) {
+                if (h.check[k] != h.source[k]) first = k, ++wrong;
+              }
+              std::fprintf(stderr, "mismatch at %p: %llu of %llu bytes differ from offset %llu\n", out_ptr,
+                           (unsigned long long)wrong, (unsigned long long)n, (unsigned long long)first);
+            }
             std::abort();  // an acquired block does not hold its bytes
           }
         }
@@ -176,6 +202,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         int s = tiercache_device_alloc(r, in.ConsumeIntegralInRange<uint64_t>(0, 4 << 20), stream, &out_ptr);
         Check(s);
         if (s == TIERCACHE_OK) owned.push_back(out_ptr);
+        if (Tracing() && s == TIERCACHE_OK) std::fprintf(stderr, "  allocated %p\n", out_ptr);
         break;
       }
       case 15: Check(tiercache_device_free(r, dptr, stream)); break;
@@ -191,6 +218,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         int s = in.ConsumeBool() ? tiercache_restore(r, a, stream, &out_ptr) : tiercache_discard(r, a);
         Check(s);
         if (s == TIERCACHE_OK && out_ptr != nullptr) owned.push_back(out_ptr);
+        if (Tracing() && s == TIERCACHE_OK) std::fprintf(stderr, "  restored at %p\n", out_ptr);
         break;
       }
       case 18: {

@@ -230,7 +230,21 @@ int main(void) {
   CHECK_OK(tiercache_discard(rt, h3));
   CHECK_OK(tiercache_device_free(rt, r2, stream));
   CHECK_OK(tiercache_device_free(rt, r1, stream));
+  /* Ranges of the runtime's memory must lie inside one live allocation: an
+   * overrun, a freed block or a save that is to free an interior pointer is
+   * refused before anything is enqueued. */
+  char* k = (char*)keep;
+  CHECK(tiercache_copy_to_device(rt, k + 1, a, kBytes, stream) == TIERCACHE_ERR_INVALID_ARGUMENT);
+  CHECK(tiercache_copy_to_host(rt, a, k, kBytes + 1, stream) == TIERCACHE_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(tiercache_last_error(), "not inside one live allocation") != NULL);
+  CHECK_OK(tiercache_copy_to_host(rt, a, k + 16, kBytes - 16, stream));
+  CHECK(tiercache_save(rt, k + 256, 64, stream, 0, &h3) == TIERCACHE_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(tiercache_last_error(), "does not start an allocation") != NULL);
+  CHECK_OK(tiercache_save(rt, k + 256, 64, stream, TIERCACHE_SAVE_KEEP_DEVICE, &h3));
+  CHECK_OK(tiercache_discard(rt, h3));
+  CHECK_OK(tiercache_stream_synchronize(rt, stream));
   CHECK_OK(tiercache_device_free(rt, keep, stream));
+  CHECK(tiercache_copy_to_device(rt, keep, a, 16, stream) == TIERCACHE_ERR_INVALID_ARGUMENT);
   CHECK(tiercache_device_free(rt, NULL, stream) == TIERCACHE_ERR_INVALID_ARGUMENT);
 
   /* ---- stats ---- */
