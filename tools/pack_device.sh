@@ -4,13 +4,20 @@
 # and tool binary, plus the shared libraries they load that are not part of
 # glibc or the NVIDIA driver. The result goes to .device-pack/ (git-ignored).
 #
+# Binaries are stripped of debug information (the pack travels).
+#   TIERCACHE_PACK_BUILD=build   pack an existing CUDA build instead (not rebuilt
+#                                here beyond what changed)
+#   TIERCACHE_PACK_DIR=dir       where the pack goes (default .device-pack)
+#
 # On the GPU machine:  tools/device_check.sh .device-pack <output dir>
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build-device
-pack=.device-pack
+build=${TIERCACHE_PACK_BUILD:-build-device}
+pack=${TIERCACHE_PACK_DIR:-.device-pack}
 
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTIERCACHE_WITH_CUDA=ON >/dev/null
+if [ -z "${TIERCACHE_PACK_BUILD:-}" ]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTIERCACHE_WITH_CUDA=ON >/dev/null
+fi
 cmake --build "$build" -j"$(nproc)"
 
 rm -rf "$pack"
@@ -20,9 +27,11 @@ mapfile -t binaries < <(find "$build/tests" "$build/bench" "$build/tools" -maxde
 for b in "${binaries[@]}"; do
   file -b "$b" | grep -q ELF || continue
   cp "$b" "$pack/bin/"
+  strip --strip-debug "$pack/bin/$(basename "$b")"
   echo "$b" >>"$pack/binaries.txt"   # where tests that run other binaries look for them
 done
 for lib in $(find "$build" -name 'libtiercache*.so*' 2>/dev/null); do cp -P "$lib" "$pack/lib/"; done
+find "$pack/lib" -name 'libtiercache*.so*' -type f -exec strip --strip-debug {} +
 # fio (the NVMe peer) only with TIERCACHE_PACK_FIO=1: its storage plugins pull
 # in about 75 MB of libraries.
 if [ "${TIERCACHE_PACK_FIO:-0}" = 1 ] && command -v fio >/dev/null; then
