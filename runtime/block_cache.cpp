@@ -174,6 +174,7 @@ Status BlockCache::Load(Block* b, uint64_t min_victim_next_use) {
   }
   std::shared_ptr<TransferJob> job;
   bool tried_home = false;
+  if (status.ok()) MirrorHome(b);
   while (status.ok()) {
     HostLocation source;
     Event wait_event = nullptr;

@@ -125,6 +125,9 @@ class BlockCache {
   // Makes `tier` usable as a home. `device_registered`: its memory is pinned,
   // so uploads DMA straight from it. The DRAM tier is attached by Create.
   Status AttachTier(Tier* tier, bool device_registered);
+  // The reverse, before `tier` goes away: kBusy while a block is homed
+  // there. Its traffic stays in the stats.
+  Status DetachTier(Tier* tier);
 
   // ---- registry (block_registry.cpp) ---------------------------------------
   Result<GroupId> CreateGroup(std::string name);
@@ -147,6 +150,15 @@ class BlockCache {
   // A block found again in a persistent tier's index (Tier::Lookup).
   Result<BlockId> RegisterFromKey(std::string name, Tier* home, uint64_t key,
                                   GroupId group = kNoGroup);
+  // As RegisterFromTier, and the first load from home also copies the
+  // block into a new extent of `mirror` (an attached persistent tier with
+  // host addresses: PMEM), commits it there under `key` and re-homes the
+  // block on it; the extent outlives the cache, so a later process finds it
+  // with RegisterFromKey (warm restart). Nothing is copied here. A mirror
+  // that fails (no room, an I/O error) is logged and given up; the block
+  // stays homed where it was.
+  Result<BlockId> RegisterMirrored(std::string name, Tier* home, Extent extent, Tier* mirror,
+                                   uint64_t key, GroupId group = kNoGroup);
   // kBusy while pinned or loading. Frees every copy the cache made.
   Status Unregister(BlockId id);
   Result<BlockId> FindBlock(std::string_view name) const;
@@ -250,6 +262,10 @@ class BlockCache {
   // be earlier; when no victim qualifies the load gives way (kBusy, the
   // block stays absent) unless an acquire is waiting for it.
   Status Load(Block* b, uint64_t min_victim_next_use = 0);
+  // Before a load from home: the copy into the block's mirror tier, if it
+  // has one (see RegisterMirrored; home_mirror.cpp). Called without mutex_
+  // by the thread that marked the block kLoading.
+  void MirrorHome(Block* b);
   Result<void*> AllocateForBlock(uint64_t bytes);
   void AfterAccess(BlockId id, uint64_t bytes);
   struct PrefetchRequest;

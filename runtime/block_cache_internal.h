@@ -33,6 +33,11 @@ struct BlockCache::Block {
   bool alive = true;
   // CRC32C per chunk_bytes of the block; empty until known.
   std::vector<uint32_t> checksums;
+  // A persistent tier the first load from home copies the block into, and
+  // the key it is committed under (RegisterMirrored); null once done or
+  // given up.
+  Tier* mirror = nullptr;
+  uint64_t mirror_key = 0;
 
   // GPU residency.
   Gpu gpu = Gpu::kAbsent;

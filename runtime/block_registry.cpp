@@ -119,6 +119,20 @@ Status BlockCache::AttachTier(Tier* tier, bool device_registered) {
   return Status::Ok();
 }
 
+Status BlockCache::DetachTier(Tier* tier) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (tier == dram_) return Status::InvalidArgument("cache: the DRAM tier cannot be detached");
+  for (const auto& b : blocks_) {
+    if (b->alive && b->home == tier) {
+      return Status::Busy("cache: block " + b->name + " is still homed on " + tier->name());
+    }
+  }
+  tiers_.erase(std::remove_if(tiers_.begin(), tiers_.end(),
+                              [tier](const AttachedTier& t) { return t.tier == tier; }),
+               tiers_.end());
+  return Status::Ok();
+}
+
 const BlockCache::AttachedTier* BlockCache::FindTierLocked(const Tier* tier) const {
   for (const AttachedTier& t : tiers_) {
     if (t.tier == tier) return &t;
@@ -300,6 +314,24 @@ Result<BlockId> BlockCache::RegisterFromTier(std::string name, Tier* home, Exten
     }  // else: taken from the first read
   }
   return AddBlock(std::move(name), extent.length, home, extent, false, group, std::move(sums));
+}
+
+Result<BlockId> BlockCache::RegisterMirrored(std::string name, Tier* home, Extent extent,
+                                             Tier* mirror, uint64_t key, GroupId group) {
+  if (mirror == nullptr || !mirror->persistent()) {
+    return Status::InvalidArgument("cache: a mirror must be a persistent tier");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (FindTierLocked(mirror) == nullptr) {
+      return Status::InvalidArgument("cache: tier " + mirror->name() + " is not attached");
+    }
+  }
+  TC_ASSIGN_OR_RETURN(BlockId id, RegisterFromTier(std::move(name), home, extent, group));
+  std::lock_guard<std::mutex> lock(mutex_);
+  blocks_[id]->mirror = mirror;
+  blocks_[id]->mirror_key = key;
+  return id;
 }
 
 Result<BlockId> BlockCache::RegisterFromKey(std::string name, Tier* home, uint64_t key,

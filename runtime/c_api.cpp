@@ -277,6 +277,109 @@ int tiercache_register_file(tiercache_runtime* runtime, const char* name, const 
   });
 }
 
+int tiercache_register_safetensors(tiercache_runtime* runtime, const char* path,
+                                   const char* group_prefix, const char* block_prefix,
+                                   const char* persist_tier, tiercache_checkpoint* out) {
+  TC_WITH_RUNTIME({
+    if (out == nullptr) return Null("out");
+    if (path == nullptr) return Null("path");
+    tiercache::CheckpointOptions options;
+    options.group_prefix = NameOf(group_prefix);
+    options.block_prefix = NameOf(block_prefix);
+    if (persist_tier != nullptr) {
+      TC_ASSIGN_OR_RETURN(options.persist, HomeTier(runtime, persist_tier));
+      if (!options.persist->persistent()) {
+        return Status::InvalidArgument(std::string("persist_tier '") + persist_tier +
+                                       "' is not a persistent tier (pmem)");
+      }
+    }
+    TC_ASSIGN_OR_RETURN(*out, rt.RegisterCheckpoint(path, std::move(options)));
+    return Status::Ok();
+  });
+}
+
+int tiercache_checkpoint_close(tiercache_runtime* runtime, tiercache_checkpoint checkpoint) {
+  TC_WITH_RUNTIME({ return rt.CloseCheckpoint(checkpoint); });
+}
+
+int tiercache_checkpoint_tensor_count(tiercache_runtime* runtime, tiercache_checkpoint checkpoint,
+                                      size_t* count) {
+  TC_WITH_RUNTIME({
+    if (count == nullptr) return Null("count");
+    TC_ASSIGN_OR_RETURN(const tiercache::Checkpoint* c, rt.checkpoint(checkpoint));
+    *count = c->tensors().size();
+    return Status::Ok();
+  });
+}
+
+// The checkpoint's tensor `index`, checked.
+#define TC_TENSOR(var)                                                                  \
+  TC_ASSIGN_OR_RETURN(const tiercache::Checkpoint* tc_checkpoint, rt.checkpoint(checkpoint)); \
+  if (index >= tc_checkpoint->tensors().size()) {                                       \
+    return Status::NotFound("checkpoint " + std::to_string(checkpoint) + " has " +      \
+                            std::to_string(tc_checkpoint->tensors().size()) +           \
+                            " tensors; no index " + std::to_string(index));             \
+  }                                                                                     \
+  const tiercache::CheckpointTensor& var = tc_checkpoint->tensors()[index]
+
+int tiercache_checkpoint_tensor(tiercache_runtime* runtime, tiercache_checkpoint checkpoint,
+                                size_t index, tiercache_tensor_info* info) {
+  TC_WITH_RUNTIME({
+    if (info == nullptr) return Null("info");
+    TC_TENSOR(t);
+    *info = tiercache_tensor_info{};
+    info->block = t.block;
+    info->offset = t.offset;
+    info->bytes = t.bytes;
+    info->ndim = static_cast<uint32_t>(t.shape.size());
+    std::strncpy(info->dtype, t.dtype.c_str(), sizeof(info->dtype) - 1);
+    return Status::Ok();
+  });
+}
+
+int tiercache_checkpoint_tensor_name(tiercache_runtime* runtime, tiercache_checkpoint checkpoint,
+                                     size_t index, char* buffer, size_t size, size_t* needed) {
+  TC_WITH_RUNTIME({
+    TC_TENSOR(t);
+    return CopyOut(t.name, buffer, size, needed);
+  });
+}
+
+int tiercache_checkpoint_tensor_shape(tiercache_runtime* runtime, tiercache_checkpoint checkpoint,
+                                      size_t index, uint64_t* dims, size_t capacity, size_t* ndim) {
+  TC_WITH_RUNTIME({
+    if (ndim == nullptr) return Null("ndim");
+    if (dims == nullptr && capacity > 0) return Null("dims");
+    TC_TENSOR(t);
+    *ndim = t.shape.size();
+    std::copy(t.shape.begin(), t.shape.begin() + std::min(capacity, t.shape.size()), dims);
+    if (t.shape.size() > capacity) {
+      return Status::OutOfSpace("tensor " + t.name + " has " + std::to_string(t.shape.size()) +
+                                " dimensions, capacity is " + std::to_string(capacity));
+    }
+    return Status::Ok();
+  });
+}
+
+int tiercache_checkpoint_find_tensor(tiercache_runtime* runtime, tiercache_checkpoint checkpoint,
+                                     const char* name, size_t* index) {
+  TC_WITH_RUNTIME({
+    if (name == nullptr) return Null("name");
+    if (index == nullptr) return Null("index");
+    TC_ASSIGN_OR_RETURN(const tiercache::Checkpoint* c, rt.checkpoint(checkpoint));
+    TC_ASSIGN_OR_RETURN(*index, c->FindTensor(name));
+    return Status::Ok();
+  });
+}
+
+int tiercache_checkpoint_json(tiercache_runtime* runtime, tiercache_checkpoint checkpoint,
+                              char* buffer, size_t size, size_t* needed) {
+  TC_WITH_RUNTIME({
+    TC_ASSIGN_OR_RETURN(const tiercache::Checkpoint* c, rt.checkpoint(checkpoint));
+    return CopyOut(c->Json(), buffer, size, needed);
+  });
+}
+
 int tiercache_unregister(tiercache_runtime* runtime, tiercache_block block) {
   TC_WITH_RUNTIME({ return rt.cache().Unregister(block); });
 }

@@ -41,6 +41,8 @@ const std::vector<Field>& Fields() {
       {"nvme_bytes", FieldType::kBytes, &C::nvme_bytes},
       {"nvme_queue_depth", FieldType::kInt, &C::nvme_queue_depth},
       {"nvme_direct", FieldType::kBool, &C::nvme_direct},
+      {"checkpoint_read_mode", FieldType::kString, &C::checkpoint_read_mode},
+      {"checkpoint_queue_depth", FieldType::kInt, &C::checkpoint_queue_depth},
       {"chunk_bytes", FieldType::kBytes, &C::chunk_bytes},
       {"staging_buffers", FieldType::kInt, &C::staging_buffers},
       {"verify_checksums", FieldType::kBool, &C::verify_checksums},
@@ -212,6 +214,14 @@ Status ValidateConfig(const RuntimeConfig& c) {
   if (c.prefetch != "learn" && c.prefetch != "hints" && c.prefetch != "off") {
     return Status::InvalidArgument("config: prefetch '" + c.prefetch +
                                    "' is not one of learn, hints, off");
+  }
+  if (c.checkpoint_read_mode != "auto" && c.checkpoint_read_mode != "direct" &&
+      c.checkpoint_read_mode != "buffered") {
+    return Status::InvalidArgument("config: checkpoint_read_mode '" + c.checkpoint_read_mode +
+                                   "' is not one of auto, direct, buffered");
+  }
+  if (c.checkpoint_queue_depth < 1 || c.checkpoint_queue_depth > 4096) {
+    return Status::InvalidArgument("config: checkpoint_queue_depth must lie in [1, 4096]");
   }
   if (c.chunk_bytes < 64 * kKiB || c.chunk_bytes > 1 * kGiB) {
     return Status::InvalidArgument("config: chunk_bytes must lie in [64 KiB, 1 GiB]");

@@ -48,6 +48,11 @@ struct RuntimeConfig {
   uint64_t nvme_bytes = 0;
   int64_t nvme_queue_depth = 32;
   bool nvme_direct = true;         // O_DIRECT; false for filesystems without it (tmpfs)
+  // Checkpoints read in place (docs/checkpoints.md): "auto" reads ranges
+  // resident in the page cache through it and the rest with O_DIRECT;
+  // "direct" or "buffered" force one way.
+  std::string checkpoint_read_mode = "auto";
+  int64_t checkpoint_queue_depth = 64;  // O_DIRECT reads in the kernel at once
 
   // ---- transfer engine --------------------------------------------------
   // Copy chunk size: 16 MiB or more keeps PCIe near its peak (1 MiB chunks

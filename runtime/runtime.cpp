@@ -90,10 +90,39 @@ Status Runtime::Build(const RuntimeConfig& config, std::shared_ptr<Device> devic
 Runtime::~Runtime() {
   activations_.reset();
   cache_.reset();
+  checkpoints_.clear();  // after the cache: its blocks read their files
   nvme_.reset();
   pmem_.reset();
   dram_.reset();
   allocator_.reset();
+}
+
+Result<uint64_t> Runtime::RegisterCheckpoint(const std::string& path, CheckpointOptions options) {
+  TC_ASSIGN_OR_RETURN(options.files.mode, ParseFileReadMode(config_.checkpoint_read_mode.c_str()));
+  options.files.io.queue_depth = static_cast<uint32_t>(config_.checkpoint_queue_depth);
+  TC_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint,
+                      Checkpoint::Open(cache_.get(), path, options));
+  std::lock_guard<std::mutex> lock(checkpoints_mutex_);
+  checkpoints_.push_back(std::move(checkpoint));
+  return static_cast<uint64_t>(checkpoints_.size() - 1);
+}
+
+Result<const Checkpoint*> Runtime::checkpoint(uint64_t id) const {
+  std::lock_guard<std::mutex> lock(checkpoints_mutex_);
+  if (id >= checkpoints_.size() || checkpoints_[id] == nullptr) {
+    return Status::NotFound("runtime: no checkpoint " + std::to_string(id));
+  }
+  return checkpoints_[id].get();
+}
+
+Status Runtime::CloseCheckpoint(uint64_t id) {
+  std::lock_guard<std::mutex> lock(checkpoints_mutex_);
+  if (id >= checkpoints_.size() || checkpoints_[id] == nullptr) {
+    return Status::NotFound("runtime: no checkpoint " + std::to_string(id));
+  }
+  TC_RETURN_IF_ERROR(checkpoints_[id]->Close());
+  checkpoints_[id].reset();
+  return Status::Ok();
 }
 
 Tier* Runtime::tier(std::string_view name) const {
@@ -138,6 +167,33 @@ std::string Runtime::StatsJson() const {
         .Key("live").Uint(a.live)
         .Key("host_bytes").Uint(a.host_bytes)
         .EndObject();
+  }
+  {
+    std::lock_guard<std::mutex> lock(checkpoints_mutex_);
+    tail.Key("checkpoints").BeginArray();
+    for (size_t i = 0; i < checkpoints_.size(); ++i) {
+      if (checkpoints_[i] == nullptr) continue;
+      const Checkpoint& c = *checkpoints_[i];
+      const FileTierStats f = c.file_tier().file_stats();
+      const TierStats t = c.file_tier().stats();
+      tail.BeginObject()
+          .Key("id").Uint(i)
+          .Key("files").Uint(c.files().size())
+          .Key("blocks").Uint(c.blocks().size())
+          .Key("tensor_bytes").Uint(c.tensor_bytes())
+          .Key("read_mode").String(FileReadModeName(c.file_tier().mode()))
+          .Key("bytes_read").Uint(t.bytes_read)
+          .Key("direct_bytes").Uint(f.direct_bytes)
+          .Key("edge_bytes").Uint(f.edge_bytes)
+          .Key("cached_bytes").Uint(f.cached_bytes)
+          .Key("zero_bytes").Uint(f.zero_bytes)
+          .Key("changed_files").Uint(f.changed_files)
+          .Key("direct_transfers").Uint(f.direct_engine.transfers)
+          .Key("fixed_buffer_transfers").Uint(f.direct_engine.fixed_buffer_transfers)
+          .Key("read_errors").Uint(t.read_errors)
+          .EndObject();
+    }
+    tail.EndArray();
   }
   tail.EndObject();
   std::string t = tail.text();

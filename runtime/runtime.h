@@ -14,13 +14,16 @@
 #define TIERCACHE_RUNTIME_RUNTIME_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "alloc/device.h"
 #include "alloc/device_allocator.h"
 #include "runtime/activation_store.h"
 #include "runtime/block_cache.h"
+#include "runtime/checkpoint.h"
 #include "runtime/config.h"
 #include "tiers/tier.h"
 
@@ -45,8 +48,18 @@ class Runtime {
   // "dram", "pmem", "nvme"; nullptr when that tier is not configured.
   Tier* tier(std::string_view name) const;
   // Everything: config, per-tier traffic, blocks, allocator, activations,
-  // fallbacks.
+  // checkpoints, fallbacks.
   std::string StatsJson() const;
+
+  // Registers a safetensors checkpoint read in place (runtime/checkpoint.h)
+  // and returns its id. The read mode and queue depth come from the config
+  // (checkpoint_read_mode, checkpoint_queue_depth), whatever options.files
+  // says. The checkpoint lives until CloseCheckpoint or the runtime's end.
+  Result<uint64_t> RegisterCheckpoint(const std::string& path, CheckpointOptions options);
+  // kNotFound for an unknown or closed id. Valid until CloseCheckpoint.
+  Result<const Checkpoint*> checkpoint(uint64_t id) const;
+  // Unregisters its blocks (kBusy while one is acquired) and closes its files.
+  Status CloseCheckpoint(uint64_t id);
 
  private:
   Runtime() = default;
@@ -60,6 +73,8 @@ class Runtime {
   std::unique_ptr<Tier> nvme_;
   std::unique_ptr<BlockCache> cache_;
   std::unique_ptr<ActivationStore> activations_;
+  mutable std::mutex checkpoints_mutex_;
+  std::vector<std::unique_ptr<Checkpoint>> checkpoints_;  // GUARDED_BY(checkpoints_mutex_); null: closed
 };
 
 }  // namespace tiercache

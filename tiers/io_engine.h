@@ -94,7 +94,7 @@ using IoDone = std::function<void(Status)>;
 
 class IoEngine {
  public:
-  static constexpr int kMaxFiles = 16;
+  static constexpr int kMaxFiles = 256;  // a sharded checkpoint opens one per shard
 
   // See the contract for how the kind is chosen. kInvalidArgument for a
   // queue depth of 0 or an unknown TIERCACHE_NVME_ENGINE value.

@@ -21,6 +21,7 @@ const char* TierKindName(TierKind kind) {
     case TierKind::kDram: return "dram";
     case TierKind::kPmem: return "pmem";
     case TierKind::kNvme: return "nvme";
+    case TierKind::kFile: return "file";
   }
   return "unknown";
 }

@@ -41,8 +41,9 @@
 
 namespace tiercache {
 
-enum class TierKind { kMemory, kDram, kPmem, kNvme };
-const char* TierKindName(TierKind kind);  // "memory", "dram", "pmem", "nvme"
+// kFile: ranges of existing read-only files (a checkpoint read in place).
+enum class TierKind { kMemory, kDram, kPmem, kNvme, kFile };
+const char* TierKindName(TierKind kind);  // "memory", "dram", "pmem", "nvme", "file"
 
 // Counters since the tier was opened. A snapshot; fields are independent.
 struct TierStats {

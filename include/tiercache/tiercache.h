@@ -65,8 +65,11 @@ typedef struct tiercache_runtime tiercache_runtime; /* opaque */
 typedef uint64_t tiercache_block;
 typedef uint64_t tiercache_group;
 typedef uint64_t tiercache_activation;
+typedef uint64_t tiercache_checkpoint;
 
 #define TIERCACHE_NO_GROUP UINT64_MAX
+/* The block of a tensor that has none (an empty tensor of a checkpoint). */
+#define TIERCACHE_NO_BLOCK UINT64_MAX
 /* tiercache_hint_next_use: the block will not be used again. */
 #define TIERCACHE_NEVER UINT64_MAX
 /* tiercache_save flag: copy only; the caller keeps (and frees) the memory. */
@@ -150,6 +153,67 @@ int tiercache_unregister(tiercache_runtime* runtime, tiercache_block block);
 int tiercache_find_block(tiercache_runtime* runtime, const char* name, tiercache_block* out);
 /* The block's size in bytes. */
 int tiercache_block_size(tiercache_runtime* runtime, tiercache_block block, uint64_t* out);
+
+/* ---- checkpoints (safetensors, read in place; docs/checkpoints.md) -----------
+ * A checkpoint's tensors become blocks homed on the checkpoint's own files:
+ * nothing is copied at registration; acquires read the files (O_DIRECT, or
+ * the page cache for resident ranges: config key checkpoint_read_mode)
+ * through the pinned staging ring to the GPU. Tensors are grouped into one
+ * block per name group: "model.layers.12.mlp.up_proj.weight" belongs to the
+ * block "model.layers.12" (the name up to its first all-digit component);
+ * other tensors (embeddings, norms, lm_head) are blocks of their own, named
+ * after them. A file changed after registration makes its blocks' acquires
+ * fail with TIERCACHE_ERR_CORRUPTION; nothing else is affected. */
+
+/* Registers the checkpoint at `path`: a .safetensors file, a
+ * model.safetensors.index.json (its shards are followed), or a directory
+ * holding either. `group_prefix` (NULL or ""): group only names starting
+ * with it and followed by digits and '.', e.g. "model.layers.".
+ * `block_prefix` (may be NULL) goes in front of every block name.
+ * `persist_tier` (NULL: none, or "pmem"): blocks are kept in that
+ * persistent tier after their first load, and a later process registering
+ * the same files (same device, inode, size and mtime) reads them from there.
+ * Errors: TIERCACHE_ERR_INVALID_ARGUMENT naming the file and tensor for a
+ * malformed header or index (bad length, JSON, dtype, shape/size mismatch,
+ * offsets past the file, overlapping tensors), TIERCACHE_ERR_NOT_FOUND for a
+ * missing file, TIERCACHE_ERR_ALREADY_EXISTS for a block name already taken
+ * (use block_prefix); nothing is registered then. */
+int tiercache_register_safetensors(tiercache_runtime* runtime, const char* path,
+                                   const char* group_prefix, const char* block_prefix,
+                                   const char* persist_tier, tiercache_checkpoint* out);
+/* Unregisters the checkpoint's blocks and closes its files.
+ * TIERCACHE_ERR_BUSY while one of its blocks is acquired. */
+int tiercache_checkpoint_close(tiercache_runtime* runtime, tiercache_checkpoint checkpoint);
+/* How many tensors the checkpoint holds (indices 0 .. count-1, in file order). */
+int tiercache_checkpoint_tensor_count(tiercache_runtime* runtime, tiercache_checkpoint checkpoint,
+                                      size_t* count);
+
+/* Where a tensor's bytes are. */
+typedef struct tiercache_tensor_info {
+  tiercache_block block; /* the block holding it; TIERCACHE_NO_BLOCK when empty */
+  uint64_t offset;       /* its first byte inside the block */
+  uint64_t bytes;        /* its size */
+  uint32_t ndim;         /* rank (tiercache_checkpoint_tensor_shape gives the dims) */
+  char dtype[16];        /* safetensors' dtype name, NUL-terminated: "BF16", "F32", ... */
+} tiercache_tensor_info;
+
+int tiercache_checkpoint_tensor(tiercache_runtime* runtime, tiercache_checkpoint checkpoint,
+                                size_t index, tiercache_tensor_info* info);
+/* The tensor's name (see the buffer rule above). */
+int tiercache_checkpoint_tensor_name(tiercache_runtime* runtime, tiercache_checkpoint checkpoint,
+                                     size_t index, char* buffer, size_t size, size_t* needed);
+/* Its dimensions: up to `capacity` into dims, the rank into *ndim
+ * (TIERCACHE_ERR_OUT_OF_SPACE when capacity is short). */
+int tiercache_checkpoint_tensor_shape(tiercache_runtime* runtime, tiercache_checkpoint checkpoint,
+                                      size_t index, uint64_t* dims, size_t capacity, size_t* ndim);
+/* The index of the tensor named `name`; TIERCACHE_ERR_NOT_FOUND if none. */
+int tiercache_checkpoint_find_tensor(tiercache_runtime* runtime, tiercache_checkpoint checkpoint,
+                                     const char* name, size_t* index);
+/* The whole table as JSON (buffer rule): {"files", "tensor_bytes", "blocks":
+ * [{"id", "name", "bytes", "persisted"}], "tensors": [{"name", "dtype",
+ * "shape", "block" (null when empty), "offset", "bytes"}]}. */
+int tiercache_checkpoint_json(tiercache_runtime* runtime, tiercache_checkpoint checkpoint,
+                              char* buffer, size_t size, size_t* needed);
 
 /* ---- the data path ----------------------------------------------------------- */
 

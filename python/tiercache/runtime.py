@@ -138,6 +138,35 @@ class Runtime:
                    home.encode(), group, ctypes.byref(out))
         return out.value
 
+    def register_safetensors(self, path, group_prefix=None, block_prefix=None, persist=None):
+        """Registers a safetensors checkpoint read in place (a file, an index
+        .json, or a directory holding either; shards are followed). Returns its
+        table as a dict: ``id``, ``files``, ``tensor_bytes``, ``blocks`` [{id,
+        name, bytes, persisted}] and ``tensors`` [{name, dtype, shape, block,
+        offset, bytes}] (block None for an empty tensor). ``persist="pmem"``
+        keeps blocks in the PMEM tier for a later process (warm restart)."""
+        out = ctypes.c_uint64()
+        self._call("tiercache_register_safetensors", str(path).encode(), _name(group_prefix),
+                   _name(block_prefix), _name(persist), ctypes.byref(out))
+        table = json.loads(self._text_out("tiercache_checkpoint_json", out.value))
+        table["id"] = out.value
+        return table
+
+    def close_checkpoint(self, checkpoint):
+        """Unregisters a checkpoint's blocks (Busy while one is acquired)."""
+        self._call("tiercache_checkpoint_close", checkpoint)
+
+    def _text_out(self, name, *args):
+        """A string returned by the C API's buffer rule."""
+        needed = ctypes.c_size_t()
+        lib = _lib.library()
+        status = getattr(lib, name)(self._handle(), *args, None, 0, ctypes.byref(needed))
+        if status != -3:
+            _lib.check(lib, status, name)
+        buffer = ctypes.create_string_buffer(needed.value)
+        self._call(name, *args, buffer, len(buffer), None)
+        return buffer.value.decode()
+
     def unregister(self, block):
         self._call("tiercache_unregister", block)
 

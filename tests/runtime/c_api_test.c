@@ -72,6 +72,120 @@ static void test_library_and_config(void) {
   tiercache_config_destroy(NULL);
 }
 
+/* Writes a safetensors file of `count` BF16 tensors named names[i], each
+ * sizes[i] bytes of fill(seed i), back to back. Returns 0 on success. */
+static int write_safetensors(const char* path, const char** names, const size_t* sizes,
+                             size_t count) {
+  char header[1024] = "{";
+  size_t offset = 0;
+  for (size_t i = 0; i < count; ++i) {
+    char entry[256];
+    snprintf(entry, sizeof entry, "%s\"%s\":{\"dtype\":\"BF16\",\"shape\":[%zu],\"data_offsets\":[%zu,%zu]}",
+             i ? "," : "", names[i], sizes[i] / 2, offset, offset + sizes[i]);
+    strcat(header, entry);
+    offset += sizes[i];
+  }
+  strcat(header, "}");
+  const uint64_t n = strlen(header);
+  FILE* f = fopen(path, "wb");
+  if (f == NULL) return -1;
+  for (int i = 0; i < 8; ++i) fputc((int)((n >> (8 * i)) & 0xff), f);
+  fwrite(header, 1, n, f);
+  for (size_t i = 0; i < count; ++i) {
+    unsigned char* data = malloc(sizes[i]);
+    fill(data, sizes[i], 100 + (unsigned)i);
+    fwrite(data, 1, sizes[i], f);
+    free(data);
+  }
+  return fclose(f);
+}
+
+/* A checkpoint registered in place: the tensor table, the blocks' bytes,
+ * the argument checks. */
+static void test_checkpoint(tiercache_runtime* rt, void* stream, const char* dir) {
+  const char* names[] = {"model.embed.weight", "model.layers.0.a.weight", "model.layers.0.b.weight",
+                         "model.layers.1.a.weight"};
+  const size_t sizes[] = {6000, 300000, 5002, 300000};
+  char path[256];
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  CHECK(write_safetensors(path, names, sizes, 4) == 0);
+  tiercache_checkpoint ckpt = 0;
+  CHECK(tiercache_register_safetensors(rt, NULL, NULL, NULL, NULL, &ckpt) ==
+        TIERCACHE_ERR_INVALID_ARGUMENT);
+  CHECK(tiercache_register_safetensors(rt, path, NULL, NULL, NULL, NULL) ==
+        TIERCACHE_ERR_INVALID_ARGUMENT);
+  CHECK(tiercache_register_safetensors(rt, path, NULL, NULL, "nvme", &ckpt) ==
+        TIERCACHE_ERR_INVALID_ARGUMENT);  /* not persistent */
+  CHECK(tiercache_register_safetensors(rt, "/nonexistent.safetensors", NULL, NULL, NULL, &ckpt) ==
+        TIERCACHE_ERR_NOT_FOUND);
+  CHECK_OK(tiercache_register_safetensors(rt, dir, "model.layers.", "ck/", NULL, &ckpt));
+  size_t count = 0;
+  CHECK_OK(tiercache_checkpoint_tensor_count(rt, ckpt, &count));
+  CHECK(count == 4);
+  CHECK(tiercache_checkpoint_tensor_count(rt, ckpt + 7, &count) == TIERCACHE_ERR_NOT_FOUND);
+  tiercache_block layer0 = 0;
+  CHECK_OK(tiercache_find_block(rt, "ck/model.layers.0", &layer0));
+  for (size_t i = 0; i < count; ++i) {
+    char name[64];
+    size_t needed = 0;
+    CHECK_OK(tiercache_checkpoint_tensor_name(rt, ckpt, i, name, sizeof name, &needed));
+    CHECK(strcmp(name, names[i]) == 0);
+    tiercache_tensor_info info;
+    CHECK_OK(tiercache_checkpoint_tensor(rt, ckpt, i, &info));
+    CHECK(strcmp(info.dtype, "BF16") == 0 && info.ndim == 1 && info.bytes == sizes[i]);
+    uint64_t dims[2] = {0, 0};
+    size_t ndim = 0;
+    CHECK_OK(tiercache_checkpoint_tensor_shape(rt, ckpt, i, dims, 2, &ndim));
+    CHECK(ndim == 1 && dims[0] == sizes[i] / 2);
+    CHECK(tiercache_checkpoint_tensor_shape(rt, ckpt, i, NULL, 0, &ndim) == TIERCACHE_ERR_OUT_OF_SPACE);
+    if (i == 1 || i == 2) CHECK(info.block == layer0);
+    size_t index = 99;
+    CHECK_OK(tiercache_checkpoint_find_tensor(rt, ckpt, names[i], &index));
+    CHECK(index == i);
+    void* ptr = NULL;
+    CHECK_OK(tiercache_acquire(rt, info.block, stream, &ptr));
+    unsigned char* want = malloc(sizes[i]);
+    fill(want, sizes[i], 100 + (unsigned)i);
+    CHECK(ptr != NULL && same_on_device(rt, (const unsigned char*)ptr + info.offset, want, sizes[i], stream));
+    free(want);
+    CHECK_OK(tiercache_release(rt, info.block, stream));
+  }
+  tiercache_tensor_info info;
+  CHECK(tiercache_checkpoint_tensor(rt, ckpt, count, &info) == TIERCACHE_ERR_NOT_FOUND);
+  CHECK(tiercache_checkpoint_tensor(rt, ckpt, 0, NULL) == TIERCACHE_ERR_INVALID_ARGUMENT);
+  size_t index = 0;
+  CHECK(tiercache_checkpoint_find_tensor(rt, ckpt, "nope", &index) == TIERCACHE_ERR_NOT_FOUND);
+  size_t needed = 0;
+  CHECK(tiercache_checkpoint_json(rt, ckpt, NULL, 0, &needed) == TIERCACHE_ERR_OUT_OF_SPACE);
+  char* json = malloc(needed);
+  CHECK_OK(tiercache_checkpoint_json(rt, ckpt, json, needed, NULL));
+  CHECK(strstr(json, "\"name\":\"ck/model.layers.1\"") != NULL);
+  free(json);
+  /* The same names again are taken; nothing is registered then. */
+  tiercache_checkpoint again = 0;
+  CHECK(tiercache_register_safetensors(rt, path, "model.layers.", "ck/", NULL, &again) ==
+        TIERCACHE_ERR_ALREADY_EXISTS);
+  void* held = NULL;
+  CHECK_OK(tiercache_acquire(rt, layer0, stream, &held));
+  CHECK(tiercache_checkpoint_close(rt, ckpt) == TIERCACHE_ERR_BUSY);
+  CHECK_OK(tiercache_release(rt, layer0, stream));
+  CHECK_OK(tiercache_drain(rt));
+  CHECK_OK(tiercache_checkpoint_close(rt, ckpt));
+  CHECK(tiercache_checkpoint_close(rt, ckpt) == TIERCACHE_ERR_NOT_FOUND);
+  CHECK(tiercache_find_block(rt, "ck/model.layers.0", &layer0) == TIERCACHE_ERR_NOT_FOUND);
+  /* A malformed header: the tensor sizes disagree with the shapes. */
+  FILE* f = fopen(path, "r+b");
+  if (f != NULL) {
+    fseek(f, 8, SEEK_SET);
+    fputs("{\"model.embed.weight\":{\"dtype\":\"F32\" ", f);  /* was BF16 */
+    fclose(f);
+  }
+  CHECK(tiercache_register_safetensors(rt, path, NULL, NULL, NULL, &ckpt) ==
+        TIERCACHE_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(tiercache_last_error(), "model.embed.weight") != NULL);
+  remove(path);
+}
+
 int main(void) {
   test_library_and_config();
 
@@ -255,6 +369,8 @@ int main(void) {
   CHECK(strstr(stats, "\"name\":\"gpu\"") != NULL);
   CHECK(strstr(stats, "\"activations\"") != NULL);
   free(stats);
+
+  test_checkpoint(rt, stream, dir);
 
   /* ---- teardown ---- */
   CHECK_OK(tiercache_unregister(rt, bc));

@@ -181,12 +181,14 @@ class OffloadHandle:
 
     def _placeholder(self, slot):
         """A tensor of the parameter's shape over one element: holds no memory."""
-        key = slot.dtype
-        scalar = self._placeholders.get(key)
+        return self._placeholder_of(slot.dtype, slot.shape)
+
+    def _placeholder_of(self, dtype, shape):
+        scalar = self._placeholders.get(dtype)
         if scalar is None:
-            scalar = torch.zeros((), dtype=slot.dtype, device=self.device)
-            self._placeholders[key] = scalar
-        return scalar.expand(slot.shape)
+            scalar = torch.zeros((), dtype=dtype, device=self.device)
+            self._placeholders[dtype] = scalar
+        return scalar.expand(shape)
 
     def _install(self, entry):
         def pre_hook(module, args):
@@ -252,15 +254,28 @@ def _runtime_config(home, gpu_budget, largest, total, count, options, user):
     return config
 
 
-def offload(model, gpu_budget, home="dram", modules=None, config=None, **options):
+def offload(model, gpu_budget, home="dram", modules=None, config=None, checkpoint=None,
+            **options):
     """Offloads the weights of `modules` (default: the model's decoder layers).
 
     gpu_budget: bytes of GPU memory for cached blocks (int or "8GiB"); at least
     the largest block. home: "dram", "pmem" or "nvme" (then ``pmem_path=`` or
     ``nvme_path=``; ``dram_room=`` adds DRAM for copies of NVMe/PMEM blocks).
     modules: [module] or [(name, module)]. config: more runtime keys.
+    checkpoint: a safetensors file, index or directory: the model may then be
+    built without weights (meta device), its layers become blocks homed on
+    the checkpoint's files and every other parameter is read from it to the
+    device (see ``_checkpoint``; options ``pmem_path=``/``pmem_bytes=`` keep
+    blocks in PMEM for a warm restart, ``prefetch=False`` waits for the first
+    forward, ``group_prefix=`` as tiercache_register_safetensors; ``home``
+    does not apply).
     Returns an OffloadHandle. On any error the model is left as it was.
     """
+    if checkpoint is not None:
+        if home != "dram":
+            raise _fail("home= does not apply with checkpoint= (the checkpoint is the home)")
+        from ._checkpoint import offload_checkpoint
+        return offload_checkpoint(model, checkpoint, gpu_budget, modules, config, **options)
     if not isinstance(model, torch.nn.Module):
         raise _fail(f"expected a torch.nn.Module, got {type(model).__name__}")
     if home not in _HOMES:

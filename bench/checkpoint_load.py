@@ -1,0 +1,321 @@
+"""Cold start from a safetensors checkpoint: four loaders, cold and warm, side by side.
+
+The 16-layer Llama-shaped model (5.67 GB bf16, random weights) is written once
+with ``save_pretrained`` (safetensors, sharded at 2 GB) into the work
+directory and reused while present. Then, in one process and one run:
+
+- the disk's sequential O_DIRECT read rate (16 MiB reads of the largest
+  shard, page cache dropped first) and the pinned host->device copy peak;
+- for each loader, cold (``echo 3 > /proc/sys/vm/drop_caches`` first) and
+  warm (the files in the page cache): the time from nothing to the first
+  forward's logits on the GPU, the bytes read from storage (/proc/self/io
+  read_bytes) and through the library (tiercache's own count), and the
+  effective rate (checkpoint bytes / time). Loaders: transformers
+  ``from_pretrained(device_map="cuda")``; ``safetensors.torch.load_file(device="cuda")``
+  + ``load_state_dict`` into an empty model; tiercache with every layer on the
+  GPU; tiercache streaming with a GPU budget of half the layers;
+- the logits of every run compared with the first (bit-identical expected);
+- warm restart from PMEM: tiercache with a PMEM tier (a DAX directory given
+  with --pmem, else a file-backed tier in the work directory): a first load
+  keeps the blocks there, a second registration reads them from it.
+
+Targets (docs/perf.md): cold >= 0.9 of the O_DIRECT rate; warm >= 0.8 of the
+pinned peak. Writes <out>/checkpoint_load.json; progress on stdout.
+"""
+import argparse
+import ctypes
+import gc
+import json
+import mmap
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+
+
+def log(*args):
+    print(f"[{time.strftime('%H:%M:%S')}]", *args, flush=True)
+
+
+def llama_config(layers):
+    import transformers
+    config = transformers.LlamaConfig(
+        hidden_size=4096, intermediate_size=11008, num_attention_heads=32,
+        num_key_value_heads=8, num_hidden_layers=layers, vocab_size=32000,
+        max_position_embeddings=4096, tie_word_embeddings=False)
+    config._attn_implementation = "sdpa"
+    return config
+
+
+def write_checkpoint(directory, layers):
+    done = os.path.join(directory, ".written")
+    if os.path.exists(done):
+        log(f"checkpoint: reusing {directory}")
+        return
+    import transformers
+    os.makedirs(directory, exist_ok=True)
+    log(f"checkpoint: writing a {layers}-layer model to {directory} (save_pretrained, 2GB shards)")
+    torch.manual_seed(0)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device("cuda"):
+            model = transformers.LlamaForCausalLM(llama_config(layers))
+    finally:
+        torch.set_default_dtype(default)
+    model.save_pretrained(directory, max_shard_size="2GB")  # safetensors: the default
+    del model
+    torch.cuda.empty_cache()
+    os.sync()
+    open(done, "w").close()
+
+
+def checkpoint_bytes(directory):
+    return sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory)
+               if f.endswith(".safetensors"))
+
+
+def drop_caches():
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError as e:
+        log(f"drop_caches refused ({e}): cold runs are skipped")
+        return False
+
+
+def storage_read_bytes():
+    with open("/proc/self/io") as f:
+        for line in f:
+            if line.startswith("read_bytes:"):
+                return int(line.split()[1])
+    return 0
+
+
+def direct_read_rate(path, limit):
+    """Sequential O_DIRECT reads of 16 MiB from a cold cache: bytes per second."""
+    block = 16 << 20
+    buffer = mmap.mmap(-1, block)  # page-aligned
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    size = min(os.path.getsize(path) // block * block, limit)
+    start = time.perf_counter()
+    done = 0
+    while done < size:
+        n = os.preadv(fd, [buffer], done)
+        if n <= 0:
+            break
+        done += n
+    seconds = time.perf_counter() - start
+    os.close(fd)
+    return done / seconds, done
+
+
+def pinned_peak():
+    host = torch.empty(1 << 30, dtype=torch.uint8).pin_memory()
+    dev = torch.empty_like(host, device="cuda")
+    dev.copy_(host, non_blocking=True)
+    torch.cuda.synchronize()
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        dev.copy_(host, non_blocking=True)
+        torch.cuda.synchronize()
+        best = max(best, host.numel() / (time.perf_counter() - start))
+    del host, dev
+    torch.cuda.empty_cache()
+    return best
+
+
+def empty_model(directory):
+    import accelerate
+    import transformers
+    config = transformers.AutoConfig.from_pretrained(directory)
+    config._attn_implementation = "sdpa"
+    with accelerate.init_empty_weights():
+        model = with_dtype(transformers.LlamaForCausalLM._from_config, config)
+    return model.eval()
+
+
+def with_dtype(make, *args, **kwargs):
+    """transformers 5 says dtype=, 4 said torch_dtype=."""
+    try:
+        return make(*args, dtype=torch.bfloat16, **kwargs)
+    except TypeError:
+        return make(*args, torch_dtype=torch.bfloat16, **kwargs)
+
+
+def load_transformers(directory, ids, context):
+    import transformers
+    model = with_dtype(transformers.LlamaForCausalLM.from_pretrained, directory,
+                       device_map="cuda", attn_implementation="sdpa")
+    return model, None
+
+
+def load_safetensors(directory, ids, context):
+    from safetensors.torch import load_file
+    model = empty_model(directory)
+    state = {}
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".safetensors"):
+            state.update(load_file(os.path.join(directory, name), device="cuda"))
+    model.load_state_dict(state, assign=True, strict=False)
+    model.tie_weights()
+    model.to("cuda")  # the buffers (rotary frequencies)
+    return model, None
+
+
+def load_tiercache(directory, ids, context, fraction=1.0, **options):
+    import tiercache.torch as tt
+    model = empty_model(directory)
+    layer = context["layer_bytes"]
+    budget = int(fraction * context["layers"]) * layer + (64 << 20)
+    handle = tt.offload(model, checkpoint=directory, gpu_budget=budget,
+                        config={"chunk_bytes": "64MiB", "staging_buffers": 4}, **options)
+    return model, handle
+
+
+def run(name, loader, directory, ids, context, cold, reference, **options):
+    gc.collect()
+    torch.cuda.empty_cache()
+    if cold and not drop_caches():
+        return None
+    read_before = storage_read_bytes()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    model, handle = loader(directory, ids, context, **options)
+    with torch.no_grad():
+        logits = model(ids).logits
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    result = {"seconds": seconds, "storage_read_bytes": storage_read_bytes() - read_before,
+              "rate_gbs": context["checkpoint_bytes"] / seconds / 1e9}
+    if handle is not None:
+        stats = handle.stats()
+        result["tiercache"] = stats["checkpoints"][0] if stats["checkpoints"] else None
+        result["persisted_blocks"] = sum(b["persisted"] for b in handle.checkpoint["blocks"])
+        result["blocks"] = len(handle.checkpoint["blocks"])
+    logits = logits.float().cpu()
+    if reference.get("logits") is None:
+        reference["logits"] = logits
+    result["logits_identical"] = bool(torch.equal(logits, reference["logits"]))
+    if handle is not None:
+        handle.runtime.close()  # the model is dropped: no need to restore its weights
+    del model, handle
+    gc.collect()
+    torch.cuda.empty_cache()
+    log(f"{name:>26}: {seconds:7.2f} s  {result['rate_gbs']:6.2f} GB/s  storage "
+        f"{result['storage_read_bytes'] / 1e9:5.2f} GB  logits identical: {result['logits_identical']}")
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--work", help="where the checkpoint is written and kept (default: --out)")
+    parser.add_argument("--layers", type=int, default=16)
+    parser.add_argument("--pmem", help="a DAX directory for the PMEM tier (default: a file in --work)")
+    parser.add_argument("--skip-cold", action="store_true")
+    parser.add_argument("--loaders", default="transformers,safetensors,tiercache_gpu,tiercache_stream")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    work = args.work or args.out
+    directory = os.path.join(work, f"llama{args.layers}_checkpoint")
+    torch.cuda.init()
+    torch.empty(1, device="cuda")
+    import transformers  # noqa: F401  (imports are not part of any loader's time)
+    import accelerate  # noqa: F401
+    import safetensors.torch  # noqa: F401
+    import tiercache.torch  # noqa: F401
+    write_checkpoint(directory, args.layers)
+    total = checkpoint_bytes(directory)
+    shards = sorted(f for f in os.listdir(directory) if f.endswith(".safetensors"))
+    results = {"machine": subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version",
+                                          "--format=csv,noheader"], capture_output=True,
+                                         text=True).stdout.strip(),
+               "date": time.strftime("%Y-%m-%d %H:%M"), "checkpoint": directory,
+               "checkpoint_bytes": total, "shards": shards, "layers": args.layers}
+    cold_ok = not args.skip_cold and drop_caches()
+    largest = max(shards, key=lambda f: os.path.getsize(os.path.join(directory, f)))
+    if cold_ok:
+        rate, nbytes = direct_read_rate(os.path.join(directory, largest), 4 << 30)
+        results["disk_o_direct_gbs"] = rate / 1e9
+        log(f"disk: O_DIRECT sequential read {rate / 1e9:.2f} GB/s over {nbytes / 1e9:.2f} GB")
+    results["pinned_peak_gbs"] = pinned_peak() / 1e9
+    log(f"pinned host->device peak: {results['pinned_peak_gbs']:.2f} GB/s")
+    layer = (total - 2 * 32000 * 4096 * 2) // args.layers + (1 << 20)
+    context = {"checkpoint_bytes": total, "layers": args.layers, "layer_bytes": layer}
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 32000, (1, 32), generator=g).cuda()
+    loaders = {"transformers": (load_transformers, {}),
+               "safetensors": (load_safetensors, {}),
+               "tiercache_gpu": (load_tiercache, {}),
+               "tiercache_stream": (load_tiercache, {"fraction": 0.5})}
+    reference = {}
+    results["loaders"] = {}
+    for name in args.loaders.split(","):
+        loader, options = loaders[name]
+        entry = {}
+        if cold_ok:
+            entry["cold"] = run(f"{name} cold", loader, directory, ids, context, True, reference,
+                                **options)
+        # Warm: the files in the page cache (read them once if a cold run did not).
+        if not cold_ok:
+            for shard in shards:
+                with open(os.path.join(directory, shard), "rb") as f:
+                    while f.read(64 << 20):
+                        pass
+        entry["warm"] = run(f"{name} warm", loader, directory, ids, context, False, reference,
+                            **options)
+        results["loaders"][name] = entry
+    # Warm restart from PMEM.
+    pmem = args.pmem or os.path.join(work, "pmem")
+    os.makedirs(pmem, exist_ok=True)
+    pmem_file = os.path.join(pmem, "tiercache.pmem")
+    if os.path.exists(pmem_file) and not args.pmem:
+        os.remove(pmem_file)  # a fresh file-backed tier: the first load fills it
+    pmem_options = {"pmem_path": pmem, "pmem_bytes": int(total * 1.1) + (256 << 20)}
+    restart = {"pmem": pmem, "dax": bool(args.pmem)}
+    restart["fill"] = run("tiercache fill pmem", load_tiercache, directory, ids, context, False,
+                          reference, **pmem_options)
+    restart["restart"] = run("tiercache from pmem", load_tiercache, directory, ids, context,
+                             False, reference, **pmem_options)
+    results["pmem_restart"] = restart
+    results["verdicts"] = verdicts(results)
+    with open(os.path.join(args.out, "checkpoint_load.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    log("verdicts: " + json.dumps(results["verdicts"], indent=1))
+
+
+def verdicts(r):
+    v = {}
+    disk, peak = r.get("disk_o_direct_gbs"), r["pinned_peak_gbs"]
+    for name, entry in r["loaders"].items():
+        if entry.get("cold") and disk:
+            v[f"{name} cold / disk"] = entry["cold"]["rate_gbs"] / disk
+        if entry.get("warm"):
+            v[f"{name} warm / pinned peak"] = entry["warm"]["rate_gbs"] / peak
+    for phase in ("cold", "warm"):
+        ours = (r["loaders"].get("tiercache_gpu") or {}).get(phase)
+        if ours and disk and phase == "cold":
+            v["target: tiercache cold >= 0.9 x disk"] = ours["rate_gbs"] >= 0.9 * disk
+        if ours and phase == "warm":
+            v["target: tiercache warm >= 0.8 x pinned peak"] = ours["rate_gbs"] >= 0.8 * peak
+    runs = [x for e in r["loaders"].values() for x in e.values() if x]
+    runs += [x for x in (r["pmem_restart"].get("fill"), r["pmem_restart"].get("restart")) if x]
+    v["logits identical across loaders"] = all(x["logits_identical"] for x in runs)
+    restart = r["pmem_restart"].get("restart")
+    if restart:
+        v["pmem restart: blocks found in pmem"] = f"{restart['persisted_blocks']} of {restart['blocks']}"
+        v["pmem restart GB/s"] = restart["rate_gbs"]
+    return v
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+// BlockCache: copying a block's home into a persistent mirror tier on its
+// first load (RegisterMirrored), so that a later process finds it there.
+#include <algorithm>
+#include <vector>
+
+#include "common/log.h"
+#include "runtime/block_cache.h"
+#include "runtime/block_cache_internal.h"
+#include "runtime/checksum.h"
+
+namespace tiercache {
+
+void BlockCache::MirrorHome(Block* b) {
+  Tier* mirror = nullptr;
+  uint64_t key = 0;
+  HostLocation home;
+  std::vector<uint32_t> verify;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // A DRAM copy serves this load: home is not read now. A staging read
+    // still reading home must not see it change under it.
+    if (b->mirror == nullptr || b->dram_valid || b->dram_staging) return;
+    mirror = b->mirror;
+    key = b->mirror_key;
+    home = {b->home, b->home_extent};
+    if (config_.verify_checksums) verify = b->checksums;
+  }
+  auto give_up = [&](const Status& why) {
+    TC_LOG_WARN("block %s: not kept in %s (%s); it stays homed on %s", b->name.c_str(),
+                mirror->name().c_str(), why.ToString().c_str(), home.tier->name().c_str());
+    std::lock_guard<std::mutex> lock(mutex_);
+    b->mirror = nullptr;
+  };
+  Result<Extent> extent = mirror->Allocate(b->bytes);
+  if (!extent.ok()) return give_up(extent.status());
+  auto* mapped = static_cast<unsigned char*>(mirror->HostAddress(*extent));
+  std::vector<unsigned char> bounce;
+  if (mapped == nullptr) bounce.resize(std::min<uint64_t>(config_.chunk_bytes, b->bytes));
+  std::vector<uint32_t> sums;
+  Status status;
+  uint64_t index = 0;
+  for (uint64_t offset = 0; status.ok() && offset < b->bytes; offset += config_.chunk_bytes, ++index) {
+    const uint64_t n = std::min<uint64_t>(config_.chunk_bytes, b->bytes - offset);
+    unsigned char* dst = mapped != nullptr ? mapped + offset : bounce.data();
+    status = transfer_->ReadChunk(home, offset, dst, n, &verify, index);
+    if (status.ok() && config_.verify_checksums) sums.push_back(ChecksumBytes(dst, n));
+    if (status.ok() && mapped == nullptr) status = mirror->Write(*extent, offset, dst, n);
+  }
+  if (status.ok()) status = mirror->Commit(key, *extent);
+  if (!status.ok()) {
+    (void)mirror->Free(*extent);
+    return give_up(status);
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  const AttachedTier* t = FindTierLocked(mirror);
+  if (!b->home_direct) --slow_homed_blocks_;
+  b->home = mirror;
+  b->home_extent = *extent;
+  b->owns_home = false;  // kept for the next process
+  b->home_direct = t != nullptr && t->direct;
+  if (!b->home_direct) ++slow_homed_blocks_;
+  if (b->checksums.empty()) b->checksums = std::move(sums);
+  b->mirror = nullptr;
+}
+
+}  // namespace tiercache

@@ -1,0 +1,182 @@
+// FileTier: extents over ranges of existing files, read in place.
+#include "tiers/file_tier.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/nvme/nvme_test_util.h"
+
+namespace tiercache {
+namespace {
+
+using testing::MakeAligned;
+using testing::ScratchDir;
+
+std::vector<unsigned char> RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<unsigned char> v(n);
+  for (auto& b : v) b = static_cast<unsigned char>(rng());
+  return v;
+}
+
+void WriteFile(const std::string& path, const std::vector<unsigned char>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+class FileTierTest : public ::testing::TestWithParam<FileReadMode> {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(dir_.ok());
+    a_bytes_ = RandomBytes(3 * 1024 * 1024 + 123, 1);  // not a whole number of pages
+    b_bytes_ = RandomBytes(200 * 1024 + 7, 2);
+    WriteFile(dir_.File("a.bin"), a_bytes_);
+    WriteFile(dir_.File("b.bin"), b_bytes_);
+    FileTierOptions options;
+    options.mode = GetParam();
+    options.block_size = 64 * 1024;  // several transfers per read
+    Result<std::unique_ptr<FileTier>> tier = FileTier::Create(options);
+    ASSERT_TRUE(tier.ok()) << tier.status().ToString();
+    tier_ = std::move(tier).value();
+    Result<int> a = tier_->AddFile(dir_.File("a.bin"));
+    Result<int> b = tier_->AddFile(dir_.File("b.bin"));
+    ASSERT_TRUE(a.ok() && b.ok());
+    a_ = *a;
+    b_ = *b;
+  }
+
+  ScratchDir dir_;
+  std::vector<unsigned char> a_bytes_, b_bytes_;
+  std::unique_ptr<FileTier> tier_;
+  int a_ = -1, b_ = -1;
+};
+
+TEST_P(FileTierTest, ReadsPiecesOfSeveralFilesAndZerosBackToBack) {
+  // Unaligned starts and ends, a piece reaching the end of a file, padding.
+  const std::vector<FilePiece> pieces = {
+      {a_, 4097, 1000000},
+      {FilePiece::kZeros, 0, 3000},
+      {b_, 11, b_bytes_.size() - 11},
+      {a_, a_bytes_.size() - 70000, 70000},
+  };
+  std::vector<unsigned char> expected;
+  for (const FilePiece& p : pieces) {
+    if (p.file == FilePiece::kZeros) {
+      expected.insert(expected.end(), p.bytes, 0);
+    } else {
+      const auto& src = p.file == a_ ? a_bytes_ : b_bytes_;
+      expected.insert(expected.end(), src.begin() + p.offset, src.begin() + p.offset + p.bytes);
+    }
+  }
+  Result<Extent> extent = tier_->Map(pieces);
+  ASSERT_TRUE(extent.ok()) << extent.status().ToString();
+  EXPECT_EQ(extent->length, expected.size());
+  // Whole, and in pieces of odd sizes at odd offsets, into aligned and
+  // unaligned buffers.
+  auto buffer = MakeAligned(expected.size() + 4096);
+  for (uint64_t shift : {0ull, 1ull, 4096ull - 4097 % 4096}) {
+    std::fill(buffer.get(), buffer.get() + expected.size() + 4096, 0xEE);
+    ASSERT_TRUE(tier_->Read(*extent, 0, buffer.get() + shift, expected.size()).ok());
+    EXPECT_EQ(0, std::memcmp(buffer.get() + shift, expected.data(), expected.size()))
+        << "shift " << shift;
+  }
+  for (uint64_t offset = 0; offset < expected.size(); offset += 333333) {
+    const uint64_t n = std::min<uint64_t>(777777, expected.size() - offset);
+    std::vector<unsigned char> out(n);
+    Status s = tier_->Read(*extent, offset, out.data(), n);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(0, std::memcmp(out.data(), expected.data() + offset, n)) << "offset " << offset;
+  }
+  const FileTierStats stats = tier_->file_stats();
+  EXPECT_GT(stats.zero_bytes, 0u);
+  if (GetParam() == FileReadMode::kDirect && tier_->file_direct(a_)) {  // not on tmpfs
+    EXPECT_GT(stats.direct_bytes, 0u);  // the congruent reads went straight in
+    EXPECT_GT(stats.edge_bytes, 0u);
+  }
+  if (GetParam() == FileReadMode::kBuffered) {
+    EXPECT_EQ(stats.direct_bytes, 0u);
+  }
+  EXPECT_TRUE(tier_->Unmap(*extent).ok());
+  std::vector<unsigned char> out(16);
+  EXPECT_EQ(tier_->Read(*extent, 0, out.data(), out.size()).code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_P(FileTierTest, MapChecksItsPieces) {
+  EXPECT_EQ(tier_->Map({}).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(tier_->Map({{a_, 0, 0}}).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(tier_->Map({{7, 0, 10}}).status().code(), ErrorCode::kInvalidArgument);
+  Result<Extent> past = tier_->Map({{b_, b_bytes_.size() - 10, 11}});
+  EXPECT_EQ(past.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(past.status().message().find("b.bin"), std::string::npos) << past.status().ToString();
+  EXPECT_EQ(tier_->Map({{a_, ~0ull - 5, 10}}).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(tier_->Map({{b_, b_bytes_.size() - 10, 10}}).ok());
+}
+
+TEST_P(FileTierTest, IsReadOnly) {
+  Result<Extent> extent = tier_->Map({{a_, 0, 4096}});
+  ASSERT_TRUE(extent.ok());
+  std::vector<unsigned char> data(4096, 1);
+  EXPECT_EQ(tier_->Write(*extent, 0, data.data(), data.size()).code(), ErrorCode::kPermissionDenied);
+}
+
+TEST_P(FileTierTest, AChangedFileIsAClearErrorAndOthersStillRead) {
+  Result<Extent> on_a = tier_->Map({{a_, 100, 5000}});
+  Result<Extent> on_b = tier_->Map({{b_, 100, 5000}});
+  ASSERT_TRUE(on_a.ok() && on_b.ok());
+  std::vector<unsigned char> out(5000);
+  ASSERT_TRUE(tier_->Read(*on_a, 0, out.data(), out.size()).ok());
+  {
+    std::ofstream grow(dir_.File("a.bin"), std::ios::binary | std::ios::app);
+    grow << "more";
+  }
+  Status changed = tier_->Read(*on_a, 0, out.data(), out.size());
+  EXPECT_EQ(changed.code(), ErrorCode::kCorruption);
+  EXPECT_NE(changed.message().find("a.bin"), std::string::npos) << changed.ToString();
+  EXPECT_NE(changed.message().find("changed"), std::string::npos) << changed.ToString();
+  EXPECT_EQ(tier_->CheckFile(a_).code(), ErrorCode::kCorruption);
+  ASSERT_TRUE(tier_->Read(*on_b, 0, out.data(), out.size()).ok());
+  EXPECT_EQ(0, std::memcmp(out.data(), b_bytes_.data() + 100, out.size()));
+  // Same size, new modification time.
+  struct timespec times[2] = {{0, UTIME_OMIT}, {12345, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, dir_.File("b.bin").c_str(), times, 0), 0);
+  EXPECT_EQ(tier_->Read(*on_b, 0, out.data(), out.size()).code(), ErrorCode::kCorruption);
+  EXPECT_EQ(tier_->file_stats().changed_files, 3u);  // two reads and CheckFile
+}
+
+TEST_P(FileTierTest, AddFileNamesWhatIsWrong) {
+  Result<int> missing = tier_->AddFile(dir_.File("missing.bin"));
+  EXPECT_EQ(missing.status().code(), ErrorCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("missing.bin"), std::string::npos);
+  EXPECT_FALSE(tier_->AddFile(dir_.path()).ok());  // a directory
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, FileTierTest,
+                         ::testing::Values(FileReadMode::kAuto, FileReadMode::kDirect,
+                                           FileReadMode::kBuffered),
+                         [](const ::testing::TestParamInfo<FileReadMode>& info) {
+                           return std::string(FileReadModeName(info.param));
+                         });
+
+TEST(FileTierOptionsTest, RejectsBadOptions) {
+  FileTierOptions options;
+  options.alignment = 1000;
+  EXPECT_EQ(FileTier::Create(options).status().code(), ErrorCode::kInvalidArgument);
+  options = FileTierOptions();
+  options.block_size = 5000;
+  EXPECT_EQ(FileTier::Create(options).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ParseFileReadMode("sometimes").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(*ParseFileReadMode("direct"), FileReadMode::kDirect);
+}
+
+}  // namespace
+}  // namespace tiercache

@@ -1,0 +1,299 @@
+// Checkpoints registered through the Runtime on the emulated device: blocks
+// homed on safetensors files, read in place; errors; warm restart from PMEM.
+#include "runtime/checkpoint.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <gtest/gtest.h>
+
+#include "alloc/emulated_device.h"
+#include "runtime/json.h"
+#include "runtime/runtime.h"
+#include "tests/runtime/safetensors_writer.h"
+
+namespace tiercache {
+namespace {
+
+using testing::MakeTensor;
+using testing::TestTensor;
+using testing::WriteSafetensors;
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/ckpt_" + std::to_string(::getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::create_directories(dir_);
+    device_ = std::make_shared<EmulatedDevice>();
+  }
+  void TearDown() override {
+    runtime_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  void Open(bool with_pmem = false) {
+    RuntimeConfig config;
+    config.dram_bytes = 16 * kMiB;
+    config.chunk_bytes = 256 * kKiB;
+    if (with_pmem) {
+      config.pmem_path = dir_ + "/pmem";
+      std::filesystem::create_directories(config.pmem_path);
+      config.pmem_bytes = 16 * kMiB;
+    }
+    Result<std::unique_ptr<Runtime>> rt = Runtime::Create(config, device_);
+    ASSERT_TRUE(rt.ok()) << rt.status().ToString();
+    runtime_ = std::move(rt).value();
+  }
+
+  // Two shards with an index: three layers (layer 1 split across the shards,
+  // layer 2 with an F32 norm stored apart from its BF16 weights), an
+  // embedding, a final norm and an empty tensor.
+  void WriteSharded() {
+    shard1_ = {MakeTensor("model.layers.0.norm.weight", "F32", {300}, 20),
+               MakeTensor("model.layers.2.norm.weight", "F32", {77}, 21),
+               MakeTensor("model.embed_tokens.weight", "BF16", {64, 100}, 1),
+               MakeTensor("model.layers.0.mlp.weight", "BF16", {300, 257}, 2),
+               MakeTensor("model.layers.0.attn.weight", "BF16", {100, 100}, 3),
+               MakeTensor("model.layers.1.attn.weight", "BF16", {123, 45}, 4)};
+    shard2_ = {MakeTensor("model.layers.1.mlp.weight", "BF16", {200, 99}, 5),
+               MakeTensor("model.layers.2.mlp.weight", "BF16", {512, 64}, 6),
+               MakeTensor("model.norm.weight", "BF16", {100}, 7),
+               MakeTensor("model.unused", "BF16", {0}, 8)};
+    WriteSafetensors(dir_ + "/model-00001-of-00002.safetensors", shard1_);
+    WriteSafetensors(dir_ + "/model-00002-of-00002.safetensors", shard2_);
+    std::string map;
+    for (const auto* shard : {&shard1_, &shard2_}) {
+      for (const TestTensor& t : *shard) {
+        map += std::string(map.empty() ? "" : ",") + "\"" + t.name + "\":\"model-0000" +
+               (shard == &shard1_ ? "1" : "2") + "-of-00002.safetensors\"";
+      }
+    }
+    std::ofstream(dir_ + "/model.safetensors.index.json")
+        << "{\"metadata\":{\"total_size\":1},\"weight_map\":{" << map << "}}";
+  }
+
+  // The bytes of `block` as an acquire delivers them.
+  std::vector<unsigned char> BlockBytes(BlockId block, Status* status = nullptr) {
+    Stream stream = device_->CreateStream().value();
+    Result<void*> ptr = runtime_->cache().Acquire(block, stream);
+    std::vector<unsigned char> out;
+    if (status != nullptr) *status = ptr.status();
+    if (ptr.ok()) {
+      out.resize(runtime_->cache().Info(block)->bytes);
+      EXPECT_TRUE(device_->CopyAsync(out.data(), *ptr, out.size(), CopyKind::kDeviceToHost, stream).ok());
+      EXPECT_TRUE(device_->StreamSynchronize(stream).ok());
+      EXPECT_TRUE(runtime_->cache().Release(block, stream).ok());
+    } else {
+      EXPECT_NE(status, nullptr) << ptr.status().ToString();
+    }
+    EXPECT_TRUE(runtime_->cache().Drain().ok());
+    EXPECT_TRUE(device_->DestroyStream(stream).ok());
+    return out;
+  }
+
+  // Every tensor arrives with its own bytes at its offset.
+  void ExpectTensorsIntact(const Checkpoint& c) {
+    std::map<std::string, const TestTensor*> written;
+    for (const auto* shard : {&shard1_, &shard2_}) {
+      for (const TestTensor& t : *shard) written[t.name] = &t;
+    }
+    std::map<BlockId, std::vector<unsigned char>> blocks;
+    for (const CheckpointTensor& t : c.tensors()) {
+      ASSERT_EQ(written.count(t.name), 1u) << t.name;
+      const TestTensor& w = *written[t.name];
+      EXPECT_EQ(t.dtype, w.dtype);
+      EXPECT_EQ(t.shape, w.shape);
+      EXPECT_EQ(t.bytes, w.bytes());
+      if (t.bytes == 0) {
+        EXPECT_EQ(t.block, kNoBlock);
+        continue;
+      }
+      if (blocks.count(t.block) == 0) blocks[t.block] = BlockBytes(t.block);
+      const auto& bytes = blocks[t.block];
+      ASSERT_LE(t.offset + t.bytes, bytes.size()) << t.name;
+      EXPECT_EQ(0, std::memcmp(bytes.data() + t.offset, w.data.data(), w.bytes())) << t.name;
+    }
+  }
+
+  std::string dir_;
+  std::shared_ptr<EmulatedDevice> device_;
+  std::unique_ptr<Runtime> runtime_;
+  std::vector<TestTensor> shard1_, shard2_;
+};
+
+TEST(CheckpointGroupTest, GroupsAtTheFirstNumberedComponent) {
+  EXPECT_EQ(CheckpointGroupOf("model.layers.12.mlp.up_proj.weight", ""), "model.layers.12");
+  EXPECT_EQ(CheckpointGroupOf("transformer.h.3.attn.c_attn.weight", ""), "transformer.h.3");
+  EXPECT_EQ(CheckpointGroupOf("model.embed_tokens.weight", ""), "");
+  EXPECT_EQ(CheckpointGroupOf("lm_head.weight", ""), "");
+  EXPECT_EQ(CheckpointGroupOf("x.5", ""), "") << "a number that ends the name is no group";
+  EXPECT_EQ(CheckpointGroupOf("model.layers.7.experts.3.w1", "model.layers."), "model.layers.7");
+  EXPECT_EQ(CheckpointGroupOf("vision.blocks.1.w", "model.layers."), "");
+  EXPECT_EQ(CheckpointGroupOf("model.layers.x.w", "model.layers."), "");
+}
+
+TEST_F(CheckpointTest, ShardedCheckpointBecomesOneBlockPerLayerReadInPlace) {
+  WriteSharded();
+  Open();
+  const uint64_t dram_used_before = runtime_->tier("dram")->used();
+  Result<uint64_t> id = runtime_->RegisterCheckpoint(dir_, CheckpointOptions());
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  const Checkpoint& c = **runtime_->checkpoint(*id);
+  EXPECT_EQ(c.files().size(), 2u);
+  EXPECT_EQ(c.tensors().size(), 10u);
+  // Three layers, the embedding and the final norm; nothing copied yet.
+  std::vector<std::string> names;
+  for (const CheckpointBlock& b : c.blocks()) names.push_back(b.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"model.layers.0", "model.layers.2",
+                                             "model.embed_tokens.weight", "model.layers.1",
+                                             "model.norm.weight"}));
+  EXPECT_EQ(runtime_->tier("dram")->used(), dram_used_before);
+  EXPECT_EQ(c.file_tier().stats().bytes_read, 0u);
+  ExpectTensorsIntact(c);
+  // Each range starts congruent with its file offset, so O_DIRECT reads go
+  // straight into the staging ring.
+  for (const CheckpointTensor& t : c.tensors()) {
+    const CheckpointTensor* first = &t;
+    for (const CheckpointTensor& u : c.tensors()) {
+      if (u.block == t.block && u.shard == t.shard && u.offset < first->offset) first = &u;
+    }
+    if (t.block != kNoBlock && first == &t) {
+      EXPECT_EQ(t.offset % 4096, t.file_offset % 4096) << t.name;
+    }
+  }
+  Result<BlockId> layer = runtime_->cache().FindBlock("model.layers.1");
+  ASSERT_TRUE(layer.ok());
+  EXPECT_EQ(runtime_->cache().Info(*layer)->home_tier, "checkpoint");
+  auto stats = ParseJson(runtime_->StatsJson());
+  ASSERT_TRUE(stats.ok());
+  const JsonValue* checkpoints = stats->Find("checkpoints");
+  ASSERT_NE(checkpoints, nullptr);
+  ASSERT_EQ(checkpoints->items().size(), 1u);
+  EXPECT_GE(checkpoints->items()[0].Find("bytes_read")->AsUint64().value(), c.tensor_bytes());
+  ASSERT_TRUE(runtime_->CloseCheckpoint(*id).ok());
+  EXPECT_FALSE(runtime_->cache().FindBlock("model.layers.1").ok());
+  EXPECT_EQ(runtime_->checkpoint(*id).status().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(CheckpointTest, OneFileAndAGroupPrefixAndABlockPrefix) {
+  shard1_ = {MakeTensor("enc.blocks.0.w", "BF16", {10, 10}, 1),
+             MakeTensor("enc.blocks.1.w", "BF16", {10, 10}, 2),
+             MakeTensor("dec.layers.0.w", "F32", {9}, 3)};
+  WriteSafetensors(dir_ + "/one.safetensors", shard1_);
+  Open();
+  CheckpointOptions options;
+  options.group_prefix = "enc.blocks.";
+  options.block_prefix = "m1/";
+  Result<uint64_t> id = runtime_->RegisterCheckpoint(dir_ + "/one.safetensors", options);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  const Checkpoint& c = **runtime_->checkpoint(*id);
+  ASSERT_EQ(c.blocks().size(), 3u);
+  EXPECT_EQ(c.blocks()[0].name, "m1/enc.blocks.0");
+  EXPECT_EQ(c.blocks()[2].name, "m1/dec.layers.0.w");
+  ExpectTensorsIntact(c);
+  // The same names again collide; with another prefix they do not.
+  Result<uint64_t> again = runtime_->RegisterCheckpoint(dir_ + "/one.safetensors", options);
+  EXPECT_EQ(again.status().code(), ErrorCode::kAlreadyExists);
+  options.block_prefix = "m2/";
+  EXPECT_TRUE(runtime_->RegisterCheckpoint(dir_ + "/one.safetensors", options).ok());
+}
+
+TEST_F(CheckpointTest, MalformedCheckpointsRegisterNothing) {
+  WriteSharded();
+  Open();
+  // A header whose shape disagrees with its data size.
+  std::string header = testing::HeaderJson(shard2_);
+  header.replace(header.find("[200,99]"), 8, "[200,98]");
+  WriteSafetensors(dir_ + "/model-00002-of-00002.safetensors", shard2_, header);
+  Result<uint64_t> id = runtime_->RegisterCheckpoint(dir_, CheckpointOptions());
+  EXPECT_EQ(id.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(id.status().message().find("model.layers.1.mlp.weight"), std::string::npos)
+      << id.status().ToString();
+  EXPECT_FALSE(runtime_->cache().FindBlock("model.layers.0").ok()) << "nothing registered";
+  // An index naming a tensor its shard lacks.
+  WriteSafetensors(dir_ + "/model-00002-of-00002.safetensors", shard2_);
+  std::ofstream(dir_ + "/model.safetensors.index.json")
+      << R"({"weight_map":{"model.ghost":"model-00001-of-00002.safetensors"}})";
+  id = runtime_->RegisterCheckpoint(dir_, CheckpointOptions());
+  EXPECT_EQ(id.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(id.status().message().find("model.ghost"), std::string::npos);
+  // A missing shard.
+  std::ofstream(dir_ + "/model.safetensors.index.json")
+      << R"({"weight_map":{"a":"model-00009-of-00009.safetensors"}})";
+  EXPECT_EQ(runtime_->RegisterCheckpoint(dir_, CheckpointOptions()).status().code(),
+            ErrorCode::kNotFound);
+  EXPECT_EQ(runtime_->RegisterCheckpoint(dir_ + "/nothing-here", CheckpointOptions()).status().code(),
+            ErrorCode::kNotFound);
+}
+
+TEST_F(CheckpointTest, AFileChangedAfterRegistrationFailsItsBlocksOnly) {
+  WriteSharded();
+  Open();
+  Result<uint64_t> id = runtime_->RegisterCheckpoint(dir_, CheckpointOptions());
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  // Rewritten in place with the same size: a new modification time.
+  struct timespec times[2] = {{0, UTIME_OMIT}, {1000, 0}};
+  const std::string shard2 = dir_ + "/model-00002-of-00002.safetensors";
+  ASSERT_EQ(::utimensat(AT_FDCWD, shard2.c_str(), times, 0), 0);
+  Status status;
+  (void)BlockBytes(runtime_->cache().FindBlock("model.norm.weight").value(), &status);
+  EXPECT_EQ(status.code(), ErrorCode::kCorruption);
+  EXPECT_NE(status.message().find("model-00002-of-00002.safetensors"), std::string::npos)
+      << status.ToString();
+  // Layer 1 spans both shards: it fails too. Layer 0 lives in shard 1 only.
+  (void)BlockBytes(runtime_->cache().FindBlock("model.layers.1").value(), &status);
+  EXPECT_EQ(status.code(), ErrorCode::kCorruption);
+  std::vector<unsigned char> layer0 =
+      BlockBytes(runtime_->cache().FindBlock("model.layers.0").value(), &status);
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  EXPECT_FALSE(layer0.empty());
+  EXPECT_TRUE(runtime_->CloseCheckpoint(*id).ok()) << "still closes";
+}
+
+TEST_F(CheckpointTest, WarmRestartFindsTheBlocksInPmem) {
+  WriteSharded();
+  CheckpointOptions options;
+  uint64_t read_first = 0;
+  {
+    Open(/*with_pmem=*/true);
+    options.persist = runtime_->tier("pmem");
+    Result<uint64_t> id = runtime_->RegisterCheckpoint(dir_, options);
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    const Checkpoint& c = **runtime_->checkpoint(*id);
+    for (const CheckpointBlock& b : c.blocks()) EXPECT_FALSE(b.persisted);
+    ExpectTensorsIntact(c);  // first loads: file -> PMEM -> GPU
+    read_first = c.file_tier().stats().bytes_read;
+    EXPECT_EQ(runtime_->cache().Info(runtime_->cache().FindBlock("model.layers.0").value())->home_tier,
+              "pmem");
+    runtime_.reset();  // the process ends
+  }
+  EXPECT_GT(read_first, 0u);
+  Open(/*with_pmem=*/true);
+  options.persist = runtime_->tier("pmem");
+  Result<uint64_t> id = runtime_->RegisterCheckpoint(dir_, options);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  const Checkpoint& c = **runtime_->checkpoint(*id);
+  for (const CheckpointBlock& b : c.blocks()) EXPECT_TRUE(b.persisted) << b.name;
+  ExpectTensorsIntact(c);
+  EXPECT_EQ(c.file_tier().stats().bytes_read, 0u) << "every block came from PMEM";
+  ASSERT_TRUE(runtime_->CloseCheckpoint(*id).ok());
+  // A touched file is a different file: its blocks are read from it again.
+  struct timespec times[2] = {{0, UTIME_OMIT}, {2000, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (dir_ + "/model-00001-of-00002.safetensors").c_str(), times, 0), 0);
+  id = runtime_->RegisterCheckpoint(dir_, options);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  const Checkpoint& again = **runtime_->checkpoint(*id);
+  for (const CheckpointBlock& b : again.blocks()) {
+    EXPECT_EQ(b.persisted, b.name == "model.norm.weight") << b.name;  // the only block of shard 2 alone
+  }
+}
+
+}  // namespace
+}  // namespace tiercache
