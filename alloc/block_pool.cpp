@@ -385,23 +385,23 @@ PoolCounters BlockPool::counters() const {
   return counters_;
 }
 
-RangeCheck BlockPool::CheckRange(uintptr_t address, uint64_t bytes) const {
+DeviceAllocator::Range BlockPool::CheckRange(uintptr_t address, uint64_t bytes) const {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = segments_.upper_bound(address);
-  if (it == segments_.begin()) return RangeCheck::kOutside;
+  if (it == segments_.begin()) return DeviceAllocator::Range::kForeign;
   const Segment& segment = *std::prev(it)->second;
-  if (address - segment.base >= segment.size) return RangeCheck::kOutside;
+  if (address - segment.base >= segment.size) return DeviceAllocator::Range::kForeign;
   for (const Block* block = segment.first; block != nullptr; block = block->next) {
     if (address - block->address >= block->size) continue;
     if (block->state.load(std::memory_order_acquire) != BlockState::kAllocated) {
-      return RangeCheck::kNotLive;
+      return DeviceAllocator::Range::kNotLive;
     }
     const uint64_t requested = block->requested.load(std::memory_order_relaxed);
     const uint64_t offset = address - block->address;
-    if (offset > requested || bytes > requested - offset) return RangeCheck::kNotLive;
-    return offset == 0 ? RangeCheck::kLiveStart : RangeCheck::kLive;
+    if (offset > requested || bytes > requested - offset) return DeviceAllocator::Range::kNotLive;
+    return offset == 0 ? DeviceAllocator::Range::kLiveStart : DeviceAllocator::Range::kLive;
   }
-  return RangeCheck::kNotLive;
+  return DeviceAllocator::Range::kNotLive;
 }
 
 std::string BlockPool::SegmentsJson() const {

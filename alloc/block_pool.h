@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "alloc/device.h"
+#include "alloc/device_allocator.h"
 
 namespace tiercache {
 namespace alloc_internal {
@@ -44,14 +45,6 @@ namespace alloc_internal {
 constexpr uint64_t kMinBlock = 512;
 
 enum class BlockState : uint8_t { kAllocated, kCached, kFree };
-
-// Where an address range falls (BlockPool::CheckRange).
-enum class RangeCheck : uint8_t {
-  kOutside,    // in no segment of the pool: not this pool's memory
-  kLive,       // inside one block handed out, within the bytes asked for
-  kLiveStart,  // the same, starting at the block's first byte
-  kNotLive,    // the pool's memory, but freed, past a block's end or straddling blocks
-};
 
 // Guards the fast path's tiny critical sections (a vector push or pop, a
 // hash lookup): an uncontended lock and unlock are one exchange and one
@@ -180,10 +173,9 @@ class BlockPool {
   void set_budget(uint64_t bytes);
   uint64_t budget() const;
   PoolCounters counters() const;
-  // Classifies [address, address + bytes) (see RangeCheck). Walks the
-  // blocks of the segment holding `address`: for argument checks, not for
-  // a hot path.
-  RangeCheck CheckRange(uintptr_t address, uint64_t bytes) const;
+  // DeviceAllocator::Classify: walks the blocks of the segment holding
+  // `address`, for argument checks, not for a hot path.
+  DeviceAllocator::Range CheckRange(uintptr_t address, uint64_t bytes) const;
   // {"address":..., "bytes":..., "small":..., "blocks":[...]} for each segment.
   std::string SegmentsJson() const;
 

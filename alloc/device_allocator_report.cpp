@@ -62,13 +62,7 @@ std::vector<TraceEvent> DeviceAllocator::TakeTrace() {
 Device& DeviceAllocator::device() const { return *impl_->device; }
 
 DeviceAllocator::Range DeviceAllocator::Classify(const void* pointer, uint64_t bytes) const {
-  switch (impl_->pool->CheckRange(reinterpret_cast<uintptr_t>(pointer), bytes)) {
-    case alloc_internal::RangeCheck::kOutside: return Range::kForeign;
-    case alloc_internal::RangeCheck::kLive: return Range::kLive;
-    case alloc_internal::RangeCheck::kLiveStart: return Range::kLiveStart;
-    case alloc_internal::RangeCheck::kNotLive: break;
-  }
-  return Range::kNotLive;
+  return impl_->pool->CheckRange(reinterpret_cast<uintptr_t>(pointer), bytes);
 }
 
 std::string DeviceAllocator::SnapshotJson() const {

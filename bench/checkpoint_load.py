@@ -26,7 +26,6 @@ import argparse
 import ctypes
 import gc
 import json
-import mmap
 import os
 import subprocess
 import sys
@@ -36,6 +35,8 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
+
+from torch_streamer import copy_peak, direct_read_rate  # noqa: E402  (this folder's yardsticks)
 
 
 def log(*args):
@@ -97,40 +98,6 @@ def storage_read_bytes():
             if line.startswith("read_bytes:"):
                 return int(line.split()[1])
     return 0
-
-
-def direct_read_rate(path, limit):
-    """Sequential O_DIRECT reads of 16 MiB from a cold cache: bytes per second."""
-    block = 16 << 20
-    buffer = mmap.mmap(-1, block)  # page-aligned
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    size = min(os.path.getsize(path) // block * block, limit)
-    start = time.perf_counter()
-    done = 0
-    while done < size:
-        n = os.preadv(fd, [buffer], done)
-        if n <= 0:
-            break
-        done += n
-    seconds = time.perf_counter() - start
-    os.close(fd)
-    return done / seconds, done
-
-
-def pinned_peak():
-    host = torch.empty(1 << 30, dtype=torch.uint8).pin_memory()
-    dev = torch.empty_like(host, device="cuda")
-    dev.copy_(host, non_blocking=True)
-    torch.cuda.synchronize()
-    best = 0.0
-    for _ in range(5):
-        start = time.perf_counter()
-        dev.copy_(host, non_blocking=True)
-        torch.cuda.synchronize()
-        best = max(best, host.numel() / (time.perf_counter() - start))
-    del host, dev
-    torch.cuda.empty_cache()
-    return best
 
 
 def empty_model(directory):
@@ -247,7 +214,8 @@ def main():
         rate, nbytes = direct_read_rate(os.path.join(directory, largest), 4 << 30)
         results["disk_o_direct_gbs"] = rate / 1e9
         log(f"disk: O_DIRECT sequential read {rate / 1e9:.2f} GB/s over {nbytes / 1e9:.2f} GB")
-    results["pinned_peak_gbs"] = pinned_peak() / 1e9
+    results["pinned_peak_gbs"] = copy_peak("cuda") / 1e9
+    torch.cuda.empty_cache()
     log(f"pinned host->device peak: {results['pinned_peak_gbs']:.2f} GB/s")
     layer = (total - 2 * 32000 * 4096 * 2) // args.layers + (1 << 20)
     context = {"checkpoint_bytes": total, "layers": args.layers, "layer_bytes": layer}

@@ -14,26 +14,7 @@ pack=$(cd "$1" && pwd)
 out=$2
 shift 2
 mkdir -p "$out"
-pylib=$(mktemp -d)
-cp -P "$pack"/lib/libtiercache.so* "$pylib"/
-for _ in 1 2 3 4 5; do  # transitive dependencies surface one level per pass
-  added=0
-  for name in $(LD_LIBRARY_PATH="$pylib" ldd "$pylib/libtiercache.so.0" | awk '/not found/ {print $1}'); do
-    case "$name" in libstdc++*|libgcc_s*|libcudart*|libcuda.*|libnv*) continue ;; esac
-    if [ -e "$pack/lib/$name" ] && [ ! -e "$pylib/$name" ]; then
-      cp -L "$pack/lib/$name" "$pylib/" && added=1
-    fi
-  done
-  [ "$added" = 1 ] || break
-done
-echo "libraries beside libtiercache: $(cd "$pylib" && ls | grep -v '^libtiercache' | tr '\n' ' ')"
-# Not the pack's lib folder, which a caller (bench/gpu_suite.sh) may have put
-# on the path: it holds the build machine's libstdc++.
-inherited=$(printf '%s' "${LD_LIBRARY_PATH:-}" | tr ':' '\n' | grep -vxF "$pack/lib" | paste -sd: -)
-export LD_LIBRARY_PATH="$pylib${inherited:+:$inherited}"
-export TIERCACHE_LIBRARY="$pylib/libtiercache.so.0"
-export TIERCACHE_DEVICE=${TIERCACHE_DEVICE:-cuda}
-export PYTHONPATH="$here/../python${PYTHONPATH:+:$PYTHONPATH}"
+source "$here/pack_python_env.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 timeout 570 "${PYTHON:-python3}" "$here/torch_offload_bench.py" --out "$out" "$@" 2>&1 | tee "$out/torch_offload.log"
 rc=${PIPESTATUS[0]}

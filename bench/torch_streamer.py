@@ -5,7 +5,8 @@
   next layer's copy on a copy stream while the current layer computes, events
   both ways. Module hooks point the parameters at the device buffer.
 - ``copy_peak``: pinned host-to-device bandwidth, 64 MiB chunks, best of 5.
-- ``disk_rate``: O_DIRECT sequential 16 MiB reads of a file on the given disk.
+- ``disk_rate``: O_DIRECT sequential 16 MiB reads of a new file on the given
+  disk; ``direct_read_rate`` the same reads of an existing file.
 - ``host_memory``: this process's resident set (pinned pages included).
 """
 import mmap
@@ -132,6 +133,18 @@ def disk_rate(directory, nbytes=2 << 30, chunk=16 << 20):
         os.fsync(fd)
     finally:
         os.close(fd)
+    try:
+        rate, _ = direct_read_rate(path, nbytes, chunk)
+    finally:
+        os.unlink(path)
+    return rate
+
+
+def direct_read_rate(path, limit, chunk=16 << 20):
+    """Sequential O_DIRECT reads of `chunk` bytes from the start of `path`, up
+    to `limit` bytes: (bytes per second, bytes read)."""
+    block = mmap.mmap(-1, chunk)  # page aligned, as O_DIRECT needs
+    nbytes = min(os.path.getsize(path) // chunk * chunk, limit)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
     try:
         start = time.perf_counter()
@@ -144,8 +157,7 @@ def disk_rate(directory, nbytes=2 << 30, chunk=16 << 20):
         seconds = time.perf_counter() - start
     finally:
         os.close(fd)
-        os.unlink(path)
-    return done / seconds
+    return done / seconds, done
 
 
 def host_memory():
