@@ -50,22 +50,30 @@ bool LooksLikeBf16(const void* encoded, size_t bytes) {
   return magic == kBf16Magic;
 }
 
-Result<Bf16Layout> ParseBf16(const void* encoded, size_t bytes) {
+Result<uint64_t> Bf16PrefixBytes(const void* encoded, size_t bytes) {
   if (encoded == nullptr) return Status::InvalidArgument("bf16 encoding: null buffer");
   if (bytes < kBf16HeaderBytes) return Bad("shorter than its header");
+  Bf16Header h;
+  std::memcpy(&h, encoded, sizeof(h));
+  TC_RETURN_IF_ERROR(CheckHeader(h));
+  return kBf16HeaderBytes + Bf16TableBytes(h.code_bits) + 8 * (uint64_t{h.chunk_count} + 1);
+}
+
+Result<Bf16Layout> ParseBf16Prefix(const void* encoded, size_t bytes, uint64_t total_bytes) {
+  TC_ASSIGN_OR_RETURN(const uint64_t prefix_bytes, Bf16PrefixBytes(encoded, bytes));
   const auto* base = static_cast<const uint8_t*>(encoded);
   Bf16Layout layout;
   std::memcpy(&layout.header, base, sizeof(layout.header));
   const Bf16Header& h = layout.header;
-  TC_RETURN_IF_ERROR(CheckHeader(h));
   layout.table_offset = kBf16HeaderBytes;
   layout.directory_offset = layout.table_offset + Bf16TableBytes(h.code_bits);
-  layout.records_offset = layout.directory_offset + 8 * (uint64_t{h.chunk_count} + 1);
+  layout.records_offset = prefix_bytes;
   layout.encoded_bytes = layout.records_offset + h.records_bytes;
-  if (layout.records_offset > bytes || h.records_bytes > bytes - layout.records_offset) {
-    return Bad("truncated: " + std::to_string(bytes) + " bytes, the header describes more");
+  if (layout.records_offset > total_bytes || h.records_bytes > total_bytes - layout.records_offset) {
+    return Bad("truncated: " + std::to_string(total_bytes) + " bytes, the header describes more");
   }
-  if (layout.encoded_bytes != bytes) return Bad("trailing bytes after the records");
+  if (layout.encoded_bytes != total_bytes) return Bad("trailing bytes after the records");
+  if (bytes < layout.records_offset) return Bad("the directory is not all at hand");
   std::memcpy(layout.table, base + layout.table_offset, size_t{1} << h.code_bits);
   // The directory: starts at 0, ends at records_bytes, ascends in steps of
   // at least a record header, every entry 8-byte aligned.
@@ -81,6 +89,10 @@ Result<Bf16Layout> ParseBf16(const void* encoded, size_t bytes) {
   }
   if (previous != h.records_bytes) return Bad("directory does not end at the records' end");
   return layout;
+}
+
+Result<Bf16Layout> ParseBf16(const void* encoded, size_t bytes) {
+  return ParseBf16Prefix(encoded, bytes, bytes);
 }
 
 Status ValidateBf16(const void* encoded, size_t bytes) {

@@ -42,6 +42,14 @@ struct Bf16Layout {
 bool LooksLikeBf16(const void* encoded, size_t bytes);
 
 Result<Bf16Layout> ParseBf16(const void* encoded, size_t bytes);
+// For an encoding that arrives in pieces (a staged read): the size of the
+// prefix (header, table and directory) that the header at `encoded` (at
+// least its first kBf16HeaderBytes bytes) describes; kCorruption when the
+// header is bad. ParseBf16Prefix then makes ParseBf16's checks with only
+// that prefix at hand, for an encoding of `total_bytes`, reading nothing
+// past [encoded, encoded + bytes).
+Result<uint64_t> Bf16PrefixBytes(const void* encoded, size_t bytes);
+Result<Bf16Layout> ParseBf16Prefix(const void* encoded, size_t bytes, uint64_t total_bytes);
 Status ValidateBf16(const void* encoded, size_t bytes);
 
 // Offset, from the start of the encoding, of chunk `chunk`'s record

@@ -203,8 +203,9 @@ Status BlockCache::Load(Block* b, uint64_t min_victim_next_use) {
     const bool fill = config_.verify_checksums && checksums == nullptr && !from_dram;
     std::function<void()> on_complete;
     if (from_dram) on_complete = [b] { b->dram_readers.fetch_sub(1, std::memory_order_acq_rel); };
-    if (b->encoded && !from_dram) {
-      job = transfer_->UploadEncoded(source, ptr, b->bytes, wait_event, std::move(on_complete));
+    if (b->encoded) {  // a DRAM copy holds the encoding too
+      job = transfer_->UploadEncoded(source, ptr, b->bytes, wait_event, checksums,
+                                     fill ? filled.get() : nullptr, std::move(on_complete));
     } else {
       job = transfer_->Upload(source, ptr, b->bytes, wait_event, checksums,
                               fill ? filled.get() : nullptr, std::move(on_complete));

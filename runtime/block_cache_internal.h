@@ -27,7 +27,8 @@ struct BlockCache::Block {
   bool owns_home = false;
   bool home_direct = false;  // home memory is registered: uploads DMA from it
   // The home extent holds the bf16 codec's encoding of the block's `bytes`
-  // (see docs/codec.md); uploads decode on the GPU. DRAM homes only.
+  // (see docs/codec.md), and so does a DRAM copy (staged from a slow home;
+  // encoded blocks are never demoted); uploads decode on the GPU.
   bool encoded = false;
   GroupId group = kNoGroup;
   bool alive = true;

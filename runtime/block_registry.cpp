@@ -39,7 +39,8 @@ Result<std::unique_ptr<BlockCache>> BlockCache::Create(std::shared_ptr<Device> d
                                          dram != nullptr ? dram->capacity() : 1));
   TC_ASSIGN_OR_RETURN(cache->staging_,
                       StagingPool::Create(device, dram, dram_pinned, config.chunk_bytes,
-                                          static_cast<int>(config.staging_buffers)));
+                                          static_cast<int>(config.staging_buffers),
+                                          TransferEngine::StagingSideBytes(config.chunk_bytes)));
   TransferOptions transfer;
   transfer.chunk_bytes = config.chunk_bytes;
   transfer.io_retries = static_cast<int>(config.io_retries);
@@ -212,14 +213,8 @@ Result<BlockId> BlockCache::RegisterFromBuffer(std::string name, const void* dat
   }
   std::vector<uint8_t> encoded;
   if (mode != codec::Compression::kOff) {
-    if (home != dram_) {
-      if (mode == codec::Compression::kBf16) {
-        return Status::Unsupported("cache: compression=bf16 needs the DRAM tier as home, not " + home->name());
-      }
-    } else {
-      TC_ASSIGN_OR_RETURN(encoded, codec::EncodeBf16(data, bytes));
-      if (!codec::KeepEncoding(mode, bytes, encoded.size())) encoded.clear();
-    }
+    TC_ASSIGN_OR_RETURN(encoded, codec::EncodeBf16(data, bytes));
+    if (!codec::KeepEncoding(mode, bytes, encoded.size())) encoded.clear();
   }
   const bool keep_encoded = !encoded.empty();
   const void* stored = keep_encoded ? encoded.data() : data;

@@ -246,6 +246,10 @@ uint64_t BlockCache::DramNextUseLocked(const Block* b) const {
 bool BlockCache::DemoteLocked(Block* b, void* device_ptr, Stream after, DeviceFrees* frees) {
   // Not at the cost of a copy needed sooner (a staged one, typically): the
   // block is then simply dropped from the GPU. REQUIRES: b->gpu is kAbsent.
+  // An encoded block is not demoted: its DRAM copy must hold the encoding
+  // (what uploads decode), and the GPU holds only the decoded bytes. Its
+  // home (or the DRAM staging, from a slow home) provides it again.
+  if (b->encoded) return false;
   const uint64_t next_use = DramNextUseLocked(b);
   Result<Extent> extent = AllocateDramLocked(b->bytes, next_use == 0 ? 1 : next_use);
   if (!extent.ok()) return false;

@@ -84,7 +84,9 @@ struct RuntimeConfig {
 
   // How RegisterFromBuffer stores blocks by default (docs/codec.md): off,
   // bf16 (the lossless bf16 codec, decoded on the GPU) or auto (bf16 when it
-  // saves at least 10%). Encoded blocks are homed in DRAM.
+  // saves at least 10%). Encoded blocks stay encoded in whichever home they
+  // are registered on (DRAM, PMEM, NVMe), so every slow link moves fewer
+  // bytes.
   std::string compression = "off";
 
   // ---- activation store -------------------------------------------------

@@ -51,7 +51,7 @@ BlockCache::Block* BlockCache::PlanDramStageLocked(const std::vector<BlockId>& t
     const AttachedTier* home = FindTierLocked(b->home);
     if (home == nullptr || home->direct) continue;  // uploads DMA straight from it
     *use = clock_ + i + 1;
-    Result<Extent> allocated = AllocateDramLocked(b->bytes, *use, &order_uses);
+    Result<Extent> allocated = AllocateDramLocked(b->home_extent.length, *use, &order_uses);
     // Blocks further on are used later still: no copy they may evict.
     if (!allocated.ok()) return nullptr;
     *extent = *allocated;
@@ -66,12 +66,15 @@ Status BlockCache::ReadHomeIntoDram(const Block* b, const Extent& extent,
   auto* mapped = static_cast<unsigned char*>(dram_->HostAddress(extent));
   const uint64_t chunk = config_.chunk_bytes;
   std::vector<unsigned char> bounce;  // only for a DRAM tier without host addresses
-  if (mapped == nullptr) bounce.resize(std::min(chunk, b->bytes));
+  // The copy is the block as its home stores it: an encoded block's
+  // encoding (home_extent.length bytes), which uploads decode.
+  const uint64_t stored = b->home_extent.length;
+  if (mapped == nullptr) bounce.resize(std::min(chunk, stored));
   fill->clear();
   const HostLocation home{b->home, b->home_extent};
   uint64_t index = 0;
-  for (uint64_t offset = 0; offset < b->bytes; offset += chunk, ++index) {
-    const uint64_t n = std::min(chunk, b->bytes - offset);
+  for (uint64_t offset = 0; offset < stored; offset += chunk, ++index) {
+    const uint64_t n = std::min(chunk, stored - offset);
     unsigned char* dst = mapped != nullptr ? mapped + offset : bounce.data();
     TC_RETURN_IF_ERROR(transfer_->ReadChunk(home, offset, dst, n, &verify, index));
     if (config_.verify_checksums) fill->push_back(ChecksumBytes(dst, n));
@@ -116,8 +119,8 @@ void BlockCache::DramStageLoop() {
       stats_.TransferEnd(home_slot, now);
       stats_.TransferEnd(dram_slot, now);
       if (status.ok()) {
-        stats_.BytesOut(home_slot, b->bytes);
-        stats_.BytesIn(dram_slot, b->bytes);
+        stats_.BytesOut(home_slot, b->home_extent.length);
+        stats_.BytesIn(dram_slot, b->home_extent.length);
       } else {
         // No copy, no error for the engine: its acquire reads from home.
         stats_.Error(home_slot);
@@ -135,7 +138,7 @@ void BlockCache::DramStageLoop() {
         b->dram_job.reset();
         b->dram_staged_use = use;
         dram_policy_->OnTick(clock_);
-        dram_policy_->OnInsert(b->id, b->bytes);
+        dram_policy_->OnInsert(b->id, b->home_extent.length);
         dram_policy_->OnPrediction(b->id, use);
       } else {
         (void)dram_->Free(extent);

@@ -19,11 +19,20 @@
 //   cost about as long as the block's transfer.) The host bytes must stay
 //   unchanged until `done` completes; they should be pinned (registered)
 //   memory, or the device's copies are slow.
+// - The piecewise form serves encodings that reach host memory a piece at a
+//   time (a staged read from NVMe or PMEM into pinned buffers): Order(),
+//   then EnqueueChunks() for each stretch of whole chunk records as it
+//   arrives (the records may be gathered from several host spans, so a
+//   record split across two staging buffers needs no copy on the host),
+//   then Finish(). Upload() is exactly that over one host buffer.
 // - stats() counts uploads, runs, encoded bytes moved and decoded bytes
 //   delivered since creation.
 //
-// Thread safety: Upload() may be called from any thread; calls are
-// serialised (one ring). stats() may be called concurrently with Upload().
+// Thread safety: every call may be made from any thread. Each call holds
+// the ring for its own duration only, so the runs of two blocks may
+// interleave in the ring; that is harmless (every run carries its own
+// directory slice and output, and Finish's event follows every decode
+// enqueued before it). stats() may be called concurrently with the rest.
 #ifndef TIERCACHE_RUNTIME_ENCODED_UPLOAD_H_
 #define TIERCACHE_RUNTIME_ENCODED_UPLOAD_H_
 
@@ -66,6 +75,32 @@ class EncodedUploader {
   Status Upload(const void* encoded, uint64_t encoded_bytes, void* device_dst, uint64_t dst_bytes,
                 Event after, Event done);
 
+  // The piecewise form (see the contract).
+  struct HostSpan {
+    const unsigned char* data;
+    uint64_t bytes;
+  };
+  // The copies enqueued from now on follow `after`.
+  Status Order(Event after);
+  // Decodes chunks [first, first + count) of `layout` into `output`
+  // (Bf16DecodedRunBytes(layout, first, count) bytes of device memory).
+  // `directory` holds their count + 1 directory entries (the layout's
+  // entries from `first` on) in host memory; their records, from chunk
+  // `first`'s on, are the concatenation of `parts`, which must hold at
+  // least directory[count] - directory[0] bytes. Both should be pinned.
+  // Split into runs that fit a ring slot. Each non-null event of `copied`
+  // is recorded on the copy stream after the last copy out of these host
+  // bytes: they may be reused once it completes. count == 0 only for
+  // a block without chunks (its one run writes the tail byte). kInvalidArgument on a range outside the
+  // layout or parts too short; kCorruption on a directory slice that
+  // disagrees with the layout's sizes.
+  Status EnqueueChunks(const codec::Bf16Layout& layout, uint32_t first, uint32_t count,
+                       const void* directory, const std::vector<HostSpan>& parts,
+                       unsigned char* output, const std::vector<Event>& copied);
+  // Records `done` on the decode stream after every decode enqueued so far
+  // and counts one upload.
+  Status Finish(Event done);
+
   // Waits for the decodes enqueued so far; kCorruption when any of them met
   // a malformed record since the last call (and clears the word).
   Status CheckDecodeErrors();
@@ -84,9 +119,12 @@ class EncodedUploader {
   EncodedUploader(std::shared_ptr<Device> device, EncodedUploadOptions options)
       : device_(std::move(device)), options_(options) {}
   Status Init();
-  // Enqueues chunks [first, first + count) through slot `slot`.
-  Status EnqueueRun(const codec::Bf16Layout& layout, const unsigned char* encoded, uint32_t first,
-                    uint32_t count, unsigned char* output, Slot& slot);
+  // Enqueues chunks [first, first + count) through the next slot: their
+  // directory entries at `directory`, their records [begin, end) of the
+  // concatenated `parts`. REQUIRES: mutex_ held.
+  Status EnqueueRun(const codec::Bf16Layout& layout, uint32_t first, uint32_t count,
+                    const void* directory, const std::vector<HostSpan>& parts, uint64_t begin,
+                    uint64_t end, unsigned char* output);
 
   std::shared_ptr<Device> device_;
   const EncodedUploadOptions options_;

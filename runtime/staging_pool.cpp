@@ -12,7 +12,8 @@ StagingPool::StagingPool(std::shared_ptr<Device> device, uint64_t slot_bytes)
 
 Result<std::unique_ptr<StagingPool>> StagingPool::Create(std::shared_ptr<Device> device,
                                                          Tier* dram, bool dram_pinned,
-                                                         uint64_t slot_bytes, int slots) {
+                                                         uint64_t slot_bytes, int slots,
+                                                         uint64_t side_bytes) {
   if (device == nullptr) return Status::InvalidArgument("staging: null device");
   if (slot_bytes == 0 || slots < 1) {
     return Status::InvalidArgument("staging: needs at least one slot of at least one byte");
@@ -48,9 +49,20 @@ Result<std::unique_ptr<StagingPool>> StagingPool::Create(std::shared_ptr<Device>
       RecordFallback("pinned_host", "staging ring not registered: " + s.ToString());
     }
   }
+  if (side_bytes > 0) {
+    pool->side_bytes_ = AlignUp(side_bytes, 4 * kKiB);
+    const uint64_t side_total = pool->side_bytes_ * static_cast<uint64_t>(slots);
+    pool->side_ = static_cast<unsigned char*>(std::aligned_alloc(4 * kKiB, side_total));
+    if (pool->side_ == nullptr) {
+      return Status::OutOfMemory("staging: cannot allocate " + FormatBytes(side_total));
+    }
+    // Unpinned, its small copies are slower, never wrong.
+    pool->side_registered_ = device->RegisterHost(pool->side_, side_total).ok();
+  }
   for (int i = 0; i < slots; ++i) {
     Slot slot;
     slot.data = pool->base_ + slot_bytes * static_cast<uint64_t>(i);
+    if (pool->side_ != nullptr) slot.side = pool->side_ + pool->side_bytes_ * static_cast<uint64_t>(i);
     slot.index = i;
     TC_ASSIGN_OR_RETURN(slot.event, device->CreateEvent());
     pool->slots_.push_back(slot);
@@ -64,6 +76,8 @@ StagingPool::~StagingPool() {
     if (slot.event != nullptr) (void)device_->DestroyEvent(slot.event);
   }
   if (registered_) (void)device_->UnregisterHost(base_);
+  if (side_registered_) (void)device_->UnregisterHost(side_);
+  std::free(side_);
   if (owns_memory_) std::free(base_);
   if (dram_ != nullptr) (void)dram_->Free(extent_);
 }

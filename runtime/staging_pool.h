@@ -11,6 +11,10 @@
 // is refused, the pool still works from unpinned memory and records the
 // "pinned_host" fallback.
 //
+// A slot may carry a small side area (`side_bytes`, pinned memory of its
+// own, outside the DRAM tier) that lives and is reused with the slot: the
+// staged encoded path puts the directory entries of a slot's records there.
+//
 // Each slot carries the event recorded after the last device copy that used
 // it; Acquire() returns slots round-robin and waits for that event on the
 // host. Only the transfer engine's worker thread acquires slots, so that
@@ -38,16 +42,18 @@ class StagingPool {
  public:
   struct Slot {
     unsigned char* data = nullptr;
+    unsigned char* side = nullptr;  // side_bytes() of its own; null when 0
     Event event = nullptr;     // recorded after the slot's last device copy
     bool event_pending = false;
     int index = 0;
   };
 
   // `dram` may be null; `dram_pinned` says its memory is already registered.
-  // `slot_bytes` is rounded up to 4 KiB (O_DIRECT alignment).
+  // `slot_bytes` and `side_bytes` are rounded up to 4 KiB (O_DIRECT
+  // alignment).
   static Result<std::unique_ptr<StagingPool>> Create(std::shared_ptr<Device> device, Tier* dram,
                                                      bool dram_pinned, uint64_t slot_bytes,
-                                                     int slots);
+                                                     int slots, uint64_t side_bytes = 0);
   ~StagingPool();
 
   // The next slot in ring order, once its previous copy has completed.
@@ -56,6 +62,7 @@ class StagingPool {
   void Release(Slot* slot, bool recorded);
 
   uint64_t slot_bytes() const { return slot_bytes_; }
+  uint64_t side_bytes() const { return side_bytes_; }
   int slots() const { return static_cast<int>(slots_.size()); }
   bool pinned() const { return pinned_; }
   // The whole ring, for Tier::RegisterBuffer (io_uring fixed buffers).
@@ -73,6 +80,9 @@ class StagingPool {
   bool owns_memory_ = false;  // allocated here (no DRAM tier)
   bool registered_ = false;   // registered here (must unregister)
   bool pinned_ = false;
+  uint64_t side_bytes_ = 0;
+  unsigned char* side_ = nullptr;  // the side areas, one allocation
+  bool side_registered_ = false;
 
   std::mutex mutex_;
   std::vector<Slot> slots_;

@@ -1,6 +1,7 @@
 #include "runtime/transfer_engine.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "common/log.h"
@@ -250,12 +251,21 @@ Result<EncodedUploader*> TransferEngine::Uploader() {
 
 std::shared_ptr<TransferJob> TransferEngine::UploadEncoded(const HostLocation& source, void* device_dst,
                                                            uint64_t decoded_bytes, Event wait_event,
+                                                           const std::vector<uint32_t>* checksums,
+                                                           std::vector<uint32_t>* fill_checksums,
                                                            std::function<void()> on_complete) {
   auto job = NewJob(source.extent.length, source.stats_slot, gpu_slot_, std::move(on_complete));
   if (job->enqueued()) return job;  // no event could be had
-  const void* src = source.tier != nullptr ? source.tier->HostAddress(source.extent) : nullptr;
-  if (src == nullptr) {
-    Fail(job, Status::Unsupported("upload: encoded blocks need a home with host addresses (DRAM)"));
+  if (source.tier == nullptr || source.extent.length == 0) {
+    Fail(job, Status::InvalidArgument("upload: bad encoded source"));
+    return job;
+  }
+  auto* dst = static_cast<unsigned char*>(device_dst);
+  const void* src = source.tier->HostAddress(source.extent);
+  if (!source.direct || src == nullptr) {
+    Post([this, job, source, dst, decoded_bytes, wait_event, checksums, fill_checksums] {
+      StagedEncodedUpload(job, source, dst, decoded_bytes, wait_event, checksums, fill_checksums);
+    });
     return job;
   }
   Result<EncodedUploader*> uploader = Uploader();
@@ -281,6 +291,185 @@ std::shared_ptr<TransferJob> TransferEngine::UploadEncoded(const HostLocation& s
   }
   SealRecorded(job);
   return job;
+}
+
+namespace {
+
+// The directory area in each staging slot's side area: room for the
+// directory entries of one piece's records (8 bytes a chunk; encoder-made
+// records are at least 8 KiB, so a thirty-second of a piece is plenty).
+uint64_t DirectoryAreaBytes(uint64_t chunk_bytes) {
+  return std::max<uint64_t>(4096, (chunk_bytes / 32 + 4095) & ~uint64_t{4095});
+}
+
+}  // namespace
+
+uint64_t TransferEngine::StagingSideBytes(uint64_t chunk_bytes) { return DirectoryAreaBytes(chunk_bytes); }
+
+void TransferEngine::StagedEncodedUpload(std::shared_ptr<TransferJob> job, HostLocation source,
+                                         unsigned char* dst, uint64_t decoded_bytes, Event wait_event,
+                                         const std::vector<uint32_t>* checksums,
+                                         std::vector<uint32_t>* fill_checksums) {
+  Result<EncodedUploader*> uploader = Uploader();
+  if (!uploader.ok()) return Fail(job, uploader.status());
+  if (wait_event != nullptr) {
+    Status s = device_->EventSynchronize(wait_event);  // worker thread, not an acquirer
+    if (!s.ok()) return Fail(job, std::move(s));
+  }
+  // The decodes write dst after what upload_stream() held when the
+  // allocator handed it out, which this order point follows.
+  Result<Event> order = events_.Get();
+  Status s = order.status();
+  if (s.ok()) s = device_->RecordEvent(*order, upload_stream_);
+  if (s.ok()) s = (*uploader)->Order(*order);
+  if (order.ok()) events_.Put(*order);
+  if (s.ok()) s = StagedEncodedPieces(source, dst, decoded_bytes, *uploader, checksums, fill_checksums);
+  if (s.ok()) s = (*uploader)->Finish(job->done_event_);
+  if (!s.ok()) {
+    // Some runs may be enqueued: let them finish before the caller frees dst.
+    (void)device_->StreamSynchronize((*uploader)->decode_stream());
+    return Fail(job, std::move(s));
+  }
+  SealRecorded(job);
+}
+
+Status TransferEngine::StagedEncodedPieces(HostLocation source, unsigned char* dst, uint64_t decoded_bytes,
+                                           EncodedUploader* uploader,
+                                           const std::vector<uint32_t>* checksums,
+                                           std::vector<uint32_t>* fill_checksums) {
+  const uint64_t chunk = options_.chunk_bytes;
+  const uint64_t area = DirectoryAreaBytes(chunk);
+  if (staging_->slot_bytes() < chunk || staging_->side_bytes() < area) {
+    return Status::Internal("upload: staging slots too small for encoded blocks");
+  }
+  const uint64_t stored = source.extent.length;
+  const bool verify = checksums != nullptr && !checksums->empty();
+  if (!verify && fill_checksums != nullptr) fill_checksums->clear();
+  std::vector<unsigned char> prefix;  // header, table, directory: read once, kept on the host
+  uint64_t prefix_bytes = codec::kBf16HeaderBytes;  // until the header says more
+  codec::Bf16Layout layout;
+  bool parsed = false;
+  auto entry = [&](uint32_t c) {  // directory entry c, relative to records_offset
+    uint64_t v;
+    std::memcpy(&v, prefix.data() + layout.directory_offset + 8 * uint64_t{c}, sizeof(v));
+    return v;
+  };
+  uint32_t next_chunk = 0;       // the first chunk not yet handed to the uploader
+  unsigned char* output = dst;
+  // The slot of the previous piece while it holds the start of a record
+  // that ends in the next one (the carry): [carry, carry + carry_bytes).
+  StagingPool::Slot* previous = nullptr;
+  bool previous_recorded = false;
+  const unsigned char* carry = nullptr;
+  uint64_t carry_bytes = 0;
+  Status status;
+  uint64_t index = 0;
+  for (uint64_t offset = 0; status.ok() && offset < stored; offset += chunk, ++index) {
+    const uint64_t n = std::min(chunk, stored - offset);
+    Result<StagingPool::Slot*> acquired = staging_->Acquire();
+    if (!acquired.ok()) {
+      status = acquired.status();
+      break;
+    }
+    StagingPool::Slot* slot = *acquired;
+    bool recorded = false;
+    unsigned char* piece = slot->data;
+    status = ReadChunk(source, offset, piece, n, verify ? checksums : nullptr, index);
+    if (status.ok() && !verify && fill_checksums != nullptr) {
+      fill_checksums->push_back(ChecksumBytes(piece, n));
+    }
+    // The prefix, gathered across as many pieces as it spans.
+    while (status.ok() && !parsed && offset + n > prefix.size()) {
+      const uint64_t take = std::min(prefix_bytes, offset + n) - prefix.size();
+      prefix.insert(prefix.end(), piece + (prefix.size() - offset), piece + (prefix.size() - offset) + take);
+      if (prefix.size() < prefix_bytes) break;  // the rest is in later pieces
+      if (prefix_bytes == codec::kBf16HeaderBytes) {
+        Result<uint64_t> full = codec::Bf16PrefixBytes(prefix.data(), prefix.size());
+        if (!full.ok()) {
+          status = full.status();
+        } else if (*full > stored) {
+          status = Status::Corruption("upload: encoded block's directory runs past its " +
+                                      std::to_string(stored) + " bytes");
+        } else if (*full > prefix_bytes) {
+          prefix_bytes = *full;
+          continue;
+        }
+      }
+      if (!status.ok()) break;
+      Result<codec::Bf16Layout> parsed_layout = codec::ParseBf16Prefix(prefix.data(), prefix.size(), stored);
+      if (!parsed_layout.ok()) {
+        status = parsed_layout.status();
+        break;
+      }
+      layout = *parsed_layout;
+      parsed = true;
+      if (layout.decoded_bytes() > decoded_bytes) {
+        status = Status::InvalidArgument("upload: the block decodes to " +
+                                         std::to_string(layout.decoded_bytes()) + " bytes, its memory holds " +
+                                         std::to_string(decoded_bytes));
+        break;
+      }
+      // What the piecewise hand-over relies on: a record fits a piece (so a
+      // carry lies in the previous piece alone) and a piece's directory
+      // slice fits the slot's area.
+      uint64_t min_step = UINT64_MAX, max_step = 0;
+      for (uint32_t c = 0; c < layout.chunk_count(); ++c) {
+        const uint64_t step = entry(c + 1) - entry(c);
+        max_step = std::max(max_step, step);
+        if (c + 1 < layout.chunk_count()) min_step = std::min(min_step, step);
+      }
+      const uint64_t most = min_step == UINT64_MAX ? 1 : (chunk + max_step) / min_step + 2;
+      if (max_step > chunk || 8 * (most + 1) > area) {
+        status = Status::Unsupported("upload: encoded block's chunk records (" + std::to_string(min_step) +
+                                     " to " + std::to_string(max_step) +
+                                     " bytes) do not suit staged reads of " + std::to_string(chunk) +
+                                     "-byte pieces");
+      }
+    }
+    if (status.ok() && parsed) {
+      // The records at hand: the carry, then this piece's bytes past the prefix.
+      const uint64_t records_from = std::max(layout.records_offset, offset);
+      const uint64_t window_end = offset + n;  // in encoding offsets
+      uint32_t count = 0;
+      while (next_chunk + count < layout.chunk_count() &&
+             layout.records_offset + entry(next_chunk + count + 1) <= window_end) {
+        ++count;
+      }
+      const bool last = window_end == stored;
+      if (count > 0 || (last && layout.chunk_count() == 0)) {
+        std::memcpy(slot->side, prefix.data() + layout.directory_offset + 8 * uint64_t{next_chunk},
+                    8 * (uint64_t{count} + 1));
+        std::vector<EncodedUploader::HostSpan> parts;
+        if (carry_bytes > 0) parts.push_back({carry, carry_bytes});
+        parts.push_back({piece + (records_from - offset), window_end - records_from});
+        status = uploader->EnqueueChunks(layout, next_chunk, count, slot->side, parts, output,
+                                         {slot->event, carry_bytes > 0 ? previous->event : nullptr});
+        recorded = status.ok();
+        if (carry_bytes > 0) previous_recorded = previous_recorded || status.ok();
+        output += codec::Bf16DecodedRunBytes(layout, next_chunk, count);
+        next_chunk += count;
+      }
+      // Whatever follows the last whole record is carried into the next piece.
+      const uint64_t carried_from = next_chunk < layout.chunk_count()
+                                        ? layout.records_offset + entry(next_chunk)
+                                        : window_end;
+      if (status.ok() && carried_from < window_end && carried_from < offset) {
+        status = Status::Internal("upload: an encoded record spans more than two pieces");
+      }
+      carry_bytes = window_end - std::min(carried_from, window_end);
+      carry = carry_bytes > 0 ? piece + (carried_from - offset) : nullptr;
+    }
+    if (previous != nullptr) staging_->Release(previous, previous_recorded);
+    previous = slot;
+    previous_recorded = recorded;
+  }
+  if (previous != nullptr) staging_->Release(previous, previous_recorded);
+  if (!status.ok()) return status;
+  if (!parsed || next_chunk != layout.chunk_count()) {
+    return Status::Corruption("upload: encoded block of " + std::to_string(stored) +
+                              " bytes ends inside its records");
+  }
+  return Status::Ok();
 }
 
 EncodedUploadStats TransferEngine::encoded_stats() const {

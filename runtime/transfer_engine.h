@@ -156,12 +156,29 @@ class TransferEngine {
   // device_dst[0, decoded_bytes). The engine's EncodedUploader (made at the
   // first call: a small device staging ring and two streams) moves only the
   // encoded bytes and decodes on the GPU, after the work on upload_stream()
-  // so far and `wait_event`; done_event follows the last decode. The source
-  // must have host addresses (a DRAM tier): kUnsupported otherwise. The
-  // job's bytes, credited to the tiers' traffic, are the encoded bytes.
+  // so far and `wait_event`; done_event follows the last decode.
+  // - A direct source (pinned DRAM) is copied from in place by the calling
+  //   thread.
+  // - Any other (NVMe, PMEM, unpinned DRAM) is read by the worker, one
+  //   chunk_bytes piece of the encoding at a time, into the pinned staging
+  //   ring, each piece checked against `checksums` (per chunk_bytes of the
+  //   encoding, as for raw blocks; `fill_checksums` as for Upload) and
+  //   re-read on a mismatch; each piece's whole chunk records go to the
+  //   uploader as soon as they are in, a record split across two pieces
+  //   straight from both staging slots. A layout whose records are larger
+  //   than chunk_bytes, or so small that a piece's directory slice overflows
+  //   a slot's directory area, is kUnsupported (the encoder never makes
+  //   one).
+  // The job's bytes, credited to the tiers' traffic, are the encoded bytes.
   std::shared_ptr<TransferJob> UploadEncoded(const HostLocation& source, void* device_dst,
                                              uint64_t decoded_bytes, Event wait_event,
+                                             const std::vector<uint32_t>* checksums = nullptr,
+                                             std::vector<uint32_t>* fill_checksums = nullptr,
                                              std::function<void()> on_complete = {});
+  // The side area each staging slot needs (StagingPool) for the staged
+  // encoded path over chunks of `chunk_bytes`: room for the directory
+  // entries of one piece's records.
+  static uint64_t StagingSideBytes(uint64_t chunk_bytes);
   // What encoded uploads moved so far (zeros before the first).
   EncodedUploadStats encoded_stats() const;
 
@@ -197,6 +214,13 @@ class TransferEngine {
   void StagedUpload(std::shared_ptr<TransferJob> job, HostLocation source, unsigned char* dst,
                     uint64_t bytes, Event wait_event, const std::vector<uint32_t>* checksums,
                     std::vector<uint32_t>* fill_checksums);
+  void StagedEncodedUpload(std::shared_ptr<TransferJob> job, HostLocation source, unsigned char* dst,
+                           uint64_t decoded_bytes, Event wait_event,
+                           const std::vector<uint32_t>* checksums,
+                           std::vector<uint32_t>* fill_checksums);
+  Status StagedEncodedPieces(HostLocation source, unsigned char* dst, uint64_t decoded_bytes,
+                             EncodedUploader* uploader, const std::vector<uint32_t>* checksums,
+                             std::vector<uint32_t>* fill_checksums);
   void StagedDownload(std::shared_ptr<TransferJob> job, const unsigned char* src, uint64_t bytes,
                       HostLocation target, Event after, std::vector<uint32_t>* checksums_out,
                       std::function<void()> on_enqueued);

@@ -4,7 +4,10 @@
 // too early, or a consumer that does not wait, reads wrong bytes).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <vector>
 
 #include "alloc/emulated_device.h"
 #include "codec/bf16_encoder.h"
@@ -126,6 +129,69 @@ TEST_F(EncodedUploadTest, BadInputIsRefusedBeforeAnythingIsEnqueued) {
   options.slots = 2;
   options.slot_bytes = 4096;
   EXPECT_EQ(ErrorCode::kInvalidArgument, EncodedUploader::Create(device_, options).status().code());
+}
+
+// The piecewise form, as the staged reads use it: the records arrive in
+// parts cut anywhere (mid-record), handed over a few chunks at a time, each
+// call's directory slice from an unaligned host copy; the block decodes
+// exactly as a one-piece upload would. Ranges outside the layout or parts
+// shorter than the records are refused before anything is enqueued.
+TEST_F(EncodedUploadTest, PiecewiseChunksGatheredFromSplitPartsArriveBitExact) {
+  device_->set_copy_delay(std::chrono::microseconds(300));
+  const std::vector<uint8_t> input = NormalBf16(20 * 16384 + 999, 0.02f, 77);  // 20 chunks and a tail
+  Result<std::vector<uint8_t>> encoded = codec::EncodeBf16(input.data(), input.size());
+  ASSERT_TRUE(encoded.ok());
+  const codec::Bf16Layout layout = *codec::ParseBf16(encoded->data(), encoded->size());
+  ASSERT_EQ(21u, layout.chunk_count());  // the tail is a short chunk
+  const uint8_t* e = encoded->data();
+  auto entry = [&](uint32_t c) {
+    uint64_t v;
+    std::memcpy(&v, e + layout.directory_offset + 8 * uint64_t{c}, 8);
+    return v;
+  };
+  uint8_t* output = Allocate(input.size());
+  ASSERT_TRUE(device_->MemsetAsync(output, 0, input.size(), consumer_).ok());
+  ASSERT_TRUE(device_->StreamSynchronize(consumer_).ok());
+  ASSERT_TRUE(uploader_->Order(nullptr).ok());
+  Event copied = *device_->CreateEvent();
+  std::vector<std::vector<uint8_t>> keep;  // host copies live until `done`
+  uint8_t* out = output;
+  for (uint32_t first = 0; first < layout.chunk_count();) {
+    const uint32_t count = std::min<uint32_t>(first % 2 == 0 ? 3 : 4, layout.chunk_count() - first);
+    // Directory slice at an odd address.
+    keep.emplace_back(8 * (count + 1) + 1);
+    std::memcpy(keep.back().data() + 1, e + layout.directory_offset + 8 * uint64_t{first}, 8 * (count + 1));
+    const uint8_t* directory = keep.back().data() + 1;
+    // Records cut into three parts at arbitrary points.
+    const uint8_t* records = e + layout.records_offset + entry(first);
+    const uint64_t bytes = entry(first + count) - entry(first);
+    const uint64_t cut1 = bytes / 3 + 17, cut2 = bytes - 5;
+    std::vector<EncodedUploader::HostSpan> parts = {
+        {records, cut1}, {records + cut1, cut2 - cut1}, {records + cut2, bytes - cut2}};
+    Status s = uploader_->EnqueueChunks(layout, first, count, directory, parts, out, {copied});
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    out += codec::Bf16DecodedRunBytes(layout, first, count);
+    first += count;
+  }
+  EXPECT_EQ(output + input.size(), out);
+  ASSERT_TRUE(uploader_->Finish(done_).ok());
+  EXPECT_TRUE(Consume(output, input.size()) == input);
+  EXPECT_TRUE(uploader_->CheckDecodeErrors().ok());
+
+  const uint64_t copies = device_->stats().copies;
+  const uint8_t* directory = e + layout.directory_offset;
+  std::vector<EncodedUploader::HostSpan> all = {{e + layout.records_offset, entry(21) - entry(0)}};
+  EXPECT_EQ(ErrorCode::kInvalidArgument,
+            uploader_->EnqueueChunks(layout, 20, 2, directory, all, output, {}).code());
+  EXPECT_EQ(ErrorCode::kInvalidArgument,
+            uploader_->EnqueueChunks(layout, 3, 0, directory, all, output, {}).code());
+  std::vector<EncodedUploader::HostSpan> short_parts = {{e + layout.records_offset, entry(2) - entry(0) - 1}};
+  EXPECT_EQ(ErrorCode::kInvalidArgument,
+            uploader_->EnqueueChunks(layout, 0, 2, directory, short_parts, output, {}).code());
+  EXPECT_EQ(ErrorCode::kInvalidArgument,
+            uploader_->EnqueueChunks(layout, 0, 2, nullptr, all, output, {}).code());
+  EXPECT_EQ(copies, device_->stats().copies);
+  EXPECT_TRUE(device_->DestroyEvent(copied).ok());
 }
 
 }  // namespace
