@@ -25,14 +25,16 @@
 // 5. nvme      TIERCACHE_BENCH_NVME_BLOCKS (default 8 on a GPU, 4 emulated)
 //              blocks homed on a Runtime's NVMe tier (O_DIRECT through
 //              io_uring) in TIERCACHE_BENCH_NVME_DIR (default /var/tmp),
-//              streamed with room for 2 on the GPU, LRU and the next block
-//              prefetched, so every acquire reads its block from the disk:
+//              streamed with room for 3 on the GPU, LRU and the next block
+//              prefetched, so every block is read from the disk once a pass:
 //              compression=off, then bf16 (read piece by piece into the
 //              staging ring, decoded on the GPU). Read rate in decoded bytes
-//              per second of each against the disk's sequential O_DIRECT
-//              read rate (16 MiB reads, one stream) measured on a file of
-//              the same size in the same run (target for bf16 >= 1.3 x),
-//              every block compared with its source on the first pass.
+//              per second of each against two peers from the same run: the
+//              disk's sequential O_DIRECT read rate (16 MiB reads, one
+//              stream) on a file of the same size, and the off run (the
+//              tier's own O_DIRECT reads, io_uring at its queue depth). The
+//              target (bf16 >= 1.3 x) is against the faster of the two.
+//              Every block is compared with its source on the first pass.
 //
 // Run: build/bench/codec_bench (TIERCACHE_DEVICE=cuda on the GPU machine).
 // Knobs (environment): TIERCACHE_BENCH_BLOCKS, TIERCACHE_BENCH_BLOCK_BYTES,
@@ -444,7 +446,7 @@ bool WriteFile(const std::string& path, const std::vector<uint16_t>& data, uint6
 struct NvmeRun {
   double step_s = 0;      // best pass
   uint64_t read_bytes = 0;  // from the NVMe tier in that pass
-  uint64_t misses = 0;      // acquires served from the disk in a pass
+  uint64_t misses = 0;      // blocks read from the disk in that pass
   bool exact = false;
   CodecStats codec;
 };
@@ -463,8 +465,11 @@ NvmeRun NvmeStreaming(const std::vector<std::vector<uint16_t>>& raw, uint64_t bl
   config.demote_on_evict = false;
   config.nvme_path = dir;
   config.nvme_bytes = raw.size() * AlignUp(block_bytes, 1 << 20) + 64 * kMiB;
-  config.gpu_cache_bytes = 2 * block_bytes;
-  config.gpu_policy = "lru";        // on a cyclic scan: nothing stays, every pass reads the disk
+  // LRU with room for 3 of a longer cycle keeps nothing a pass reuses, and
+  // a prefetched block is never its victim (2 would evict the block
+  // prefetched for the next acquire): every block read once per pass.
+  config.gpu_cache_bytes = 3 * block_bytes;
+  config.gpu_policy = "lru";
   config.prefetch = "off";          // only the explicit next-block prefetch
   Result<std::unique_ptr<Runtime>> made = Runtime::Create(config);
   if (!made.ok()) {
@@ -510,6 +515,7 @@ NvmeRun NvmeStreaming(const std::vector<std::vector<uint16_t>>& raw, uint64_t bl
     const double seconds = Since(start);
     (void)cache.Drain();
     const TierTraffic after = cache.stats().Snapshot(slot);
+    if (std::getenv("TIERCACHE_BENCH_VERBOSE") != nullptr) std::printf("  %s pass %d: %.1f ms, %llu misses\n", compression, step, seconds * 1e3, static_cast<unsigned long long>(after.hits - before.hits));
     if (step > 0 && seconds < run.step_s) {
       run.step_s = seconds;
       run.read_bytes = after.bytes_out - before.bytes_out;
@@ -523,7 +529,7 @@ NvmeRun NvmeStreaming(const std::vector<std::vector<uint16_t>>& raw, uint64_t bl
 }
 
 bool NvmeComparison(uint64_t block_bytes, uint64_t count, const std::string& dir, int steps) {
-  std::printf("== nvme: %llu blocks x %llu MiB homed on a Runtime's NVMe tier in %s, room for 2 on the GPU, "
+  std::printf("== nvme: %llu blocks x %llu MiB homed on a Runtime's NVMe tier in %s, room for 3 on the GPU, "
               "every acquire read from the disk\n",
               static_cast<unsigned long long>(count), static_cast<unsigned long long>(block_bytes >> 20),
               dir.c_str());
@@ -537,14 +543,15 @@ bool NvmeComparison(uint64_t block_bytes, uint64_t count, const std::string& dir
   const NvmeRun packed = NvmeStreaming(raw, block_bytes, dir, "bf16", steps);
   const double total = static_cast<double>(block_bytes) * count;
   const double plain_rate = total / plain.step_s, packed_rate = total / packed.step_s;
-  std::printf("nvme: disk O_DIRECT read %.3f GB/s; off %.1f ms/pass (%.3f GB/s, %.3f x the disk, %llu misses, "
-              "%.2f GB read), bf16 %.1f ms/pass (%.3f GB/s decoded, %.3f x the disk, %.3f x off, %llu misses, "
-              "%.2f GB read; target >= 1.30 x the disk: %s); %s\n",
+  const double peer = std::max(disk, plain_rate);
+  std::printf("nvme: disk O_DIRECT read %.3f GB/s; off %.1f ms/pass (%.3f GB/s, %.3f x the disk, %llu blocks read, "
+              "%.2f GB), bf16 %.1f ms/pass (%.3f GB/s decoded, %.3f x the disk, %.3f x off, %llu blocks read, "
+              "%.2f GB; target >= 1.30 x the faster peer: %s); %s\n",
               disk / 1e9, plain.step_s * 1e3, plain_rate / 1e9, disk > 0 ? plain_rate / disk : 0.0,
               static_cast<unsigned long long>(plain.misses), plain.read_bytes / 1e9, packed.step_s * 1e3,
               packed_rate / 1e9, disk > 0 ? packed_rate / disk : 0.0, packed_rate / plain_rate,
               static_cast<unsigned long long>(packed.misses), packed.read_bytes / 1e9,
-              disk > 0 && packed_rate / disk >= 1.3 ? "met" : "NOT met",
+              packed_rate / peer >= 1.3 ? "met" : "NOT met",
               plain.exact && packed.exact ? "bytes on the GPU identical to the source" : "MISMATCH");
   return plain.exact && packed.exact && packed.codec.blocks == count;
 }

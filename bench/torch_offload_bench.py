@@ -8,8 +8,12 @@ layers of hidden 4096 / intermediate 11008 / 32 heads / 8 KV heads: 5.67 GB of
 decoder weights) it runs, in this order: all on the GPU; a hand-written pinned
 double-buffer streamer; tiercache homed in DRAM (GPU room for 3 layers);
 tiercache with GPU budgets of 25%, 50% and 75% of the weights; tiercache homed
-on NVMe (a directory on a local disk); accelerate's ``cpu_offload`` of each
-layer (last: it leaves the model on its hooks). Per case: step time (one token,
+on NVMe (a directory on a local disk); the DRAM, 50% and NVMe cases again with
+``compression="bf16"`` (the lossless codec, decoded on the GPU; their step
+time against the uncompressed case and batch-1 tokens/s against llama.cpp's
+CPU split); accelerate's ``cpu_offload`` of each layer (last: it leaves the
+model on its hooks). ``--only a,b`` runs only the named cases (and all-on-gpu,
+the reference). Per case: step time (one token,
 batch 1), bytes moved per step, effective GB/s and its fraction of the pinned
 copy peak measured here, the process's host memory and GPU memory, logits and
 32 greedy tokens compared with the all-on-GPU run, and (where streaming meets
@@ -101,6 +105,8 @@ class Bench:
     def run_case(self, name, setup, steps, warmup=2, sweep=False, generate=True, budget=None,
                  moves=None):
         """setup() -> (close callable, host bytes the case homes, runtime stats callable)."""
+        if self.args.only and name != "all-on-gpu" and name not in self.args.only:
+            return None
         log(f"--- {name}")
         if self.broken:
             log(f"skipped: an earlier case left the model unusable ({self.broken})")
@@ -211,7 +217,7 @@ class Bench:
     def tiercache(self, budget, home="dram", **options):
         def setup():
             handle = tct.offload(self.model.module, gpu_budget=budget, home=home,
-                                 modules=self.model.layers, config=self.args.config, **options)
+                                 modules=self.model.layers, config=dict(self.args.config), **options)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             return handle.close, (self.decoder_bytes if home == "dram" else 0), handle.stats
@@ -226,7 +232,11 @@ class Bench:
 
 
 def _gpu_bytes_in(stats):
-    return stats()["tiers"][0]["bytes_in"]
+    """Bytes delivered into GPU memory: decoded bytes for compressed blocks
+    (the GPU tier's bytes_in counts what crossed the link, the encoding)."""
+    s = stats()
+    codec = s.get("codec", {})
+    return s["tiers"][0]["bytes_in"] - codec.get("moved_bytes", 0) + codec.get("decoded_bytes", 0)
 
 
 def _case_line(name, case, results):
@@ -277,8 +287,10 @@ def main():
     parser.add_argument("--config", action="append", metavar="KEY=VALUE",
                         help="a runtime config key for every tiercache case")
     parser.add_argument("--skip-activations", action="store_true")
+    parser.add_argument("--only", default="", help="comma list of the cases to run (all-on-gpu always runs)")
     args = parser.parse_args()
     args.config = _parse_config(args.config)
+    args.only = [c for c in args.only.split(",") if c]
     os.makedirs(args.out, exist_ok=True)
     started = time.perf_counter()
 
@@ -300,28 +312,35 @@ def main():
         bench.run_case("pinned-double-buffer", bench.streamer, steps, sweep=True, moves=W)
     bench.run_case("tiercache-dram", bench.tiercache(3 * L + (1 << 20)), steps, sweep=True,
                    budget=3 * L + (1 << 20))
+    bench.run_case("tiercache-dram-bf16", bench.tiercache(3 * L + (1 << 20), compression="bf16"),
+                   steps, sweep=True, budget=3 * L + (1 << 20))
     if not args.quick:
         for fraction in (0.25, 0.5, 0.75):
             budget = max(int(fraction * W), 2 * L)
             bench.run_case(f"tiercache-dram-{int(fraction * 100)}%", bench.tiercache(budget),
                            steps, sweep=fraction == 0.5, budget=budget)
+        budget = max(int(0.5 * W), 2 * L)
+        bench.run_case("tiercache-dram-50%-bf16", bench.tiercache(budget, compression="bf16"),
+                       steps, sweep=True, budget=budget)
     nvme = None
     if not args.quick:
         free = shutil.disk_usage(args.nvme_dir).free
-        if free > W + (4 << 30):
+        wanted = not args.only or {"tiercache-nvme", "tiercache-nvme-bf16"} & set(args.only)
+        if free > W + (4 << 30) and wanted:
             nvme = tempfile.mkdtemp(prefix="tiercache-bench-", dir=args.nvme_dir)
             r["disk_odirect_Bps"] = torch_streamer.disk_rate(nvme)
             log(f"O_DIRECT read of {args.nvme_dir}: {r['disk_odirect_Bps'] / GB:.2f} GB/s")
             try:
-                bench.run_case("tiercache-nvme", bench.tiercache(3 * L + (1 << 20), "nvme",
-                                                                 nvme_path=nvme),
-                               1, warmup=1, generate=args.nvme_generate,
-                               budget=3 * L + (1 << 20))
+                for name, compression in (("tiercache-nvme", None), ("tiercache-nvme-bf16", "bf16")):
+                    bench.run_case(name, bench.tiercache(3 * L + (1 << 20), "nvme", nvme_path=nvme,
+                                                         compression=compression),
+                                   1, warmup=1, generate=args.nvme_generate,
+                                   budget=3 * L + (1 << 20))
             finally:
                 shutil.rmtree(nvme, ignore_errors=True)
-        else:
+        elif wanted:
             log(f"skipping the NVMe case: {free / GB:.1f} GB free in {args.nvme_dir}")
-    if cuda:
+    if cuda and (not args.only or "accelerate-cpu_offload" in args.only):
         try:
             import accelerate  # noqa: F401
             bench.run_case("accelerate-cpu_offload", bench.accelerate, 2 if args.quick else 3,
@@ -374,6 +393,20 @@ def _verdicts(r, gpu):
     half = cases.get("tiercache-dram-50%")
     if half:
         v["vs_llama_cpp_at_50%"] = {k: half[k] / LLAMA_CPP[k] for k in LLAMA_CPP if k in half}
+    # Compressed against uncompressed, and batch 1 against llama.cpp's CPU
+    # split on this host (MISSION.md: 11.6 tok/s all 16 layers on the CPU,
+    # 23.9 with half on the GPU).
+    for plain_name, target in (("tiercache-dram", 11.6), ("tiercache-dram-50%", 23.9),
+                               ("tiercache-nvme", None)):
+        plain, packed = cases.get(plain_name), cases.get(plain_name + "-bf16")
+        if packed and plain:
+            v[f"{plain_name}-bf16_speedup"] = plain["step_s"] / packed["step_s"]
+        if packed and target and "decode_b1" in packed:
+            v[f"{plain_name}-bf16_decode_b1_vs_llama_cpp"] = packed["decode_b1"] / target
+    nvme_packed = cases.get("tiercache-nvme-bf16")
+    if nvme_packed and r.get("disk_odirect_Bps"):
+        v["nvme-bf16_decoded_vs_disk"] = (nvme_packed["moved_bytes_per_step"] / nvme_packed["step_s"] /
+                                          r["disk_odirect_Bps"])
     # GPU memory: torch's peak (activations, KV cache, the layers not offloaded)
     # plus the runtime's pool, against the budget plus what the all-on-GPU run
     # needed beside the decoder weights.

@@ -204,3 +204,30 @@ def test_nvme_home(model, ids, tmp_path):
     handle.close()
     with torch.no_grad():
         assert torch.equal(model(ids), logits)
+
+
+@pytest.mark.parametrize("home", ["dram", "nvme"])
+def test_compressed_blocks_give_identical_outputs(ids, tmp_path, home):
+    model = make_model(dtype=torch.bfloat16)
+    logits, tokens = reference(model, ids)
+    options = {"nvme_path": tmp_path, "config": {"nvme_direct": False}} if home == "nvme" else {}
+    handle = tt.offload(model, gpu_budget=layer_bytes(model) + 4096, home=home, compression="bf16",
+                        **options)
+    with torch.no_grad():
+        assert torch.equal(model(ids), logits)
+    assert torch.equal(model.generate(ids, 8), tokens)
+    codec = handle.stats()["codec"]
+    assert codec["blocks"] == 4
+    assert codec["ratio"] < 0.9  # bf16 weights: the home holds less than their size
+    assert codec["decoded_bytes"] > codec["moved_bytes"] > 0
+    handle.close()
+    with torch.no_grad():
+        assert torch.equal(model(ids), logits)
+
+
+def test_bad_compression_is_refused(model):
+    with pytest.raises(tiercache.InvalidArgument, match="compression must be one of"):
+        tt.offload(model, gpu_budget="1GiB", compression="zstd")
+    with pytest.raises(tiercache.InvalidArgument, match="disagrees"):
+        tt.offload(model, gpu_budget="1GiB", compression="bf16", config={"compression": "off"})
+    assert not model.trunk.blocks[0]._forward_pre_hooks  # the model was left as it was
