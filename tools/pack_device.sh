@@ -31,7 +31,6 @@ for b in "${binaries[@]}"; do
   echo "$b" >>"$pack/binaries.txt"   # where tests that run other binaries look for them
 done
 for lib in $(find "$build" -name 'libtiercache*.so*' 2>/dev/null); do cp -P "$lib" "$pack/lib/"; done
-find "$pack/lib" -name 'libtiercache*.so*' -type f -exec strip --strip-debug {} +
 # fio (the NVMe peer) only with TIERCACHE_PACK_FIO=1: its storage plugins pull
 # in about 75 MB of libraries.
 if [ "${TIERCACHE_PACK_FIO:-0}" = 1 ] && command -v fio >/dev/null; then
@@ -42,9 +41,12 @@ fi
 skip='/(libc|libm|libdl|librt|libpthread|ld-linux-x86-64|libcuda|libnvidia-[a-z-]*)\.so'
 for b in "$pack"/bin/* "$pack"/lib/*; do
   ldd "$b" 2>/dev/null | awk '/=> \// {print $3}'
-done | sort -u | grep -Ev "$skip" | while read -r lib; do
+done | sort -u | grep -Ev "$skip" | grep -v '/libtiercache' | while read -r lib; do
   cp -L "$lib" "$pack/lib/"
 done
+# After the copies above (cp -L through a link would bring the unstripped
+# library back).
+find "$pack/lib" -name 'libtiercache*.so*' -type f -exec strip --strip-debug {} +
 pwd >"$pack/source_dir.txt"
 du -sh "$pack"
 echo "packed $(ls "$pack/bin" | wc -l) binaries and $(ls "$pack/lib" | wc -l) libraries into $pack"
