@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "runtime/staged_reader.h"
 #include "runtime/checksum.h"
 
 namespace tiercache {
@@ -295,16 +296,22 @@ std::shared_ptr<TransferJob> TransferEngine::UploadEncoded(const HostLocation& s
 
 namespace {
 
-// The directory area in each staging slot's side area: room for the
-// directory entries of one piece's records (8 bytes a chunk; encoder-made
-// records are at least 8 KiB, so a thirty-second of a piece is plenty).
+// Each staging slot's side area holds the directory entries of one piece's
+// records (8 bytes a chunk record; encoder-made records are at least 8 KiB,
+// so a thirty-second of a piece is plenty), then the carry: the start of a
+// record split across two pieces (at most one record; encoder-made records
+// stay below 40 KiB, 64 KiB allowed).
+constexpr uint64_t kMaxCarryBytes = 64 * 1024;
+
 uint64_t DirectoryAreaBytes(uint64_t chunk_bytes) {
   return std::max<uint64_t>(4096, (chunk_bytes / 32 + 4095) & ~uint64_t{4095});
 }
 
 }  // namespace
 
-uint64_t TransferEngine::StagingSideBytes(uint64_t chunk_bytes) { return DirectoryAreaBytes(chunk_bytes); }
+uint64_t TransferEngine::StagingSideBytes(uint64_t chunk_bytes) {
+  return DirectoryAreaBytes(chunk_bytes) + kMaxCarryBytes;
+}
 
 void TransferEngine::StagedEncodedUpload(std::shared_ptr<TransferJob> job, HostLocation source,
                                          unsigned char* dst, uint64_t decoded_bytes, Event wait_event,
@@ -333,18 +340,29 @@ void TransferEngine::StagedEncodedUpload(std::shared_ptr<TransferJob> job, HostL
   SealRecorded(job);
 }
 
+StagedReader TransferEngine::Reader(const HostLocation& source, uint64_t bytes,
+                                    const std::vector<uint32_t>* checksums,
+                                    std::vector<uint32_t>* fill_checksums) {
+  // Every slot may be reading: the caller hands its piece back before it
+  // asks for the next one.
+  return StagedReader(staging_, source.tier, source.extent, bytes, options_.chunk_bytes, staging_->slots(),
+                      checksums, fill_checksums,
+                      [this, source, checksums](uint64_t offset, unsigned char* dst, uint64_t n, uint64_t index) {
+                        return ReadChunk(source, offset, dst, n, checksums, index, options_.io_retries);
+                      });
+}
+
 Status TransferEngine::StagedEncodedPieces(HostLocation source, unsigned char* dst, uint64_t decoded_bytes,
                                            EncodedUploader* uploader,
                                            const std::vector<uint32_t>* checksums,
                                            std::vector<uint32_t>* fill_checksums) {
   const uint64_t chunk = options_.chunk_bytes;
   const uint64_t area = DirectoryAreaBytes(chunk);
-  if (staging_->slot_bytes() < chunk || staging_->side_bytes() < area) {
+  const uint64_t side = staging_->side_bytes();
+  if (staging_->slot_bytes() < chunk || side < area + kMaxCarryBytes) {
     return Status::Internal("upload: staging slots too small for encoded blocks");
   }
   const uint64_t stored = source.extent.length;
-  const bool verify = checksums != nullptr && !checksums->empty();
-  if (!verify && fill_checksums != nullptr) fill_checksums->clear();
   std::vector<unsigned char> prefix;  // header, table, directory: read once, kept on the host
   uint64_t prefix_bytes = codec::kBf16HeaderBytes;  // until the header says more
   codec::Bf16Layout layout;
@@ -354,34 +372,25 @@ Status TransferEngine::StagedEncodedPieces(HostLocation source, unsigned char* d
     std::memcpy(&v, prefix.data() + layout.directory_offset + 8 * uint64_t{c}, sizeof(v));
     return v;
   };
-  uint32_t next_chunk = 0;       // the first chunk not yet handed to the uploader
+  uint32_t next_chunk = 0;  // the first chunk not yet handed to the uploader
   unsigned char* output = dst;
-  // The slot of the previous piece while it holds the start of a record
-  // that ends in the next one (the carry): [carry, carry + carry_bytes).
-  StagingPool::Slot* previous = nullptr;
-  bool previous_recorded = false;
-  const unsigned char* carry = nullptr;
-  uint64_t carry_bytes = 0;
-  Status status;
-  uint64_t index = 0;
-  for (uint64_t offset = 0; status.ok() && offset < stored; offset += chunk, ++index) {
-    const uint64_t n = std::min(chunk, stored - offset);
-    Result<StagingPool::Slot*> acquired = staging_->Acquire();
-    if (!acquired.ok()) {
-      status = acquired.status();
-      break;
-    }
-    StagingPool::Slot* slot = *acquired;
+  // The start of a record that ends in the next piece, copied out of its
+  // slot so the slot can go back at once; it travels from the next slot's
+  // side area, after the directory slice.
+  std::vector<unsigned char> carry;
+  StagedReader reader = Reader(source, stored, checksums, fill_checksums);
+  while (!reader.finished()) {
+    Result<StagedReader::Piece> got = reader.Next();
+    if (!got.ok()) return got.status();
+    const StagedReader::Piece piece = *got;
+    const uint64_t offset = piece.offset, n = piece.bytes;
+    const unsigned char* bytes = piece.slot->data;
+    Status status;
     bool recorded = false;
-    unsigned char* piece = slot->data;
-    status = ReadChunk(source, offset, piece, n, verify ? checksums : nullptr, index);
-    if (status.ok() && !verify && fill_checksums != nullptr) {
-      fill_checksums->push_back(ChecksumBytes(piece, n));
-    }
     // The prefix, gathered across as many pieces as it spans.
     while (status.ok() && !parsed && offset + n > prefix.size()) {
       const uint64_t take = std::min(prefix_bytes, offset + n) - prefix.size();
-      prefix.insert(prefix.end(), piece + (prefix.size() - offset), piece + (prefix.size() - offset) + take);
+      prefix.insert(prefix.end(), bytes + (prefix.size() - offset), bytes + (prefix.size() - offset) + take);
       if (prefix.size() < prefix_bytes) break;  // the rest is in later pieces
       if (prefix_bytes == codec::kBf16HeaderBytes) {
         Result<uint64_t> full = codec::Bf16PrefixBytes(prefix.data(), prefix.size());
@@ -409,17 +418,16 @@ Status TransferEngine::StagedEncodedPieces(HostLocation source, unsigned char* d
                                          std::to_string(decoded_bytes));
         break;
       }
-      // What the piecewise hand-over relies on: a record fits a piece (so a
-      // carry lies in the previous piece alone) and a piece's directory
-      // slice fits the slot's area.
+      // What the piecewise hand-over relies on: a record fits the carry
+      // area, and a piece's directory slice fits the directory area.
       uint64_t min_step = UINT64_MAX, max_step = 0;
       for (uint32_t c = 0; c < layout.chunk_count(); ++c) {
         const uint64_t step = entry(c + 1) - entry(c);
         max_step = std::max(max_step, step);
         if (c + 1 < layout.chunk_count()) min_step = std::min(min_step, step);
       }
-      const uint64_t most = min_step == UINT64_MAX ? 1 : (chunk + max_step) / min_step + 2;
-      if (max_step > chunk || 8 * (most + 1) > area) {
+      const uint64_t most = min_step == UINT64_MAX ? 1 : (kMaxCarryBytes + chunk) / std::max<uint64_t>(min_step, 1) + 2;
+      if (max_step > kMaxCarryBytes || max_step > chunk || 8 * (most + 1) > area) {
         status = Status::Unsupported("upload: encoded block's chunk records (" + std::to_string(min_step) +
                                      " to " + std::to_string(max_step) +
                                      " bytes) do not suit staged reads of " + std::to_string(chunk) +
@@ -437,34 +445,36 @@ Status TransferEngine::StagedEncodedPieces(HostLocation source, unsigned char* d
       }
       const bool last = window_end == stored;
       if (count > 0 || (last && layout.chunk_count() == 0)) {
-        std::memcpy(slot->side, prefix.data() + layout.directory_offset + 8 * uint64_t{next_chunk},
+        unsigned char* directory = piece.slot->side;
+        std::memcpy(directory, prefix.data() + layout.directory_offset + 8 * uint64_t{next_chunk},
                     8 * (uint64_t{count} + 1));
         std::vector<EncodedUploader::HostSpan> parts;
-        if (carry_bytes > 0) parts.push_back({carry, carry_bytes});
-        parts.push_back({piece + (records_from - offset), window_end - records_from});
-        status = uploader->EnqueueChunks(layout, next_chunk, count, slot->side, parts, output,
-                                         {slot->event, carry_bytes > 0 ? previous->event : nullptr});
+        if (!carry.empty()) {
+          std::memcpy(piece.slot->side + area, carry.data(), carry.size());
+          parts.push_back({piece.slot->side + area, carry.size()});
+        }
+        parts.push_back({bytes + (records_from - offset), window_end - records_from});
+        status = uploader->EnqueueChunks(layout, next_chunk, count, directory, parts, output, {piece.slot->event});
         recorded = status.ok();
-        if (carry_bytes > 0) previous_recorded = previous_recorded || status.ok();
         output += codec::Bf16DecodedRunBytes(layout, next_chunk, count);
         next_chunk += count;
+        carry.clear();
       }
       // Whatever follows the last whole record is carried into the next piece.
       const uint64_t carried_from = next_chunk < layout.chunk_count()
                                         ? layout.records_offset + entry(next_chunk)
                                         : window_end;
-      if (status.ok() && carried_from < window_end && carried_from < offset) {
-        status = Status::Internal("upload: an encoded record spans more than two pieces");
+      if (status.ok() && carried_from < window_end) {
+        if (carried_from < offset || !carry.empty()) {
+          status = Status::Internal("upload: an encoded record spans more than two pieces");
+        } else {
+          carry.assign(bytes + (carried_from - offset), bytes + n);
+        }
       }
-      carry_bytes = window_end - std::min(carried_from, window_end);
-      carry = carry_bytes > 0 ? piece + (carried_from - offset) : nullptr;
     }
-    if (previous != nullptr) staging_->Release(previous, previous_recorded);
-    previous = slot;
-    previous_recorded = recorded;
+    reader.Done(piece, recorded);
+    if (!status.ok()) return status;
   }
-  if (previous != nullptr) staging_->Release(previous, previous_recorded);
-  if (!status.ok()) return status;
   if (!parsed || next_chunk != layout.chunk_count()) {
     return Status::Corruption("upload: encoded block of " + std::to_string(stored) +
                               " bytes ends inside its records");
@@ -479,9 +489,10 @@ EncodedUploadStats TransferEngine::encoded_stats() const {
 
 Status TransferEngine::ReadChunk(const HostLocation& source, uint64_t offset, unsigned char* dst,
                                  uint64_t bytes, const std::vector<uint32_t>* checksums,
-                                 uint64_t chunk_index) const {
-  Status status;
-  for (int attempt = 0; attempt <= options_.io_retries; ++attempt) {
+                                 uint64_t chunk_index, int attempts) const {
+  Status status = Status::IoError(source.tier->name() + ": no read attempted");
+  if (attempts < 0) attempts = options_.io_retries + 1;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
     status = source.tier->Read(source.extent, offset, dst, bytes);
     if (status.ok() && checksums != nullptr && chunk_index < checksums->size() &&
         ChecksumBytes(dst, bytes) != (*checksums)[chunk_index]) {
@@ -505,27 +516,18 @@ void TransferEngine::StagedUpload(std::shared_ptr<TransferJob> job, HostLocation
     Status s = device_->EventSynchronize(wait_event);  // worker thread, not an acquirer
     if (!s.ok()) return Fail(job, std::move(s));
   }
-  const bool verify = checksums != nullptr && !checksums->empty();
-  if (!verify && fill_checksums != nullptr) fill_checksums->clear();
-  uint64_t chunk = 0;
-  for (uint64_t offset = 0; offset < bytes; offset += options_.chunk_bytes, ++chunk) {
-    const uint64_t n = std::min(options_.chunk_bytes, bytes - offset);
-    Result<StagingPool::Slot*> slot = staging_->Acquire();
-    if (!slot.ok()) return Fail(job, slot.status());
-    Status s = ReadChunk(source, offset, (*slot)->data, n, verify ? checksums : nullptr, chunk);
-    if (s.ok() && !verify && fill_checksums != nullptr) {
-      fill_checksums->push_back(ChecksumBytes((*slot)->data, n));
-    }
-    if (s.ok()) {
-      s = device_->CopyAsync(dst + offset, (*slot)->data, n, CopyKind::kHostToDevice,
-                             upload_stream_);
-    }
+  StagedReader reader = Reader(source, bytes, checksums, fill_checksums);
+  while (!reader.finished()) {
+    Result<StagedReader::Piece> piece = reader.Next();
+    if (!piece.ok()) return Fail(job, piece.status());
+    Status s = device_->CopyAsync(dst + piece->offset, piece->slot->data, piece->bytes,
+                                  CopyKind::kHostToDevice, upload_stream_);
     bool recorded = false;
     if (s.ok()) {
-      s = device_->RecordEvent((*slot)->event, upload_stream_);
+      s = device_->RecordEvent(piece->slot->event, upload_stream_);
       recorded = s.ok();
     }
-    staging_->Release(*slot, recorded);
+    reader.Done(*piece, recorded);
     if (!s.ok()) return Fail(job, std::move(s));
   }
   Seal(job, upload_stream_);

@@ -6,10 +6,12 @@
 //   the calling thread enqueues chunk copies on the upload stream and
 //   returns; nothing waits on the host.
 // - Staged upload (NVMe, PMEM, any tier whose memory is not registered):
-//   the engine's worker reads chunk i into a pinned staging slot while the
-//   device copies chunk i-1 out of another slot, checks each chunk against
-//   its CRC32C when the caller supplies checksums, re-reads a failed chunk
-//   up to `io_retries` times, then enqueues the chunk's copy.
+//   the engine's worker keeps as many chunk reads in flight as there are
+//   pinned staging slots (StagedReader), so the medium never idles between
+//   chunks while the device copies earlier chunks out of their slots; it
+//   checks each chunk against its CRC32C when the caller supplies
+//   checksums, re-reads a failed chunk up to `io_retries` times, then
+//   enqueues the chunk's copy.
 // - Direct download (GPU -> pinned DRAM): enqueued by the caller on the
 //   download stream, concurrent with uploads.
 // - Staged download (GPU -> NVMe/PMEM): the worker copies chunks into
@@ -42,6 +44,7 @@
 #include "alloc/device.h"
 #include "common/status.h"
 #include "runtime/encoded_upload.h"
+#include "runtime/staged_reader.h"
 #include "runtime/staging_pool.h"
 #include "runtime/stats.h"
 #include "tiers/tier.h"
@@ -187,9 +190,10 @@ class TransferEngine {
   // re-reads a failed or mismatching chunk up to io_retries times. The
   // worker's staged uploads use it, and so does the cache's DRAM staging.
   // Thread-safe (touches no engine state).
+  // `attempts` < 0: 1 + io_retries.
   Status ReadChunk(const HostLocation& source, uint64_t offset, unsigned char* dst,
                    uint64_t bytes, const std::vector<uint32_t>* checksums,
-                   uint64_t chunk_index) const;
+                   uint64_t chunk_index, int attempts = -1) const;
 
   Device& device() const { return *device_; }
   Stream upload_stream() const { return upload_stream_; }
@@ -218,6 +222,10 @@ class TransferEngine {
                            uint64_t decoded_bytes, Event wait_event,
                            const std::vector<uint32_t>* checksums,
                            std::vector<uint32_t>* fill_checksums);
+  // A reader of [0, bytes) of `source` through the staging ring, as many
+  // pieces in flight as there are slots, re-reading through ReadChunk.
+  StagedReader Reader(const HostLocation& source, uint64_t bytes, const std::vector<uint32_t>* checksums,
+                      std::vector<uint32_t>* fill_checksums);
   Status StagedEncodedPieces(HostLocation source, unsigned char* dst, uint64_t decoded_bytes,
                              EncodedUploader* uploader, const std::vector<uint32_t>* checksums,
                              std::vector<uint32_t>* fill_checksums);
