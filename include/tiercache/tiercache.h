@@ -137,9 +137,10 @@ int tiercache_register_buffer(tiercache_runtime* runtime, const char* name, cons
 /* As tiercache_register_buffer, choosing how the block is stored:
  * `compression` "off", "bf16" (the lossless bf16 codec: the home holds the
  * encoding, acquires decode it on the GPU; see docs/codec.md) or "auto" (bf16
- * when it saves at least 10%); NULL takes the config's `compression`. bf16
- * needs "dram" as home (TIERCACHE_ERR_UNSUPPORTED elsewhere; auto then stores
- * the bytes as given). The block's size is `bytes` either way. */
+ * when it saves at least 10%); NULL takes the config's `compression`. Any
+ * home holds the encoding ("dram", "pmem", "nvme"); from a home other than
+ * pinned DRAM it is read a chunk at a time through the staging ring and
+ * decoded as it arrives. The block's size is `bytes` either way. */
 int tiercache_register_buffer_compressed(tiercache_runtime* runtime, const char* name,
                                          const void* data, uint64_t bytes, const char* home_tier,
                                          tiercache_group group, const char* compression,
