@@ -98,14 +98,28 @@ struct BlockInfo {
 
 // The compressed blocks (a snapshot). The ratio a run achieved is
 // stored_bytes / raw_bytes; over the link, moved_bytes / decoded_bytes.
+// Encoded uploads by the tier they read from (a block's home, or DRAM for
+// its DRAM copy). upload_ns sums each upload's time from its start to its
+// last decode's completion (uploads may overlap; the device has no timing
+// events), so decoded_bytes / upload_ns is a per-upload rate.
+struct CodecTierStats {
+  std::string tier;
+  uint64_t uploads = 0;
+  uint64_t moved_bytes = 0;    // encoded bytes read from the tier
+  uint64_t decoded_bytes = 0;  // bytes those uploads delivered decoded
+  uint64_t upload_ns = 0;
+  double decoded_gbps() const { return upload_ns ? static_cast<double>(decoded_bytes) / upload_ns : 0.0; }
+};
+
 struct CodecStats {
   uint64_t blocks = 0;         // registered encoded, alive
   uint64_t raw_bytes = 0;      // their decoded size
-  uint64_t stored_bytes = 0;   // their encoded size in the home tier (DRAM)
+  uint64_t stored_bytes = 0;   // their encoded size in their home tiers
   uint64_t uploads = 0;        // encoded uploads enqueued
   uint64_t moved_bytes = 0;    // encoded bytes copied to the device by them
   uint64_t decoded_bytes = 0;  // bytes they delivered decoded
   uint64_t runs = 0;           // runs of chunks through the device staging ring
+  std::vector<CodecTierStats> tiers;  // tiers that served encoded uploads
 };
 
 class BlockCache {
@@ -443,6 +457,10 @@ class BlockCache {
   uint64_t encoded_blocks_ = 0;         // GUARDED_BY(mutex_): alive blocks stored encoded
   uint64_t encoded_raw_bytes_ = 0;      // GUARDED_BY(mutex_): their decoded size
   uint64_t encoded_stored_bytes_ = 0;   // GUARDED_BY(mutex_): their encoded size
+  // Completed encoded uploads by source stats slot. A leaf lock: taken on
+  // the transfer engine's completion path, which holds no other lock.
+  mutable std::mutex codec_mutex_;
+  std::vector<CodecTierStats> codec_tiers_;  // GUARDED_BY(codec_mutex_); index = stats slot
   uint64_t slow_homed_blocks_ = 0;      // GUARDED_BY(mutex_): alive blocks homed off-DMA
   std::condition_variable stage_cv_;    // with mutex_: work may be there
   std::condition_variable stage_done_cv_;  // with mutex_: a staging read ended or the thread idles

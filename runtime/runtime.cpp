@@ -156,7 +156,18 @@ std::string Runtime::StatsJson() const {
       .Key("moved_bytes").Uint(codec.moved_bytes)
       .Key("decoded_bytes").Uint(codec.decoded_bytes)
       .Key("runs").Uint(codec.runs)
-      .EndObject();
+      .Key("tiers").BeginArray();
+  for (const CodecTierStats& t : codec.tiers) {
+    tail.BeginObject()
+        .Key("name").String(t.tier)
+        .Key("uploads").Uint(t.uploads)
+        .Key("moved_bytes").Uint(t.moved_bytes)
+        .Key("decoded_bytes").Uint(t.decoded_bytes)
+        .Key("upload_ns").Uint(t.upload_ns)
+        .Key("decoded_gbps").Double(t.decoded_gbps())
+        .EndObject();
+  }
+  tail.EndArray().EndObject();
   if (activations_ != nullptr) {
     const ActivationStoreStats a = activations_->stats();
     tail.Key("activations").BeginObject()

@@ -90,7 +90,7 @@ void TransferJob::MarkComplete(uint64_t now_ns) {
       stats_->BytesIn(target_slot_, bytes_);
     }
   }
-  if (on_complete_) on_complete_();
+  if (on_complete_) on_complete_(status().ok());
   {
     std::lock_guard<std::mutex> lock(mutex_);
     complete_.store(true, std::memory_order_release);
@@ -146,7 +146,7 @@ TransferEngine::~TransferEngine() {
 
 std::shared_ptr<TransferJob> TransferEngine::NewJob(uint64_t bytes, int source_slot,
                                                     int target_slot,
-                                                    std::function<void()> on_complete) {
+                                                    CompletionFn on_complete) {
   auto job = std::make_shared<TransferJob>();
   job->bytes_ = bytes;
   job->source_slot_ = source_slot;
@@ -204,7 +204,7 @@ std::shared_ptr<TransferJob> TransferEngine::Upload(const HostLocation& source, 
                                                     uint64_t bytes, Event wait_event,
                                                     const std::vector<uint32_t>* checksums,
                                                     std::vector<uint32_t>* fill_checksums,
-                                                    std::function<void()> on_complete) {
+                                                    CompletionFn on_complete) {
   auto job = NewJob(bytes, source.stats_slot, gpu_slot_, std::move(on_complete));
   if (job->enqueued()) return job;  // no event could be had
   if (source.tier == nullptr || device_dst == nullptr || bytes == 0 ||
@@ -254,7 +254,7 @@ std::shared_ptr<TransferJob> TransferEngine::UploadEncoded(const HostLocation& s
                                                            uint64_t decoded_bytes, Event wait_event,
                                                            const std::vector<uint32_t>* checksums,
                                                            std::vector<uint32_t>* fill_checksums,
-                                                           std::function<void()> on_complete) {
+                                                           CompletionFn on_complete) {
   auto job = NewJob(source.extent.length, source.stats_slot, gpu_slot_, std::move(on_complete));
   if (job->enqueued()) return job;  // no event could be had
   if (source.tier == nullptr || source.extent.length == 0) {
@@ -538,7 +538,7 @@ std::shared_ptr<TransferJob> TransferEngine::Download(const void* device_src, ui
                                                       Stream after_stream,
                                                       std::vector<uint32_t>* checksums_out,
                                                       std::function<void()> on_enqueued,
-                                                      std::function<void()> on_complete) {
+                                                      CompletionFn on_complete) {
   auto job = NewJob(bytes, gpu_slot_, target.stats_slot, std::move(on_complete));
   auto fail = [&](Status s) {
     Fail(job, std::move(s));

@@ -75,6 +75,10 @@ struct HostLocation {
   int stats_slot = -1;  // RuntimeStats slot of `tier`
 };
 
+// Runs once when a job completes, with whether it succeeded, on a device
+// thread: it must only touch atomics or leaf locks.
+using CompletionFn = std::function<void(bool ok)>;
+
 class TransferJob {
  public:
   TransferJob() = default;
@@ -114,7 +118,7 @@ class TransferJob {
   int source_slot_ = -1;
   int target_slot_ = -1;
   RuntimeStats* stats_ = nullptr;
-  std::function<void()> on_complete_;  // atomics only; runs on a device thread
+  CompletionFn on_complete_;  // atomics only; runs on a device thread
   std::shared_ptr<TransferJob> self_;  // keeps the job alive until completion
 };
 
@@ -142,7 +146,7 @@ class TransferEngine {
   std::shared_ptr<TransferJob> Upload(const HostLocation& source, void* device_dst, uint64_t bytes,
                                       Event wait_event, const std::vector<uint32_t>* checksums,
                                       std::vector<uint32_t>* fill_checksums,
-                                      std::function<void()> on_complete = {});
+                                      CompletionFn on_complete = {});
   // Copies device_src[0, bytes) to target, after the work enqueued on
   // `after_stream` so far. Fills `checksums_out` (may be null) per chunk of
   // a staged download. `on_enqueued` runs once every copy reading
@@ -152,7 +156,7 @@ class TransferEngine {
                                         const HostLocation& target, Stream after_stream,
                                         std::vector<uint32_t>* checksums_out,
                                         std::function<void()> on_enqueued = {},
-                                        std::function<void()> on_complete = {});
+                                        CompletionFn on_complete = {});
 
   // A block stored in the bf16 codec's encoding (codec/, docs/codec.md):
   // source.extent holds the encoding; it arrives decoded in
@@ -177,7 +181,7 @@ class TransferEngine {
                                              uint64_t decoded_bytes, Event wait_event,
                                              const std::vector<uint32_t>* checksums = nullptr,
                                              std::vector<uint32_t>* fill_checksums = nullptr,
-                                             std::function<void()> on_complete = {});
+                                             CompletionFn on_complete = {});
   // The side area each staging slot needs (StagingPool) for the staged
   // encoded path over chunks of `chunk_bytes`: room for the directory
   // entries of one piece's records.
@@ -207,7 +211,7 @@ class TransferEngine {
   TransferEngine(std::shared_ptr<Device> device, StagingPool* staging, RuntimeStats* stats,
                  int gpu_slot, TransferOptions options);
   std::shared_ptr<TransferJob> NewJob(uint64_t bytes, int source_slot, int target_slot,
-                                      std::function<void()> on_complete);
+                                      CompletionFn on_complete);
   // Records done_event on `stream`, queues the completion host function
   // behind it on notify_stream_ and marks the job enqueued.
   void Seal(const std::shared_ptr<TransferJob>& job, Stream stream);

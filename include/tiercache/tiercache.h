@@ -122,7 +122,10 @@ int tiercache_drain(tiercache_runtime* runtime);
 /* 1 when the device is the host-emulated one, 0 for a real GPU. */
 int tiercache_is_emulated(tiercache_runtime* runtime, int* out);
 /* Statistics as JSON: per-tier hits, misses, bytes, evictions, stall time,
- * bandwidth; blocks; allocator; activations; fallbacks; the config. */
+ * bandwidth; blocks; allocator; codec (also per tier); activations;
+ * fallbacks; the config. With buffer NULL and size 0, *needed gets the size
+ * (TIERCACHE_ERR_OUT_OF_SPACE); transfers still completing can make the text
+ * grow before the next call, so give some slack (a few KiB). */
 int tiercache_stats_json(tiercache_runtime* runtime, char* buffer, size_t size, size_t* needed);
 
 /* ---- blocks ------------------------------------------------------------------

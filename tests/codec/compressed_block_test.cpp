@@ -6,6 +6,7 @@
 // moved.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -145,6 +146,22 @@ void ServeEncodedBlocks(CacheRig& rig, Tier* home, int passes) {
   const TierTraffic home_stats = rig.cache->stats().Snapshot(rig.cache->StatsSlotOf(home));
   EXPECT_EQ(0u, home_stats.errors);
   EXPECT_LT(home_stats.bytes_out, served.decoded_bytes * 3 / 4);
+  // Per tier (the home, and DRAM for copies staged ahead of use): the
+  // uploads and bytes add up, the home's entry matches its traffic.
+  uint64_t uploads = 0, decoded = 0;
+  const CodecTierStats* from_home = nullptr;
+  for (const CodecTierStats& t : served.tiers) {
+    uploads += t.uploads;
+    decoded += t.decoded_bytes;
+    EXPECT_GT(t.upload_ns, 0u) << t.tier;
+    EXPECT_GT(t.decoded_gbps(), 0.0) << t.tier;
+    if (t.tier == home->name()) from_home = &t;
+  }
+  EXPECT_EQ(served.uploads, uploads);
+  EXPECT_EQ(served.decoded_bytes, decoded);
+  ASSERT_NE(nullptr, from_home);
+  EXPECT_LE(from_home->moved_bytes, home_stats.bytes_out);  // the rest went into DRAM copies
+  EXPECT_GT(from_home->moved_bytes, 0u);
 }
 
 RuntimeConfig SmallGpuConfig() {
@@ -237,6 +254,10 @@ TEST(CompressedBlock, DramCopiesOfSlowHomedBlocksHoldTheEncoding) {
   serve(3);
   EXPECT_GT(rig.cache->stats().Snapshot(rig.cache->StatsSlotOf(rig.dram.get())).hits, dram_hits)
       << "acquires were served (decoded) from the DRAM copies";
+  std::vector<std::string> tiers;
+  for (const CodecTierStats& t : rig.cache->codec_stats().tiers) tiers.push_back(t.tier);
+  EXPECT_NE(tiers.end(), std::find(tiers.begin(), tiers.end(), rig.dram->name()));
+  EXPECT_NE(tiers.end(), std::find(tiers.begin(), tiers.end(), "nvme"));
   rig.cache->SetPredictor(nullptr);
 }
 
