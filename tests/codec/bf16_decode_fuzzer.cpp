@@ -1,6 +1,7 @@
 // libFuzzer target for the bf16 decoder (built with TIERCACHE_BUILD_FUZZERS
 // and Clang; see docs/codec.md). Any bytes: ValidateBf16 refuses them or
-// DecodeBf16 decodes them without error; and the records, taken as device
+// DecodeBf16 decodes them without error; their prefix parses as a staged
+// read's first piece without reading past it; and the records, taken as device
 // bytes under a job made from a good encoding's layout, decode in bounds.
 //   (commands in tests/codec/CMakeLists.txt)
 #include <cstddef>
@@ -14,6 +15,7 @@
 #include "codec/bf16_format.h"
 
 using namespace tiercache::codec;
+using tiercache::Result;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // 1. The bytes as an encoding.
@@ -23,6 +25,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::vector<uint8_t> out(layout.decoded_bytes());
       if (!DecodeBf16(data, size, out.data(), out.size()).ok()) std::abort();
     }
+  }
+  // 1b. The same bytes as the first piece of a staged read: the prefix
+  // size, then the prefix checks with only that much at hand, against a
+  // total taken from the input; neither reads past what it is given, and a
+  // prefix accepted on its own agrees with the whole parse when whole.
+  if (Result<uint64_t> prefix = Bf16PrefixBytes(data, size); prefix.ok() && *prefix <= size) {
+    uint64_t total = size;
+    if (size >= 8) std::memcpy(&total, data + size - 8, 8);
+    (void)ParseBf16Prefix(data, static_cast<size_t>(*prefix), total);
+    Result<Bf16Layout> partial = ParseBf16Prefix(data, static_cast<size_t>(*prefix), size);
+    Result<Bf16Layout> whole = ParseBf16(data, size);
+    if (whole.ok() && (!partial.ok() || partial->records_offset != whole->records_offset)) std::abort();
   }
   // 2. The bytes as damage to a good encoding's directory and records.
   static const std::vector<uint8_t> good = [] {
