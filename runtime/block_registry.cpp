@@ -44,6 +44,7 @@ Result<std::unique_ptr<BlockCache>> BlockCache::Create(std::shared_ptr<Device> d
   TransferOptions transfer;
   transfer.chunk_bytes = config.chunk_bytes;
   transfer.io_retries = static_cast<int>(config.io_retries);
+  transfer.allocator = allocator;  // the encoded uploads' ring counts in the budget
   TC_ASSIGN_OR_RETURN(cache->transfer_, TransferEngine::Create(device, cache->staging_.get(),
                                                                &cache->stats_, cache->gpu_slot_,
                                                                transfer));
@@ -217,6 +218,7 @@ Result<BlockId> BlockCache::RegisterFromBuffer(std::string name, const void* dat
     if (!codec::KeepEncoding(mode, bytes, encoded.size())) encoded.clear();
   }
   const bool keep_encoded = !encoded.empty();
+  if (keep_encoded) TC_RETURN_IF_ERROR(transfer_->PrepareEncodedUploads());
   const void* stored = keep_encoded ? encoded.data() : data;
   const uint64_t stored_bytes = keep_encoded ? encoded.size() : bytes;
   TC_ASSIGN_OR_RETURN(Extent extent, home->Allocate(stored_bytes));

@@ -27,8 +27,11 @@ Status EncodedUploader::Init() {
   TC_RETURN_IF_ERROR(device_->MemsetAsync(error_word_, 0, sizeof(uint32_t), decode_stream_));
   slots_.resize(options_.slots);
   for (Slot& slot : slots_) {
-    TC_ASSIGN_OR_RETURN(void* memory, device_->AllocateMemory(options_.slot_bytes));
-    slot.memory = static_cast<unsigned char*>(memory);
+    Result<void*> memory = options_.allocator != nullptr
+                               ? options_.allocator->Allocate(options_.slot_bytes, decode_stream_)
+                               : device_->AllocateMemory(options_.slot_bytes);
+    if (!memory.ok()) return memory.status();
+    slot.memory = static_cast<unsigned char*>(*memory);
     TC_ASSIGN_OR_RETURN(slot.copied, device_->CreateEvent());
     TC_ASSIGN_OR_RETURN(slot.free, device_->CreateEvent());
   }
@@ -36,13 +39,21 @@ Status EncodedUploader::Init() {
 }
 
 EncodedUploader::~EncodedUploader() {
-  if (copy_stream_ != nullptr) (void)device_->DestroyStream(copy_stream_);
-  if (decode_stream_ != nullptr) (void)device_->DestroyStream(decode_stream_);
+  // Every decode follows the copies into its slot: once the decode stream
+  // is idle the ring is unused.
+  if (decode_stream_ != nullptr) (void)device_->StreamSynchronize(decode_stream_);
   for (Slot& slot : slots_) {
     if (slot.copied != nullptr) (void)device_->DestroyEvent(slot.copied);
     if (slot.free != nullptr) (void)device_->DestroyEvent(slot.free);
-    if (slot.memory != nullptr) (void)device_->FreeMemory(slot.memory);
+    if (slot.memory == nullptr) continue;
+    if (options_.allocator != nullptr) {
+      (void)options_.allocator->Free(slot.memory, decode_stream_);
+    } else {
+      (void)device_->FreeMemory(slot.memory);
+    }
   }
+  if (copy_stream_ != nullptr) (void)device_->DestroyStream(copy_stream_);
+  if (decode_stream_ != nullptr) (void)device_->DestroyStream(decode_stream_);
   if (error_word_ != nullptr) (void)device_->FreeMemory(error_word_);
 }
 

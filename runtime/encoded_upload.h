@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "alloc/device.h"
+#include "alloc/device_allocator.h"
 #include "codec/bf16_format.h"
 #include "common/status.h"
 
@@ -51,6 +52,9 @@ namespace tiercache {
 struct EncodedUploadOptions {
   uint64_t slot_bytes = 32ull << 20;  // per slot; at least 1 MiB (the largest record fits)
   int slots = 3;                      // >= 2
+  // When set, the ring comes from this pool (inside its budget; freed in
+  // the decode stream's order); otherwise straight from the device.
+  DeviceAllocator* allocator = nullptr;
 };
 
 struct EncodedUploadStats {

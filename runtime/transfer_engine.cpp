@@ -245,6 +245,7 @@ Result<EncodedUploader*> TransferEngine::Uploader() {
   if (uploader_ == nullptr) {
     EncodedUploadOptions options;
     options.slot_bytes = std::max<uint64_t>(options_.chunk_bytes, 1ull << 20);
+    options.allocator = options_.allocator;
     TC_ASSIGN_OR_RETURN(uploader_, EncodedUploader::Create(device_, options));
   }
   return uploader_.get();

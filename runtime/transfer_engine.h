@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "alloc/device.h"
+#include "alloc/device_allocator.h"
 #include "common/status.h"
 #include "runtime/encoded_upload.h"
 #include "runtime/staged_reader.h"
@@ -125,6 +126,8 @@ class TransferJob {
 struct TransferOptions {
   uint64_t chunk_bytes = 16ull << 20;
   int io_retries = 1;
+  // Where the encoded uploads' device ring comes from (null: the device).
+  DeviceAllocator* allocator = nullptr;
 };
 
 class TransferEngine {
@@ -188,6 +191,10 @@ class TransferEngine {
   static uint64_t StagingSideBytes(uint64_t chunk_bytes);
   // What encoded uploads moved so far (zeros before the first).
   EncodedUploadStats encoded_stats() const;
+  // Makes the encoded uploads' uploader (its device ring, from the
+  // allocator when one is set) now rather than at the first encoded
+  // upload, so that a shortage shows where blocks are registered.
+  Status PrepareEncodedUploads() { return Uploader().status(); }
 
   // Reads [offset, offset + bytes) of `source` into host memory `dst`,
   // checks it against (*checksums)[chunk_index] when there is one, and

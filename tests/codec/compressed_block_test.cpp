@@ -321,5 +321,27 @@ TEST(CompressedBlock, DamagedEncodingsOnAHomeWithoutChecksumsNeverCrash) {
   std::printf("damaged encodings: %d delivered, %d refused\n", delivered, refused);
 }
 
+// The uploader's device ring is taken from the pool when the first encoded
+// block is registered, inside the budget: a budget without room for it
+// refuses the registration with the allocator's error, and nothing is kept.
+TEST(CompressedBlock, TheUploadRingIsInsideTheBudget) {
+  CacheRig rig(CompressedConfig("bf16"), 64 * kMiB);
+  const uint64_t before = rig.allocator->GetStats().allocated_bytes;
+  const std::vector<uint8_t> weights = NormalBf16(1 << 16, 0.02f, 3);
+  ASSERT_TRUE(rig.cache->RegisterFromBuffer("w", weights.data(), weights.size(), rig.dram.get()).ok());
+  // 3 slots of max(chunk_bytes = 64 KiB, 1 MiB).
+  EXPECT_GE(rig.allocator->GetStats().allocated_bytes, before + 3 * kMiB);
+
+  CacheRig tight(CompressedConfig("bf16"), 2 * kMiB);
+  const uint64_t used = tight.dram->used();
+  Result<BlockId> refused = tight.cache->RegisterFromBuffer("w", weights.data(), weights.size(), tight.dram.get());
+  EXPECT_FALSE(refused.ok());
+  EXPECT_EQ(used, tight.dram->used()) << "nothing was stored";
+  EXPECT_EQ(0u, tight.cache->codec_stats().blocks);
+  // Raw blocks still register in that budget.
+  EXPECT_TRUE(tight.cache->RegisterFromBuffer("raw", weights.data(), weights.size(), tight.dram.get(), kNoGroup,
+                                              codec::Compression::kOff).ok());
+}
+
 }  // namespace
 }  // namespace tiercache::testing

@@ -241,7 +241,10 @@ def _runtime_config(home, gpu_budget, largest, total, count, options, user):
     chunk = parse_bytes(user.get("chunk_bytes", 16 << 20), "chunk_bytes")
     ring = int(user.get("staging_buffers", 4)) * chunk
     slack = count * 4096 + (1 << 20)
-    config = {"gpu_cache_bytes": gpu_budget, "gpu_budget_bytes": gpu_budget + largest}
+    pool = gpu_budget + largest
+    if user.get("compression", "off") != "off":
+        pool += 3 * max(chunk, 1 << 20)  # the encoded uploads' device ring (docs/codec.md)
+    config = {"gpu_cache_bytes": gpu_budget, "gpu_budget_bytes": pool}
     if home == "dram":
         config["dram_bytes"] = total + ring + slack
     else:
