@@ -128,6 +128,7 @@ def load_transformers(directory, ids, context):
 def load_safetensors(directory, ids, context):
     from safetensors.torch import load_file
     model = empty_model(directory)
+    context["phases"]["model_built"] = time.perf_counter()
     state = {}
     for name in sorted(os.listdir(directory)):
         if name.endswith(".safetensors"):
@@ -141,6 +142,7 @@ def load_safetensors(directory, ids, context):
 def load_tiercache(directory, ids, context, fraction=1.0, **options):
     import tiercache.torch as tt
     model = empty_model(directory)
+    context["phases"]["model_built"] = time.perf_counter()
     layer = context["layer_bytes"]
     budget = int(fraction * context["layers"]) * layer + (64 << 20)
     handle = tt.offload(model, checkpoint=directory, gpu_budget=budget,
@@ -155,14 +157,23 @@ def run(name, loader, directory, ids, context, cold, reference, **options):
         return None
     read_before = storage_read_bytes()
     torch.cuda.synchronize()
+    context["phases"] = {}
     start = time.perf_counter()
     model, handle = loader(directory, ids, context, **options)
+    torch.cuda.synchronize()
+    loaded = time.perf_counter()
     with torch.no_grad():
         logits = model(ids).logits
     torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     result = {"seconds": seconds, "storage_read_bytes": storage_read_bytes() - read_before,
               "rate_gbs": context["checkpoint_bytes"] / seconds / 1e9}
+    # Where the time went: building the empty model (where the loader does it
+    # apart), the loader's own work, the first forward (for a streaming
+    # loader, the layers' reads too).
+    built = context["phases"].get("model_built", start)
+    result["phases_s"] = {"build_model": built - start, "load": loaded - built,
+                          "first_forward": start + seconds - loaded}
     if handle is not None:
         stats = handle.stats()
         result["tiercache"] = stats["checkpoints"][0] if stats["checkpoints"] else None
@@ -177,8 +188,9 @@ def run(name, loader, directory, ids, context, cold, reference, **options):
     del model, handle
     gc.collect()
     torch.cuda.empty_cache()
+    phases = "  ".join(f"{k} {v:.2f}" for k, v in result["phases_s"].items())
     log(f"{name:>26}: {seconds:7.2f} s  {result['rate_gbs']:6.2f} GB/s  storage "
-        f"{result['storage_read_bytes'] / 1e9:5.2f} GB  logits identical: {result['logits_identical']}")
+        f"{result['storage_read_bytes'] / 1e9:5.2f} GB  logits identical: {result['logits_identical']}  ({phases} s)")
     return result
 
 

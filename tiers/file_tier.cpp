@@ -379,17 +379,33 @@ void FileTier::PlanSegment(const Segment& s, Plan* plan) {
   }
 }
 
-Status FileTier::Execute(Plan* plan) {
-  if (!plan->edges.empty()) {
-    plan->bounce = static_cast<unsigned char*>(
-        std::aligned_alloc(align_, align_ * plan->edges.size()));
-    if (plan->bounce == nullptr) return Status::OutOfMemory(name() + ": no memory for edge pages");
-    for (size_t i = 0; i < plan->edges.size(); ++i) {
-      const Plan::Edge& e = plan->edges[i];
-      plan->direct.push_back(IoRequest{IoOp::kRead, e.handle, plan->bounce + i * align_, e.page, align_});
-      edge_bytes_.fetch_add(e.bytes, std::memory_order_relaxed);
-    }
+Status FileTier::PrepareEdges(Plan* plan) {
+  if (plan->edges.empty()) return Status::Ok();
+  plan->bounce = static_cast<unsigned char*>(std::aligned_alloc(align_, align_ * plan->edges.size()));
+  if (plan->bounce == nullptr) return Status::OutOfMemory(name() + ": no memory for edge pages");
+  for (size_t i = 0; i < plan->edges.size(); ++i) {
+    const Plan::Edge& e = plan->edges[i];
+    plan->direct.push_back(IoRequest{IoOp::kRead, e.handle, plan->bounce + i * align_, e.page, align_});
+    edge_bytes_.fetch_add(e.bytes, std::memory_order_relaxed);
   }
+  return Status::Ok();
+}
+
+void FileTier::FinishEdges(const Plan& plan) {
+  for (size_t i = 0; i < plan.edges.size(); ++i) {
+    const Plan::Edge& e = plan.edges[i];
+    std::memcpy(e.dst, plan.bounce + i * align_ + e.from, e.bytes);
+  }
+}
+
+Status FileTier::NameFiles(const Plan& plan, const Status& status) const {
+  std::string files;
+  for (const File* f : plan.files) files += (files.empty() ? "" : ", ") + f->path;
+  return Status(status.code(), name() + " (" + files + "): " + status.message());
+}
+
+Status FileTier::Execute(Plan* plan) {
+  TC_RETURN_IF_ERROR(PrepareEdges(plan));
   std::mutex mutex;
   std::condition_variable cv;
   int pending = 0;
@@ -407,28 +423,57 @@ Status FileTier::Execute(Plan* plan) {
     cv.wait(lock, [&] { return pending == 0; });
   }
   if (!first.ok()) return first;
-  for (size_t i = 0; i < plan->edges.size(); ++i) {
-    const Plan::Edge& e = plan->edges[i];
-    std::memcpy(e.dst, plan->bounce + i * align_ + e.from, e.bytes);
+  FinishEdges(*plan);
+  return Status::Ok();
+}
+
+Status FileTier::PlanRead(uint64_t address, unsigned char* dst, uint64_t bytes, Plan* plan) {
+  std::vector<Segment> segments;
+  TC_RETURN_IF_ERROR(Segments(address, dst, bytes, &segments));
+  for (const Segment& s : segments) {
+    if (s.file != nullptr) TC_RETURN_IF_ERROR(CheckIdentity(*s.file));
   }
+  for (const Segment& s : segments) PlanSegment(s, plan);
   return Status::Ok();
 }
 
 Status FileTier::ReadImpl(uint64_t address, void* dst, uint64_t bytes) {
-  std::vector<Segment> segments;
-  TC_RETURN_IF_ERROR(Segments(address, static_cast<unsigned char*>(dst), bytes, &segments));
-  for (const Segment& s : segments) {
-    if (s.file != nullptr) TC_RETURN_IF_ERROR(CheckIdentity(*s.file));
-  }
   Plan plan;
-  for (const Segment& s : segments) PlanSegment(s, &plan);
+  TC_RETURN_IF_ERROR(PlanRead(address, static_cast<unsigned char*>(dst), bytes, &plan));
   Status status = Execute(&plan);
-  if (!status.ok()) {
-    std::string files;
-    for (const File* f : plan.files) files += (files.empty() ? "" : ", ") + f->path;
-    return Status(status.code(), name() + " (" + files + "): " + status.message());
-  }
-  return status;
+  return status.ok() ? status : NameFiles(plan, status);
+}
+
+void FileTier::ReadAsyncImpl(uint64_t address, void* dst, uint64_t bytes, IoCallback done) {
+  struct Pending {
+    Plan plan;
+    std::mutex mutex;
+    int left = 0;
+    Status first;
+    IoCallback done;
+  };
+  auto p = std::make_shared<Pending>();
+  p->done = std::move(done);
+  Status status = PlanRead(address, static_cast<unsigned char*>(dst), bytes, &p->plan);
+  if (status.ok()) status = PrepareEdges(&p->plan);
+  if (!status.ok()) return p->done(p->plan.files.empty() ? status : NameFiles(p->plan, status));
+  const bool direct = !p->plan.direct.empty(), buffered = !p->plan.buffered.empty();
+  p->left = (direct ? 1 : 0) + (buffered ? 1 : 0);
+  if (p->left == 0) return p->done(Status::Ok());  // zeros only: written while planning
+  auto one_done = [this, p](Status s) {
+    {
+      std::lock_guard<std::mutex> lock(p->mutex);
+      if (p->first.ok() && !s.ok()) p->first = std::move(s);
+      if (--p->left > 0) return;
+    }
+    if (p->first.ok()) FinishEdges(p->plan);
+    p->done(p->first.ok() ? Status::Ok() : NameFiles(p->plan, p->first));
+  };
+  // Both batches are moved out before either is submitted: a completion may
+  // run inline.
+  std::vector<IoRequest> direct_batch = std::move(p->plan.direct), buffered_batch = std::move(p->plan.buffered);
+  if (direct) direct_->Submit(std::move(direct_batch), one_done);
+  if (buffered) buffered_->Submit(std::move(buffered_batch), one_done);
 }
 
 Status FileTier::WriteImpl(uint64_t, const void*, uint64_t) {

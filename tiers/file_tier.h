@@ -120,6 +120,10 @@ class FileTier : public Tier {
 
  protected:
   Status ReadImpl(uint64_t address, void* dst, uint64_t bytes) override;
+  // The same plan, submitted without waiting: `done` runs on an engine
+  // thread once every request has finished (after the edge pages are
+  // trimmed into place), so several reads of a file overlap.
+  void ReadAsyncImpl(uint64_t address, void* dst, uint64_t bytes, IoCallback done) override;
   Status WriteImpl(uint64_t address, const void* src, uint64_t bytes) override;
   Status RegisterBufferImpl(void* buffer, uint64_t bytes) override;
 
@@ -144,6 +148,13 @@ class FileTier : public Tier {
   // True when every page of [offset, offset + bytes) is in the page cache.
   bool Resident(const File& file, uint64_t offset, uint64_t bytes) const;
   void PlanSegment(const Segment& segment, Plan* plan);
+  // Plans [address, address + bytes) into `plan` after checking the files'
+  // identities.
+  Status PlanRead(uint64_t address, unsigned char* dst, uint64_t bytes, Plan* plan);
+  // Adds the edge pages' reads (into a bounce buffer) to the direct batch.
+  Status PrepareEdges(Plan* plan);
+  void FinishEdges(const Plan& plan);
+  Status NameFiles(const Plan& plan, const Status& status) const;
   Status Execute(Plan* plan);
 
   const FileReadMode mode_;

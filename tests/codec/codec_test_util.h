@@ -27,7 +27,7 @@ inline uint16_t ToBf16(float f) {
 
 inline std::vector<uint8_t> AsBytes(const std::vector<uint16_t>& values) {
   std::vector<uint8_t> bytes(values.size() * 2);
-  std::memcpy(bytes.data(), values.data(), bytes.size());
+  if (!bytes.empty()) std::memcpy(bytes.data(), values.data(), bytes.size());
   return bytes;
 }
 

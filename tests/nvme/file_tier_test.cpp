@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -151,6 +153,64 @@ TEST_P(FileTierTest, AChangedFileIsAClearErrorAndOthersStillRead) {
   ASSERT_EQ(::utimensat(AT_FDCWD, dir_.File("b.bin").c_str(), times, 0), 0);
   EXPECT_EQ(tier_->Read(*on_b, 0, out.data(), out.size()).code(), ErrorCode::kCorruption);
   EXPECT_EQ(tier_->file_stats().changed_files, 3u);  // two reads and CheckFile
+}
+
+TEST_P(FileTierTest, AsyncReadsOverlapAndMatchTheSyncOnes) {
+  const std::vector<FilePiece> pieces = {
+      {a_, 4097, 2000000}, {FilePiece::kZeros, 0, 3000}, {b_, 11, b_bytes_.size() - 11}};
+  Result<Extent> extent = tier_->Map(pieces);
+  ASSERT_TRUE(extent.ok());
+  std::vector<unsigned char> expected(extent->length);
+  ASSERT_TRUE(tier_->Read(*extent, 0, expected.data(), expected.size()).ok());
+  // Eight reads at once of odd pieces (some into unaligned buffers, some
+  // only zeros), each completion exactly once.
+  constexpr int kReads = 8;
+  std::vector<decltype(MakeAligned(1))> buffers;
+  for (int i = 0; i < kReads; ++i) buffers.push_back(MakeAligned(300007 + 4096));
+  std::mutex mutex;
+  std::condition_variable cv;
+  int done = 0, calls[kReads] = {};
+  Status statuses[kReads];
+  uint64_t offsets[kReads], sizes[kReads];
+  for (int i = 0; i < kReads; ++i) {
+    offsets[i] = i == kReads - 1 ? 2000000 + 10 : static_cast<uint64_t>(i) * 250001;
+    sizes[i] = i == kReads - 1 ? 2000 : std::min<uint64_t>(300007, expected.size() - offsets[i]);
+    unsigned char* dst = buffers[i].get() + (i % 2);
+    tier_->ReadAsync(*extent, offsets[i], dst, sizes[i], [&, i](Status st) {
+      std::lock_guard<std::mutex> lock(mutex);
+      statuses[i] = std::move(st);
+      ++calls[i];
+      ++done;
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    cv.wait(lock, [&] { return done == kReads; });
+  }
+  for (int i = 0; i < kReads; ++i) {
+    EXPECT_EQ(1, calls[i]);
+    ASSERT_TRUE(statuses[i].ok()) << i << ": " << statuses[i].ToString();
+    const unsigned char* got = buffers[i].get() + (i % 2);
+    EXPECT_EQ(0, std::memcmp(got, expected.data() + offsets[i], sizes[i])) << "read " << i;
+  }
+  // A changed file: the async read reports it, naming the file.
+  {
+    std::ofstream grow(dir_.File("a.bin"), std::ios::binary | std::ios::app);
+    grow << "more";
+  }
+  Status changed;
+  bool called = false;
+  tier_->ReadAsync(*extent, 0, buffers[0].get(), 4096, [&](Status st) {
+    std::lock_guard<std::mutex> lock(mutex);
+    changed = std::move(st);
+    called = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(mutex);
+  cv.wait(lock, [&] { return called; });
+  EXPECT_EQ(ErrorCode::kCorruption, changed.code());
+  EXPECT_NE(changed.message().find("a.bin"), std::string::npos) << changed.ToString();
 }
 
 TEST_P(FileTierTest, AddFileNamesWhatIsWrong) {
