@@ -17,6 +17,10 @@
 #              its async pool, plain and under LD_PRELOAD
 #   jax        a jitted JAX workload with XLA's default (BFC) allocator and
 #              its platform allocator, plain and under LD_PRELOAD
+#   jax-repeat the JAX workload (default allocator) plain twice with the same
+#              seed, then under LD_PRELOAD: whether it is deterministic run to
+#              run, and so whether a differing checksum is the library's
+#              (not in the default steps)
 # One "verdict:" line per comparison; logs and RESULT JSON lines land in
 # <output dir> (and preload.tgz there).
 set -uo pipefail
@@ -168,6 +172,12 @@ PY
         compare "jax allocator=$allocator under LD_PRELOAD" "$out/jax_${allocator}_plain.json" \
           "$out/jax_${allocator}_preload.json" checksum
       done ;;
+    jax-repeat)
+      py jax_repeat_plain1 plain jax
+      py jax_repeat_plain2 plain jax
+      compare "jax plain run to run (determinism)" "$out/jax_repeat_plain1.json" "$out/jax_repeat_plain2.json" checksum
+      py jax_repeat_preload preload jax
+      compare "jax under LD_PRELOAD" "$out/jax_repeat_plain1.json" "$out/jax_repeat_preload.json" checksum ;;
     *) echo "unknown step $step" ;;
   esac
 done
