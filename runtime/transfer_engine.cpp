@@ -241,13 +241,20 @@ std::shared_ptr<TransferJob> TransferEngine::Upload(const HostLocation& source, 
 }
 
 Result<EncodedUploader*> TransferEngine::Uploader() {
-  std::lock_guard<std::mutex> lock(uploader_mutex_);
-  if (uploader_ == nullptr) {
-    EncodedUploadOptions options;
-    options.slot_bytes = std::max<uint64_t>(options_.chunk_bytes, 1ull << 20);
-    options.allocator = options_.allocator;
-    TC_ASSIGN_OR_RETURN(uploader_, EncodedUploader::Create(device_, options));
+  {
+    std::lock_guard<std::mutex> lock(uploader_mutex_);
+    if (uploader_ != nullptr) return uploader_.get();
   }
+  // Made without the lock: its ring comes from the allocator, whose
+  // pressure callback takes the cache's lock (which may be held by a
+  // thread that then asks for the uploader). Two racing callers each make
+  // one; the second is dropped.
+  EncodedUploadOptions options;
+  options.slot_bytes = std::max<uint64_t>(options_.chunk_bytes, 1ull << 20);
+  options.allocator = options_.allocator;
+  TC_ASSIGN_OR_RETURN(std::unique_ptr<EncodedUploader> made, EncodedUploader::Create(device_, options));
+  std::lock_guard<std::mutex> lock(uploader_mutex_);
+  if (uploader_ == nullptr) uploader_ = std::move(made);
   return uploader_.get();
 }
 
