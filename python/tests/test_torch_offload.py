@@ -231,3 +231,18 @@ def test_bad_compression_is_refused(model):
     with pytest.raises(tiercache.InvalidArgument, match="disagrees"):
         tt.offload(model, gpu_budget="1GiB", compression="bf16", config={"compression": "off"})
     assert not model.trunk.blocks[0]._forward_pre_hooks  # the model was left as it was
+
+
+def test_the_prefetcher_learns_the_layer_order_without_hints(model, ids):
+    """Through the adapter alone (no hints, defaults): after the first step
+    the runtime prefetches the next layers and those prefetches are used."""
+    handle = tt.offload(model, gpu_budget=2 * layer_bytes(model) + 4096)
+    with torch.no_grad():
+        for _ in range(6):
+            model(ids)
+    stats = handle.stats()
+    prefetch = stats["prefetch"]
+    assert prefetch["mode"] == "learn"
+    assert prefetch["issued"] > 0 and prefetch["useful"] > 0, prefetch
+    assert prefetch["accuracy"] > 0.5, prefetch
+    handle.close()
