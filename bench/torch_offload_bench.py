@@ -121,6 +121,9 @@ class Bench:
             traceback.print_exc()
             self.results["cases"][name] = {"error": f"setup: {type(e).__name__}: {e}"}
             return None
+        # The peak from here on: before setup the decoder weights were still
+        # on the GPU, which made every case's peak at least the all-on-GPU one.
+        self.reset_gpu_peak()
         try:
             case = self._measure(name, stats, steps, warmup, sweep, generate, budget, moves,
                                  host_before, homed)
