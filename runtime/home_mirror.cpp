@@ -32,6 +32,17 @@ void BlockCache::MirrorHome(Block* b) {
     b->mirror = nullptr;
   };
   Result<Extent> extent = mirror->Allocate(b->bytes);
+  // Short of room: blocks an earlier process left that nobody has asked for
+  // (a replaced checkpoint's) give way, oldest first.
+  int reclaimed = 0;
+  while (!extent.ok() && extent.status().code() == ErrorCode::kOutOfSpace && mirror->ReclaimStale()) {
+    ++reclaimed;
+    extent = mirror->Allocate(b->bytes);
+  }
+  if (reclaimed > 0) {
+    TC_LOG_INFO("%s: %d stale block(s) of an earlier process reclaimed for %s", mirror->name().c_str(),
+                reclaimed, b->name.c_str());
+  }
   if (!extent.ok()) return give_up(extent.status());
   auto* mapped = static_cast<unsigned char*>(mirror->HostAddress(*extent));
   std::vector<unsigned char> bounce;

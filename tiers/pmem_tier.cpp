@@ -401,6 +401,23 @@ Status PmemTier::ForgetImpl(uint64_t key) {
   return Status::Ok();
 }
 
+bool PmemTier::ReclaimStaleImpl() {
+  std::optional<Extent> release;
+  {
+    std::lock_guard<std::mutex> lock(index_mutex_);
+    auto oldest = by_key_.end();
+    for (auto it = by_key_.begin(); it != by_key_.end(); ++it) {
+      if (it->second.claimed) continue;
+      if (oldest == by_key_.end() || it->second.sequence < oldest->second.sequence) oldest = it;
+    }
+    if (oldest == by_key_.end()) return false;
+    release = DropLocked(oldest);
+    ++stats_.reclaimed;
+  }
+  if (release) (void)Free(*release);
+  return true;
+}
+
 void PmemTier::OnFreeLocked(const Extent& extent) {
   std::lock_guard<std::mutex> lock(index_mutex_);
   auto owner = key_by_offset_.find(extent.offset);

@@ -79,6 +79,7 @@ struct PmemIndexStats {
   uint64_t lookup_corruptions = 0;
   uint64_t forgets = 0;
   uint64_t dropped_by_free = 0;   // entries dropped because their extent was freed
+  uint64_t reclaimed = 0;         // unclaimed recovered entries forgotten for room
 };
 
 class PmemTier : public Tier {
@@ -101,6 +102,7 @@ class PmemTier : public Tier {
   Status CommitImpl(uint64_t key, const Extent& extent) override;
   Result<Extent> LookupImpl(uint64_t key) override;
   Status ForgetImpl(uint64_t key) override;
+  bool ReclaimStaleImpl() override;
   void OnFreeLocked(const Extent& extent) override;
 
  private:

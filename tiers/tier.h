@@ -104,6 +104,12 @@ class Tier {
   Status Commit(uint64_t key, const Extent& extent);
   Result<Extent> Lookup(uint64_t key);
   Status Forget(uint64_t key);
+  // Persistent tiers: forgets the oldest committed extent that nothing has
+  // claimed since the tier opened (an earlier process's, that no Lookup has
+  // asked for), freeing its space; false when there is none (and always on
+  // other tiers). For a caller short of room: such an entry is a cache line
+  // nobody has used, and a later Lookup of its key just misses.
+  bool ReclaimStale() { return ReclaimStaleImpl(); }
 
   TierStats stats() const;
 
@@ -132,6 +138,7 @@ class Tier {
   virtual Status CommitImpl(uint64_t key, const Extent& extent);
   virtual Result<Extent> LookupImpl(uint64_t key);
   virtual Status ForgetImpl(uint64_t key);
+  virtual bool ReclaimStaleImpl() { return false; }
   // Called with space_mutex_ held after an extent is freed (persistent tiers
   // drop index entries pointing into it).
   virtual void OnFreeLocked(const Extent& /*extent*/) {}

@@ -224,6 +224,43 @@ TEST_F(PmemTierTest, RecoveredExtentsNobodyClaimedAreFreedWithTheirKey) {
   EXPECT_EQ(0u, tier->used());
 }
 
+TEST_F(PmemTierTest, StaleEntriesGiveWayOldestFirstAndClaimedOnesStay) {
+  constexpr uint64_t kBlock = 1 * kMiB;
+  {
+    auto tier = OpenOrDie(SmallOptions(path_, 4 * kMiB, 64));
+    ASSERT_TRUE(tier);
+    for (uint64_t key = 1; key <= 4; ++key) Store(*tier, key, kBlock);  // the tier is full
+    EXPECT_FALSE(tier->ReclaimStale()) << "this process's own commits are claimed";
+  }
+  auto tier = OpenOrDie(SmallOptions(path_, 4 * kMiB, 64));
+  ASSERT_TRUE(tier);
+  ExpectStored(*tier, 3, kBlock);  // claimed by this process
+  EXPECT_EQ(ErrorCode::kOutOfSpace, tier->Allocate(2 * kMiB).status().code());
+  // Room for two more blocks: keys 1 and 2 (the oldest unclaimed) give way.
+  Result<Extent> room = tier->Allocate(2 * kMiB);
+  int reclaimed = 0;
+  while (!room.ok() && tier->ReclaimStale()) {
+    ++reclaimed;
+    room = tier->Allocate(2 * kMiB);
+  }
+  ASSERT_TRUE(room.ok()) << room.status().ToString();
+  EXPECT_EQ(2, reclaimed);
+  EXPECT_EQ(2u, tier->index_stats().reclaimed);
+  EXPECT_EQ(ErrorCode::kNotFound, tier->Lookup(1).status().code());
+  EXPECT_EQ(ErrorCode::kNotFound, tier->Lookup(2).status().code());
+  ExpectStored(*tier, 3, kBlock);
+  ExpectStored(*tier, 4, kBlock);  // untouched (and now claimed)
+  EXPECT_FALSE(tier->ReclaimStale()) << "everything left is claimed";
+  ASSERT_TRUE(tier->Free(*room).ok());
+  tier.reset();
+  // The forgetting was durable.
+  auto again = OpenOrDie(SmallOptions(path_, 4 * kMiB, 64));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(ErrorCode::kNotFound, again->Lookup(1).status().code());
+  ExpectStored(*again, 3, kBlock);
+  ExpectStored(*again, 4, kBlock);
+}
+
 TEST_F(PmemTierTest, OneKeyPerExtent) {
   auto tier = OpenOrDie(SmallOptions(path_));
   ASSERT_TRUE(tier);

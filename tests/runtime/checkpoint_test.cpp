@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tiers/pmem_tier.h"
+
 #include "alloc/emulated_device.h"
 #include "runtime/json.h"
 #include "runtime/runtime.h"
@@ -38,14 +40,14 @@ class CheckpointTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
 
-  void Open(bool with_pmem = false) {
+  void Open(bool with_pmem = false, uint64_t pmem_bytes = 16 * kMiB) {
     RuntimeConfig config;
     config.dram_bytes = 16 * kMiB;
     config.chunk_bytes = 256 * kKiB;
     if (with_pmem) {
       config.pmem_path = dir_ + "/pmem";
       std::filesystem::create_directories(config.pmem_path);
-      config.pmem_bytes = 16 * kMiB;
+      config.pmem_bytes = pmem_bytes;
     }
     Result<std::unique_ptr<Runtime>> rt = Runtime::Create(config, device_);
     ASSERT_TRUE(rt.ok()) << rt.status().ToString();
@@ -293,6 +295,42 @@ TEST_F(CheckpointTest, WarmRestartFindsTheBlocksInPmem) {
   for (const CheckpointBlock& b : again.blocks()) {
     EXPECT_EQ(b.persisted, b.name == "model.norm.weight") << b.name;  // the only block of shard 2 alone
   }
+}
+
+// A PMEM tier with room for one generation of the checkpoint: after both
+// shards are replaced (new identities), the new blocks' mirrors find the
+// tier full of the old ones, which nobody has asked for; those give way,
+// and the next process finds every new block in PMEM.
+TEST_F(CheckpointTest, StaleBlocksOfAReplacedCheckpointGiveWayInAFullPmem) {
+  WriteSharded();
+  constexpr uint64_t kPmem = 512 * kKiB;  // the blocks take about 330 KB
+  auto generation = [&](bool expect_found) {
+    Open(/*with_pmem=*/true, kPmem);
+    CheckpointOptions options;
+    options.persist = runtime_->tier("pmem");
+    Result<uint64_t> id = runtime_->RegisterCheckpoint(dir_, options);
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    const Checkpoint& c = **runtime_->checkpoint(*id);
+    for (const CheckpointBlock& b : c.blocks()) EXPECT_EQ(expect_found, b.persisted) << b.name;
+    ExpectTensorsIntact(c);
+    for (const CheckpointBlock& b : c.blocks()) {
+      EXPECT_EQ("pmem", runtime_->cache().Info(runtime_->cache().FindBlock(b.name).value())->home_tier)
+          << b.name << " was kept in PMEM";
+    }
+  };
+  generation(false);
+  const uint64_t reclaimed_first = dynamic_cast<PmemTier*>(runtime_->tier("pmem"))->index_stats().reclaimed;
+  EXPECT_EQ(0u, reclaimed_first);
+  runtime_.reset();
+  for (const char* shard : {"/model-00001-of-00002.safetensors", "/model-00002-of-00002.safetensors"}) {
+    struct timespec times[2] = {{0, UTIME_OMIT}, {3000, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (dir_ + shard).c_str(), times, 0), 0);
+  }
+  generation(false);  // a new checkpoint as far as the index knows
+  EXPECT_GT(dynamic_cast<PmemTier*>(runtime_->tier("pmem"))->index_stats().reclaimed, 0u)
+      << "the old generation gave way";
+  runtime_.reset();
+  generation(true);
 }
 
 }  // namespace
