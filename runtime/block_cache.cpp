@@ -2,7 +2,6 @@
 #include "runtime/block_cache.h"
 
 #include <algorithm>
-#include <chrono>
 #include <unordered_map>
 
 #include "common/log.h"
@@ -207,20 +206,8 @@ Status BlockCache::Load(Block* b, uint64_t min_victim_next_use) {
     if (b->encoded) {  // a DRAM copy holds the encoding too
       on_complete = [this, inner = std::move(on_complete), slot = source.stats_slot,
                      moved = source.extent.length, decoded = b->bytes,
-                     start = std::chrono::steady_clock::now()](bool ok) {
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            std::chrono::steady_clock::now() - start).count();
-        {
-          std::lock_guard<std::mutex> lock(codec_mutex_);
-          if (slot >= 0 && static_cast<size_t>(slot) >= codec_tiers_.size()) codec_tiers_.resize(slot + 1);
-          if (slot >= 0 && ok) {
-            CodecTierStats& t = codec_tiers_[slot];
-            t.uploads += 1;
-            t.moved_bytes += moved;
-            t.decoded_bytes += decoded;
-            t.upload_ns += static_cast<uint64_t>(ns);
-          }
-        }
+                     start = MonotonicNanoseconds()](bool ok) {
+        if (ok) stats_.EncodedUpload(slot, moved, decoded, MonotonicNanoseconds() - start);
         if (inner) inner(ok);
       };
       job = transfer_->UploadEncoded(source, ptr, b->bytes, wait_event, checksums,

@@ -457,10 +457,6 @@ class BlockCache {
   uint64_t encoded_blocks_ = 0;         // GUARDED_BY(mutex_): alive blocks stored encoded
   uint64_t encoded_raw_bytes_ = 0;      // GUARDED_BY(mutex_): their decoded size
   uint64_t encoded_stored_bytes_ = 0;   // GUARDED_BY(mutex_): their encoded size
-  // Completed encoded uploads by source stats slot. A leaf lock: taken on
-  // the transfer engine's completion path, which holds no other lock.
-  mutable std::mutex codec_mutex_;
-  std::vector<CodecTierStats> codec_tiers_;  // GUARDED_BY(codec_mutex_); index = stats slot
   uint64_t slow_homed_blocks_ = 0;      // GUARDED_BY(mutex_): alive blocks homed off-DMA
   std::condition_variable stage_cv_;    // with mutex_: work may be there
   std::condition_variable stage_done_cv_;  // with mutex_: a staging read ended or the thread idles

@@ -351,12 +351,9 @@ CodecStats BlockCache::codec_stats() const {
   s.moved_bytes = moved.encoded_bytes;
   s.decoded_bytes = moved.decoded_bytes;
   s.runs = moved.runs;
-  std::lock_guard<std::mutex> lock(codec_mutex_);
-  for (size_t slot = 0; slot < codec_tiers_.size(); ++slot) {
-    if (codec_tiers_[slot].uploads == 0) continue;
-    CodecTierStats t = codec_tiers_[slot];
-    t.tier = stats_.Snapshot(static_cast<int>(slot)).name;
-    s.tiers.push_back(std::move(t));
+  for (const TierTraffic& t : stats_.SnapshotAll()) {
+    if (t.encoded_uploads == 0) continue;
+    s.tiers.push_back({t.name, t.encoded_uploads, t.encoded_bytes, t.decoded_bytes, t.encoded_ns});
   }
   return s;
 }

@@ -67,6 +67,10 @@ TierTraffic RuntimeStats::Snapshot(int tier) const {
   t.busy_ns = s.busy_ns.load(std::memory_order_relaxed);
   t.transfers = s.transfers.load(std::memory_order_relaxed);
   t.errors = s.errors.load(std::memory_order_relaxed);
+  t.encoded_uploads = s.encoded_uploads.load(std::memory_order_relaxed);
+  t.encoded_bytes = s.encoded_bytes.load(std::memory_order_relaxed);
+  t.decoded_bytes = s.decoded_bytes.load(std::memory_order_relaxed);
+  t.encoded_ns = s.encoded_ns.load(std::memory_order_relaxed);
   return t;
 }
 

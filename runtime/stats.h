@@ -41,6 +41,13 @@ struct TierTraffic {
   uint64_t busy_ns = 0;
   uint64_t transfers = 0;
   uint64_t errors = 0;
+  // Encoded (compressed) uploads read from this tier: how many, the encoded
+  // bytes read, the bytes they delivered decoded, and the sum of their
+  // times from start to last decode (not in AppendJson's output).
+  uint64_t encoded_uploads = 0;
+  uint64_t encoded_bytes = 0;
+  uint64_t decoded_bytes = 0;
+  uint64_t encoded_ns = 0;
   // (bytes_in + bytes_out) / busy time, in GB/s (1e9 bytes); 0 when idle.
   double bandwidth_gbps() const;
 };
@@ -60,6 +67,13 @@ class RuntimeStats {
   void Eviction(int tier) { Add(tier, &Slot::evictions, 1); }
   void Stall(int tier, uint64_t ns) { Add(tier, &Slot::stall_ns, ns); }
   void Error(int tier) { Add(tier, &Slot::errors, 1); }
+  // One encoded upload from `tier` completed.
+  void EncodedUpload(int tier, uint64_t encoded_bytes, uint64_t decoded_bytes, uint64_t ns) {
+    Add(tier, &Slot::encoded_uploads, 1);
+    Add(tier, &Slot::encoded_bytes, encoded_bytes);
+    Add(tier, &Slot::decoded_bytes, decoded_bytes);
+    Add(tier, &Slot::encoded_ns, ns);
+  }
 
   // Busy-time accounting: every TransferBegin is matched by one TransferEnd.
   void TransferBegin(int tier, uint64_t now_ns);
@@ -79,6 +93,7 @@ class RuntimeStats {
     std::string name;
     std::atomic<uint64_t> hits{0}, misses{0}, bytes_in{0}, bytes_out{0}, evictions{0};
     std::atomic<uint64_t> stall_ns{0}, busy_ns{0}, transfers{0}, errors{0};
+    std::atomic<uint64_t> encoded_uploads{0}, encoded_bytes{0}, decoded_bytes{0}, encoded_ns{0};
     std::mutex busy_mutex;
     uint64_t in_flight = 0;     // GUARDED_BY(busy_mutex)
     uint64_t busy_since = 0;    // GUARDED_BY(busy_mutex)
