@@ -404,29 +404,6 @@ Status FileTier::NameFiles(const Plan& plan, const Status& status) const {
   return Status(status.code(), name() + " (" + files + "): " + status.message());
 }
 
-Status FileTier::Execute(Plan* plan) {
-  TC_RETURN_IF_ERROR(PrepareEdges(plan));
-  std::mutex mutex;
-  std::condition_variable cv;
-  int pending = 0;
-  Status first;
-  auto done = [&](Status status) {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (first.ok() && !status.ok()) first = std::move(status);
-    if (--pending == 0) cv.notify_all();
-  };
-  pending = (plan->direct.empty() ? 0 : 1) + (plan->buffered.empty() ? 0 : 1);
-  if (!plan->direct.empty()) direct_->Submit(std::move(plan->direct), done);
-  if (!plan->buffered.empty()) buffered_->Submit(std::move(plan->buffered), done);
-  {
-    std::unique_lock<std::mutex> lock(mutex);
-    cv.wait(lock, [&] { return pending == 0; });
-  }
-  if (!first.ok()) return first;
-  FinishEdges(*plan);
-  return Status::Ok();
-}
-
 Status FileTier::PlanRead(uint64_t address, unsigned char* dst, uint64_t bytes, Plan* plan) {
   std::vector<Segment> segments;
   TC_RETURN_IF_ERROR(Segments(address, dst, bytes, &segments));
@@ -438,10 +415,20 @@ Status FileTier::PlanRead(uint64_t address, unsigned char* dst, uint64_t bytes, 
 }
 
 Status FileTier::ReadImpl(uint64_t address, void* dst, uint64_t bytes) {
-  Plan plan;
-  TC_RETURN_IF_ERROR(PlanRead(address, static_cast<unsigned char*>(dst), bytes, &plan));
-  Status status = Execute(&plan);
-  return status.ok() ? status : NameFiles(plan, status);
+  // The asynchronous read, waited for.
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool finished = false;
+  Status result;
+  ReadAsyncImpl(address, dst, bytes, [&](Status status) {
+    std::lock_guard<std::mutex> lock(mutex);
+    result = std::move(status);
+    finished = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(mutex);
+  cv.wait(lock, [&] { return finished; });
+  return result;
 }
 
 void FileTier::ReadAsyncImpl(uint64_t address, void* dst, uint64_t bytes, IoCallback done) {

@@ -119,10 +119,11 @@ class FileTier : public Tier {
   FileTierStats file_stats() const;
 
  protected:
+  // ReadImpl waits for ReadAsyncImpl, which plans the read and submits it
+  // without waiting: `done` runs on an engine thread once every request has
+  // finished (after the edge pages are trimmed into place), so several
+  // reads of a file overlap.
   Status ReadImpl(uint64_t address, void* dst, uint64_t bytes) override;
-  // The same plan, submitted without waiting: `done` runs on an engine
-  // thread once every request has finished (after the edge pages are
-  // trimmed into place), so several reads of a file overlap.
   void ReadAsyncImpl(uint64_t address, void* dst, uint64_t bytes, IoCallback done) override;
   Status WriteImpl(uint64_t address, const void* src, uint64_t bytes) override;
   Status RegisterBufferImpl(void* buffer, uint64_t bytes) override;
@@ -155,7 +156,6 @@ class FileTier : public Tier {
   Status PrepareEdges(Plan* plan);
   void FinishEdges(const Plan& plan);
   Status NameFiles(const Plan& plan, const Status& status) const;
-  Status Execute(Plan* plan);
 
   const FileReadMode mode_;
   const uint64_t align_;
