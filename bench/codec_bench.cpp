@@ -324,66 +324,97 @@ bool Streaming(std::shared_ptr<Device> device, uint64_t block_bytes, uint64_t co
   return exact;
 }
 
-struct RuntimeRun {
-  double step_s = 0;  // best step
+struct StreamRun {
+  double step_s = 0;        // best pass
+  uint64_t read_bytes = 0;  // from the home tier in that pass
+  uint64_t misses = 0;      // blocks read from the home in that pass
   bool exact = false;
   CodecStats codec;
 };
 
-// One runtime over the stack with `compression`, a few steps, the best kept.
-RuntimeRun RuntimeStreaming(const std::vector<std::vector<uint16_t>>& raw, uint64_t block_bytes,
-                            const char* compression, int steps) {
-  RuntimeRun run;
+// A Runtime made from `config`, `raw` registered on its tier `home`, then
+// streamed `steps` passes (after a first that checks every block's bytes):
+// per block, the next one prefetched, acquire, (with `touch`) a
+// device-to-device copy of the block, release. The best pass is kept, with
+// what the home tier served in it.
+StreamRun StreamThroughRuntime(const std::vector<std::vector<uint16_t>>& raw, uint64_t block_bytes,
+                               const RuntimeConfig& config, const char* home, const char* label,
+                               bool touch, int steps) {
+  StreamRun run;
+  const char* compression = config.compression.c_str();
+  Result<std::unique_ptr<Runtime>> made = Runtime::Create(config);
+  if (!made.ok()) {
+    std::printf("%s (%s): %s\n", label, compression, made.status().ToString().c_str());
+    return run;
+  }
+  Runtime& rt = **made;
+  BlockCache& cache = rt.cache();
+  Tier* tier = rt.tier(home);
+  if (tier == nullptr) {
+    std::printf("%s (%s): the runtime has no %s tier\n", label, compression, home);
+    return run;
+  }
+  std::vector<BlockId> ids;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    Result<BlockId> id = cache.RegisterFromBuffer("layer" + std::to_string(i), raw[i].data(), block_bytes, tier);
+    if (!id.ok()) {
+      std::printf("%s (%s): register: %s\n", label, compression, id.status().ToString().c_str());
+      return run;
+    }
+    ids.push_back(*id);
+  }
+  const int slot = cache.StatsSlotOf(tier);
+  Device& d = rt.device();
+  Stream compute = d.CreateStream().value();
+  void* scratch = touch ? rt.allocator().Allocate(block_bytes, compute).value() : nullptr;
+  run.exact = true;
+  run.step_s = 1e30;
+  for (int step = 0; step <= steps && run.exact; ++step) {  // step 0 warms up and checks the bytes
+    const TierTraffic before = cache.stats().Snapshot(slot);
+    const auto start = Clock::now();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      (void)cache.Prefetch({ids[(i + 1) % ids.size()]});
+      Result<void*> ptr = cache.Acquire(ids[i], compute);
+      if (!ptr.ok()) {
+        std::printf("%s (%s): acquire: %s\n", label, compression, ptr.status().ToString().c_str());
+        run.exact = false;
+        break;
+      }
+      if (step == 0) run.exact = run.exact && SameOnDevice(d, compute, *ptr, raw[i].data(), block_bytes);
+      if (touch) (void)d.CopyAsync(scratch, *ptr, block_bytes, CopyKind::kDeviceToDevice, compute);
+      (void)cache.Release(ids[i], compute);
+    }
+    (void)d.StreamSynchronize(compute);
+    const double seconds = Since(start);
+    (void)cache.Drain();
+    const TierTraffic after = cache.stats().Snapshot(slot);
+    if (std::getenv("TIERCACHE_BENCH_VERBOSE") != nullptr) {
+      std::printf("  %s %s pass %d: %.1f ms, %llu blocks from %s\n", label, compression, step, seconds * 1e3,
+                  static_cast<unsigned long long>(after.hits - before.hits), home);
+    }
+    if (step > 0 && seconds < run.step_s) {
+      run.step_s = seconds;
+      run.read_bytes = after.bytes_out - before.bytes_out;
+      run.misses = after.hits - before.hits;
+    }
+  }
+  run.codec = cache.codec_stats();
+  if (scratch != nullptr) (void)rt.allocator().Free(scratch, compute);
+  (void)d.StreamSynchronize(compute);
+  (void)d.DestroyStream(compute);
+  return run;
+}
+
+// The DRAM-homed stack with `compression`.
+StreamRun RuntimeStreaming(const std::vector<std::vector<uint16_t>>& raw, uint64_t block_bytes,
+                           const char* compression, int steps) {
   RuntimeConfig config;
   config.compression = compression;
   config.chunk_bytes = 64 * kMiB;
   config.staging_buffers = 2;
   config.dram_bytes = raw.size() * AlignUp(block_bytes, 4096) + 256 * kMiB;
   config.gpu_cache_bytes = 3 * block_bytes;
-  Result<std::unique_ptr<Runtime>> made = Runtime::Create(config);
-  if (!made.ok()) {
-    std::printf("runtime (%s): %s\n", compression, made.status().ToString().c_str());
-    return run;
-  }
-  Runtime& rt = **made;
-  BlockCache& cache = rt.cache();
-  std::vector<BlockId> ids;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    Result<BlockId> id = cache.RegisterFromBuffer("layer" + std::to_string(i), raw[i].data(), block_bytes,
-                                                  rt.tier("dram"));
-    if (!id.ok()) {
-      std::printf("runtime (%s): register: %s\n", compression, id.status().ToString().c_str());
-      return run;
-    }
-    ids.push_back(*id);
-  }
-  Device& d = rt.device();
-  Stream compute = d.CreateStream().value();
-  void* scratch = rt.allocator().Allocate(block_bytes, compute).value();
-  run.exact = true;
-  run.step_s = 1e30;
-  for (int step = 0; step <= steps; ++step) {  // step 0 warms up and checks the bytes
-    const auto start = Clock::now();
-    for (size_t i = 0; i < ids.size(); ++i) {
-      (void)cache.Prefetch({ids[(i + 1) % ids.size()]});
-      Result<void*> ptr = cache.Acquire(ids[i], compute);
-      if (!ptr.ok()) {
-        std::printf("runtime (%s): acquire: %s\n", compression, ptr.status().ToString().c_str());
-        run.exact = false;
-        return run;
-      }
-      if (step == 0) run.exact = run.exact && SameOnDevice(d, compute, *ptr, raw[i].data(), block_bytes);
-      (void)d.CopyAsync(scratch, *ptr, block_bytes, CopyKind::kDeviceToDevice, compute);
-      (void)cache.Release(ids[i], compute);
-    }
-    (void)d.StreamSynchronize(compute);
-    if (step > 0) run.step_s = std::min(run.step_s, Since(start));
-  }
-  run.codec = cache.codec_stats();
-  (void)rt.allocator().Free(scratch, compute);
-  (void)d.StreamSynchronize(compute);
-  (void)d.DestroyStream(compute);
-  return run;
+  return StreamThroughRuntime(raw, block_bytes, config, "dram", "runtime", /*touch=*/true, steps);
 }
 
 bool RuntimeComparison(uint64_t block_bytes, uint64_t count, int steps) {
@@ -391,8 +422,8 @@ bool RuntimeComparison(uint64_t block_bytes, uint64_t count, int steps) {
               static_cast<unsigned long long>(count), static_cast<unsigned long long>(block_bytes >> 20));
   std::vector<std::vector<uint16_t>> raw;
   for (uint64_t i = 0; i < count; ++i) raw.push_back(Normal(block_bytes / 2, 0.02f, 200 + i));
-  const RuntimeRun plain = RuntimeStreaming(raw, block_bytes, "off", steps);
-  const RuntimeRun packed = RuntimeStreaming(raw, block_bytes, "bf16", steps);
+  const StreamRun plain = RuntimeStreaming(raw, block_bytes, "off", steps);
+  const StreamRun packed = RuntimeStreaming(raw, block_bytes, "bf16", steps);
   const double total = static_cast<double>(block_bytes) * count;
   std::printf("runtime: step off %.2f ms (%.1f GB/s), bf16 %.2f ms (%.1f GB/s), off/bf16 %.3f (target >= 1.30: %s); "
               "stored %.4f of raw, moved %.2f GB encoded for %.2f GB decoded; %s\n",
@@ -443,19 +474,9 @@ bool WriteFile(const std::string& path, const std::vector<uint16_t>& data, uint6
   return ok;
 }
 
-struct NvmeRun {
-  double step_s = 0;      // best pass
-  uint64_t read_bytes = 0;  // from the NVMe tier in that pass
-  uint64_t misses = 0;      // blocks read from the disk in that pass
-  bool exact = false;
-  CodecStats codec;
-};
-
-// One runtime with an NVMe tier in `dir` homing `raw`, streamed `steps`
-// passes (plus a checked first one) with `compression`.
-NvmeRun NvmeStreaming(const std::vector<std::vector<uint16_t>>& raw, uint64_t block_bytes,
-                      const std::string& dir, const char* compression, int steps) {
-  NvmeRun run;
+// The stack homed on an NVMe tier in `dir`, with `compression`.
+StreamRun NvmeStreaming(const std::vector<std::vector<uint16_t>>& raw, uint64_t block_bytes,
+                        const std::string& dir, const char* compression, int steps) {
   RuntimeConfig config;
   config.compression = compression;
   config.chunk_bytes = 16 * kMiB;
@@ -471,61 +492,7 @@ NvmeRun NvmeStreaming(const std::vector<std::vector<uint16_t>>& raw, uint64_t bl
   config.gpu_cache_bytes = 3 * block_bytes;
   config.gpu_policy = "lru";
   config.prefetch = "off";          // only the explicit next-block prefetch
-  Result<std::unique_ptr<Runtime>> made = Runtime::Create(config);
-  if (!made.ok()) {
-    std::printf("nvme (%s): %s\n", compression, made.status().ToString().c_str());
-    return run;
-  }
-  Runtime& rt = **made;
-  BlockCache& cache = rt.cache();
-  Tier* nvme = rt.tier("nvme");
-  if (nvme == nullptr) {
-    std::printf("nvme (%s): the runtime has no NVMe tier\n", compression);
-    return run;
-  }
-  std::vector<BlockId> ids;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    Result<BlockId> id = cache.RegisterFromBuffer("layer" + std::to_string(i), raw[i].data(), block_bytes, nvme);
-    if (!id.ok()) {
-      std::printf("nvme (%s): register: %s\n", compression, id.status().ToString().c_str());
-      return run;
-    }
-    ids.push_back(*id);
-  }
-  const int slot = cache.StatsSlotOf(nvme);
-  Device& d = rt.device();
-  Stream compute = d.CreateStream().value();
-  run.exact = true;
-  run.step_s = 1e30;
-  for (int step = 0; step <= steps; ++step) {  // step 0 checks the bytes
-    const TierTraffic before = cache.stats().Snapshot(slot);
-    const auto start = Clock::now();
-    for (size_t i = 0; i < ids.size(); ++i) {
-      (void)cache.Prefetch({ids[(i + 1) % ids.size()]});
-      Result<void*> ptr = cache.Acquire(ids[i], compute);
-      if (!ptr.ok()) {
-        std::printf("nvme (%s): acquire: %s\n", compression, ptr.status().ToString().c_str());
-        run.exact = false;
-        break;
-      }
-      if (step == 0) run.exact = run.exact && SameOnDevice(d, compute, *ptr, raw[i].data(), block_bytes);
-      (void)cache.Release(ids[i], compute);
-    }
-    (void)d.StreamSynchronize(compute);
-    const double seconds = Since(start);
-    (void)cache.Drain();
-    const TierTraffic after = cache.stats().Snapshot(slot);
-    if (std::getenv("TIERCACHE_BENCH_VERBOSE") != nullptr) std::printf("  %s pass %d: %.1f ms, %llu misses\n", compression, step, seconds * 1e3, static_cast<unsigned long long>(after.hits - before.hits));
-    if (step > 0 && seconds < run.step_s) {
-      run.step_s = seconds;
-      run.read_bytes = after.bytes_out - before.bytes_out;
-      run.misses = after.hits - before.hits;
-    }
-    if (!run.exact) break;
-  }
-  run.codec = cache.codec_stats();
-  (void)d.DestroyStream(compute);
-  return run;
+  return StreamThroughRuntime(raw, block_bytes, config, "nvme", "nvme", /*touch=*/false, steps);
 }
 
 bool NvmeComparison(uint64_t block_bytes, uint64_t count, const std::string& dir, int steps) {
@@ -539,8 +506,8 @@ bool NvmeComparison(uint64_t block_bytes, uint64_t count, const std::string& dir
   double disk = 0;
   if (WriteFile(peer_file, raw[0], block_bytes * count)) disk = DirectReadRate(peer_file);
   ::unlink(peer_file.c_str());
-  const NvmeRun plain = NvmeStreaming(raw, block_bytes, dir, "off", steps);
-  const NvmeRun packed = NvmeStreaming(raw, block_bytes, dir, "bf16", steps);
+  const StreamRun plain = NvmeStreaming(raw, block_bytes, dir, "off", steps);
+  const StreamRun packed = NvmeStreaming(raw, block_bytes, dir, "bf16", steps);
   const double total = static_cast<double>(block_bytes) * count;
   const double plain_rate = total / plain.step_s, packed_rate = total / packed.step_s;
   const double peer = std::max(disk, plain_rate);
