@@ -24,6 +24,17 @@
 namespace tiercache::testing {
 namespace {
 
+// Acquires `id`, compares the device bytes with `want`, releases it.
+::testing::AssertionResult AcquireHolds(CacheRig& rig, BlockId id, const std::vector<uint8_t>& want) {
+  Result<void*> ptr = rig.cache->Acquire(id, rig.stream);
+  if (!ptr.ok()) return ::testing::AssertionFailure() << "acquire: " << ptr.status().ToString();
+  const bool same = rig.ReadBack(*ptr, want.size()) == std::vector<unsigned char>(want.begin(), want.end());
+  Status released = rig.cache->Release(id, rig.stream);
+  if (!released.ok()) return ::testing::AssertionFailure() << "release: " << released.ToString();
+  if (!same) return ::testing::AssertionFailure() << "the bytes differ";
+  return ::testing::AssertionSuccess();
+}
+
 RuntimeConfig CompressedConfig(const char* mode) {
   RuntimeConfig config = SmallConfig();
   config.compression = mode;
@@ -67,12 +78,7 @@ TEST(CompressedBlock, EvictedAndReacquiredBlocksStayExact) {
   EXPECT_EQ(4u, rig.cache->codec_stats().blocks);
   for (int pass = 0; pass < 3; ++pass) {
     for (uint32_t i = 0; i < 4; ++i) {
-      Result<void*> ptr = rig.cache->Acquire(ids[i], rig.stream);
-      ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
-      ASSERT_TRUE(rig.ReadBack(*ptr, blocks[i].size()) ==
-                  std::vector<unsigned char>(blocks[i].begin(), blocks[i].end()))
-          << "pass " << pass << " block " << i;
-      ASSERT_TRUE(rig.cache->Release(ids[i], rig.stream).ok());
+      ASSERT_TRUE(AcquireHolds(rig, ids[i], blocks[i])) << "pass " << pass << " block " << i;
     }
   }
   EXPECT_GE(rig.cache->codec_stats().uploads, 8u);  // evictions made it re-upload
@@ -134,12 +140,7 @@ void ServeEncodedBlocks(CacheRig& rig, Tier* home, int passes) {
   EXPECT_LT(registered.stored_bytes, raw * 3 / 4) << "the home holds the encodings";
   for (int pass = 0; pass < passes; ++pass) {
     for (size_t i = 0; i < ids.size(); ++i) {
-      Result<void*> ptr = rig.cache->Acquire(ids[i], rig.stream);
-      ASSERT_TRUE(ptr.ok()) << "pass " << pass << " block " << i << ": " << ptr.status().ToString();
-      ASSERT_TRUE(rig.ReadBack(*ptr, blocks[i].size()) ==
-                  std::vector<unsigned char>(blocks[i].begin(), blocks[i].end()))
-          << "pass " << pass << " block " << i;
-      ASSERT_TRUE(rig.cache->Release(ids[i], rig.stream).ok());
+      ASSERT_TRUE(AcquireHolds(rig, ids[i], blocks[i])) << "pass " << pass << " block " << i;
     }
   }
   ASSERT_TRUE(rig.cache->Drain().ok());
@@ -214,10 +215,7 @@ TEST(CompressedBlock, CorruptedPiecesAreRereadOrReportedNeverDecoded) {
   EXPECT_FALSE(rig.cache->Info(ids[1])->on_gpu);
   EXPECT_EQ(0u, rig.cache->Info(ids[1])->pins);
   nvme->Heal();
-  ptr = rig.cache->Acquire(ids[1], rig.stream);
-  ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
-  EXPECT_TRUE(rig.ReadBack(*ptr, weights.size()) == expect);
-  ASSERT_TRUE(rig.cache->Release(ids[1], rig.stream).ok());
+  EXPECT_TRUE(AcquireHolds(rig, ids[1], weights));
 }
 
 TEST(CompressedBlock, DramCopiesOfSlowHomedBlocksHoldTheEncoding) {
@@ -239,12 +237,7 @@ TEST(CompressedBlock, DramCopiesOfSlowHomedBlocksHoldTheEncoding) {
   rig.cache->SetPredictor(&predictor);
   auto serve = [&](int pass) {
     for (size_t i = 0; i < ids.size(); ++i) {
-      Result<void*> ptr = rig.cache->Acquire(ids[i], rig.stream);
-      ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
-      ASSERT_TRUE(rig.ReadBack(*ptr, blocks[i].size()) ==
-                  std::vector<unsigned char>(blocks[i].begin(), blocks[i].end()))
-          << "pass " << pass << " block " << i;
-      ASSERT_TRUE(rig.cache->Release(ids[i], rig.stream).ok());
+      ASSERT_TRUE(AcquireHolds(rig, ids[i], blocks[i])) << "pass " << pass << " block " << i;
       ASSERT_TRUE(rig.cache->Drain().ok());
     }
   };
@@ -316,10 +309,7 @@ TEST(CompressedBlock, DamagedEncodingsOnAHomeWithoutChecksumsNeverCrash) {
   EXPECT_GT(refused, 0) << "damaged headers and directories are refused";
   ASSERT_TRUE(nvme->Write(extent, 0, encoded->data(), encoded->size()).ok());
   ASSERT_TRUE(rig.cache->Evict(*id).ok());
-  Result<void*> ptr = rig.cache->Acquire(*id, rig.stream);
-  ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
-  EXPECT_TRUE(rig.ReadBack(*ptr, weights.size()) == std::vector<unsigned char>(weights.begin(), weights.end()));
-  ASSERT_TRUE(rig.cache->Release(*id, rig.stream).ok());
+  EXPECT_TRUE(AcquireHolds(rig, *id, weights));
   std::printf("damaged encodings: %d delivered, %d refused\n", delivered, refused);
 }
 
