@@ -83,6 +83,10 @@ namespace tiercache {
 using GroupId = uint64_t;
 constexpr GroupId kNoGroup = UINT64_MAX;
 
+// Flags the cache commits persistent extents with (Tier::Commit).
+constexpr uint32_t kCommitFlagBf16 = 1u << 0;  // the extent holds the bf16 codec's encoding
+constexpr uint32_t kCommitFlagsKnown = kCommitFlagBf16;
+
 // What the cache reports about one block (a snapshot).
 struct BlockInfo {
   BlockId id = 0;
@@ -161,18 +165,27 @@ class BlockCache {
   // else from the first read.
   Result<BlockId> RegisterFromTier(std::string name, Tier* home, Extent extent,
                                    GroupId group = kNoGroup);
-  // A block found again in a persistent tier's index (Tier::Lookup).
+  // A block found again in a persistent tier's index (Tier::Lookup). An
+  // extent committed with kCommitFlagBf16 holds the codec's encoding: the
+  // block is its decoded size and stays encoded (whatever the config's
+  // compression now); its header, table and directory are checked here
+  // (kCorruption). Unknown flags (a newer writer) are kUnsupported.
   Result<BlockId> RegisterFromKey(std::string name, Tier* home, uint64_t key,
                                   GroupId group = kNoGroup);
   // As RegisterFromTier, and the first load from home also copies the
   // block into a new extent of `mirror` (an attached persistent tier with
   // host addresses: PMEM), commits it there under `key` and re-homes the
   // block on it; the extent outlives the cache, so a later process finds it
-  // with RegisterFromKey (warm restart). Nothing is copied here. A mirror
-  // that fails (no room, an I/O error) is logged and given up; the block
-  // stays homed where it was.
+  // with RegisterFromKey (warm restart). Nothing is copied here. With
+  // `compression` (default: the config's) bf16 or auto, the mirror holds
+  // the codec's encoding as RegisterFromBuffer would store it (committed
+  // with kCommitFlagBf16), so loads from it move fewer bytes; that first
+  // load reads the whole block into host memory once to encode it. A
+  // mirror that fails (no room, an I/O error) is logged and given up; the
+  // block stays homed where it was.
   Result<BlockId> RegisterMirrored(std::string name, Tier* home, Extent extent, Tier* mirror,
-                                   uint64_t key, GroupId group = kNoGroup);
+                                   uint64_t key, GroupId group = kNoGroup,
+                                   std::optional<codec::Compression> compression = std::nullopt);
   // kBusy while pinned or loading. Frees every copy the cache made.
   Status Unregister(BlockId id);
   Result<BlockId> FindBlock(std::string_view name) const;
@@ -258,7 +271,15 @@ class BlockCache {
 
   // Registration helpers.
   Result<BlockId> AddBlock(std::string name, uint64_t bytes, Tier* home, Extent extent,
-                           bool owns_extent, GroupId group, std::vector<uint32_t> checksums);
+                           bool owns_extent, GroupId group, std::vector<uint32_t> checksums,
+                           bool encoded = false);
+  // CRC32C per chunk of `extent` when checksums are on and the tier has
+  // host addresses; else empty (taken from the first read).
+  std::vector<uint32_t> HostChecksums(Tier* home, const Extent& extent) const;
+  // Marks a block as stored encoded in `stored_bytes` and counts it.
+  void MarkEncodedLocked(Block* b, uint64_t stored_bytes);
+  // The compression a registration asked for, or the config's.
+  Result<codec::Compression> CompressionOf(std::optional<codec::Compression> asked) const;
   const AttachedTier* FindTierLocked(const Tier* tier) const;
 
   // Data-path helpers (block_cache.cpp).

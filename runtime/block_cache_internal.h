@@ -28,7 +28,9 @@ struct BlockCache::Block {
   bool home_direct = false;  // home memory is registered: uploads DMA from it
   // The home extent holds the bf16 codec's encoding of the block's `bytes`
   // (see docs/codec.md), and so does a DRAM copy (staged from a slow home;
-  // encoded blocks are never demoted); uploads decode on the GPU.
+  // encoded blocks are never demoted); uploads decode on the GPU. Fixed at
+  // registration, or set with the re-homing by MirrorHome (the loading
+  // thread, under mutex_).
   bool encoded = false;
   GroupId group = kNoGroup;
   bool alive = true;
@@ -39,6 +41,10 @@ struct BlockCache::Block {
   // given up.
   Tier* mirror = nullptr;
   uint64_t mirror_key = 0;
+  codec::Compression mirror_compression = codec::Compression::kOff;
+  // MirrorHome is copying home into the mirror: no DRAM copy is staged
+  // from the old home meanwhile (it might not hold what the new one will).
+  bool mirroring = false;
 
   // GPU residency.
   Gpu gpu = Gpu::kAbsent;

@@ -11,6 +11,7 @@
 #include "runtime/block_cache.h"
 #include "runtime/block_cache_internal.h"
 #include "codec/bf16_encoder.h"
+#include "codec/bf16_format.h"
 #include "runtime/checksum.h"
 
 namespace tiercache {
@@ -156,7 +157,7 @@ Result<GroupId> BlockCache::CreateGroup(std::string name) {
 
 Result<BlockId> BlockCache::AddBlock(std::string name, uint64_t bytes, Tier* home, Extent extent,
                                      bool owns_extent, GroupId group,
-                                     std::vector<uint32_t> checksums) {
+                                     std::vector<uint32_t> checksums, bool encoded) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (FindTierLocked(home) == nullptr) {
     return Status::InvalidArgument("cache: tier " + home->name() + " is not attached");
@@ -181,6 +182,7 @@ Result<BlockId> BlockCache::AddBlock(std::string name, uint64_t bytes, Tier* hom
   b->home_direct = FindTierLocked(home)->direct;
   if (!b->home_direct) ++slow_homed_blocks_;
   registered_bytes_ += b->bytes;
+  if (encoded) MarkEncodedLocked(b.get(), extent.length);
   blocks_.push_back(std::move(b));
   if (!name.empty()) by_name_[name] = id;
   if (group != kNoGroup) groups_[group].members.push_back(id);
@@ -206,12 +208,7 @@ Result<BlockId> BlockCache::RegisterFromBuffer(std::string name, const void* dat
   if (home == nullptr || data == nullptr || bytes == 0) {
     return Status::InvalidArgument("cache: register needs a home tier, data and bytes > 0");
   }
-  codec::Compression mode = codec::Compression::kOff;
-  if (compression.has_value()) {
-    mode = *compression;
-  } else {
-    TC_ASSIGN_OR_RETURN(mode, codec::ParseCompression(config_.compression));
-  }
+  TC_ASSIGN_OR_RETURN(const codec::Compression mode, CompressionOf(compression));
   std::vector<uint8_t> encoded;
   if (mode != codec::Compression::kOff) {
     TC_ASSIGN_OR_RETURN(encoded, codec::EncodeBf16(data, bytes));
@@ -231,19 +228,23 @@ Result<BlockId> BlockCache::RegisterFromBuffer(std::string name, const void* dat
   if (config_.verify_checksums) {
     sums = ChunkChecksums(static_cast<const unsigned char*>(stored), stored_bytes, config_.chunk_bytes);
   }
-  Result<BlockId> id = AddBlock(std::move(name), bytes, home, extent, true, group, std::move(sums));
-  if (!id.ok()) {
-    (void)home->Free(extent);
-    return id;
-  }
-  if (keep_encoded) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    blocks_[*id]->encoded = true;
-    encoded_blocks_ += 1;
-    encoded_raw_bytes_ += bytes;
-    encoded_stored_bytes_ += stored_bytes;
-  }
+  Result<BlockId> id =
+      AddBlock(std::move(name), bytes, home, extent, true, group, std::move(sums), keep_encoded);
+  if (!id.ok()) (void)home->Free(extent);
   return id;
+}
+
+Result<codec::Compression> BlockCache::CompressionOf(
+    std::optional<codec::Compression> asked) const {
+  if (asked.has_value()) return *asked;
+  return codec::ParseCompression(config_.compression);
+}
+
+void BlockCache::MarkEncodedLocked(Block* b, uint64_t stored_bytes) {
+  b->encoded = true;
+  encoded_blocks_ += 1;
+  encoded_raw_bytes_ += b->bytes;
+  encoded_stored_bytes_ += stored_bytes;
 }
 
 Result<BlockId> BlockCache::RegisterFromFile(std::string name, const std::string& path,
@@ -298,23 +299,25 @@ Result<BlockId> BlockCache::RegisterFromFile(std::string name, const std::string
   return id;
 }
 
+std::vector<uint32_t> BlockCache::HostChecksums(Tier* home, const Extent& extent) const {
+  if (!config_.verify_checksums) return {};
+  const void* p = home->HostAddress(extent);
+  if (p == nullptr) return {};  // taken from the first read
+  return ChunkChecksums(static_cast<const unsigned char*>(p), extent.length, config_.chunk_bytes);
+}
+
 Result<BlockId> BlockCache::RegisterFromTier(std::string name, Tier* home, Extent extent,
                                              GroupId group) {
   if (home == nullptr || extent.length == 0) {
     return Status::InvalidArgument("cache: register needs a home tier and a non-empty extent");
   }
-  std::vector<uint32_t> sums;
-  if (config_.verify_checksums) {
-    if (const void* p = home->HostAddress(extent); p != nullptr) {
-      sums = ChunkChecksums(static_cast<const unsigned char*>(p), extent.length,
-                            config_.chunk_bytes);
-    }  // else: taken from the first read
-  }
-  return AddBlock(std::move(name), extent.length, home, extent, false, group, std::move(sums));
+  return AddBlock(std::move(name), extent.length, home, extent, false, group,
+                  HostChecksums(home, extent));
 }
 
 Result<BlockId> BlockCache::RegisterMirrored(std::string name, Tier* home, Extent extent,
-                                             Tier* mirror, uint64_t key, GroupId group) {
+                                             Tier* mirror, uint64_t key, GroupId group,
+                                             std::optional<codec::Compression> compression) {
   if (mirror == nullptr || !mirror->persistent()) {
     return Status::InvalidArgument("cache: a mirror must be a persistent tier");
   }
@@ -324,18 +327,61 @@ Result<BlockId> BlockCache::RegisterMirrored(std::string name, Tier* home, Exten
       return Status::InvalidArgument("cache: tier " + mirror->name() + " is not attached");
     }
   }
+  TC_ASSIGN_OR_RETURN(const codec::Compression mode, CompressionOf(compression));
+  // The mirror may come to hold an encoding: its uploads' ring is made (and
+  // its room in the budget checked) now, not at a load.
+  if (mode != codec::Compression::kOff) TC_RETURN_IF_ERROR(transfer_->PrepareEncodedUploads());
   TC_ASSIGN_OR_RETURN(BlockId id, RegisterFromTier(std::move(name), home, extent, group));
   std::lock_guard<std::mutex> lock(mutex_);
   blocks_[id]->mirror = mirror;
   blocks_[id]->mirror_key = key;
+  blocks_[id]->mirror_compression = mode;
   return id;
 }
+
+namespace {
+
+// The decoded size of the encoding held in `extent` of `home`, after
+// checking its header, table and directory (reads only that prefix).
+Result<uint64_t> EncodedBlockBytes(Tier* home, const Extent& extent) {
+  unsigned char head[codec::kBf16HeaderBytes];
+  if (extent.length < sizeof(head)) {
+    return Status::Corruption(home->name() + ": an extent marked encoded is " +
+                              std::to_string(extent.length) + " bytes, shorter than its header");
+  }
+  TC_RETURN_IF_ERROR(home->Read(extent, 0, head, sizeof(head)));
+  TC_ASSIGN_OR_RETURN(const uint64_t prefix, codec::Bf16PrefixBytes(head, sizeof(head)));
+  if (prefix > extent.length) {
+    return Status::Corruption(home->name() + ": an encoded extent's directory runs past its " +
+                              std::to_string(extent.length) + " bytes");
+  }
+  std::vector<unsigned char> bytes(prefix);
+  TC_RETURN_IF_ERROR(home->Read(extent, 0, bytes.data(), prefix));
+  TC_ASSIGN_OR_RETURN(const codec::Bf16Layout layout,
+                      codec::ParseBf16Prefix(bytes.data(), prefix, extent.length));
+  if (layout.decoded_bytes() == 0) {
+    return Status::Corruption(home->name() + ": an encoded extent decodes to no bytes");
+  }
+  return layout.decoded_bytes();
+}
+
+}  // namespace
 
 Result<BlockId> BlockCache::RegisterFromKey(std::string name, Tier* home, uint64_t key,
                                             GroupId group) {
   if (home == nullptr) return Status::InvalidArgument("cache: null home tier");
-  TC_ASSIGN_OR_RETURN(Extent extent, home->Lookup(key));  // verifies the tier's checksum
-  return RegisterFromTier(std::move(name), home, extent, group);
+  uint32_t flags = 0;
+  TC_ASSIGN_OR_RETURN(Extent extent, home->Lookup(key, &flags));  // verifies the tier's checksum
+  if ((flags & ~kCommitFlagsKnown) != 0) {
+    return Status::Unsupported(home->name() + ": key " + std::to_string(key) +
+                               " was committed with flags " + std::to_string(flags) +
+                               " this version does not know");
+  }
+  if ((flags & kCommitFlagBf16) == 0) return RegisterFromTier(std::move(name), home, extent, group);
+  TC_ASSIGN_OR_RETURN(const uint64_t decoded, EncodedBlockBytes(home, extent));
+  TC_RETURN_IF_ERROR(transfer_->PrepareEncodedUploads());
+  return AddBlock(std::move(name), decoded, home, extent, false, group,
+                  HostChecksums(home, extent), /*encoded=*/true);
 }
 
 CodecStats BlockCache::codec_stats() const {

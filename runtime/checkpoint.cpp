@@ -227,16 +227,26 @@ Status Checkpoint::Build(const std::string& path, const CheckpointOptions& optio
     block.bytes = length;
     Result<BlockId> id = Status::Internal("unset");
     if (options.persist != nullptr) {
-      Result<Extent> kept = options.persist->Lookup(hash.value());
-      if (kept.ok() && kept->length == length) {
-        id = cache_->RegisterFromTier(block.name, options.persist, *kept);
-        block.persisted = id.ok();
-      } else {
-        if (kept.ok() || kept.status().code() == ErrorCode::kCorruption) {
-          (void)options.persist->Forget(hash.value());  // stale: copied again
+      // Kept by an earlier process: raw, or encoded (RegisterFromKey reads
+      // which and the decoded size) under whatever compression it had.
+      Result<BlockId> kept = cache_->RegisterFromKey(block.name, options.persist, hash.value());
+      if (kept.ok()) {
+        Result<BlockInfo> info = cache_->Info(*kept);
+        if (info.ok() && info->bytes == length) {
+          id = kept;
+          block.persisted = true;
+        } else {
+          (void)cache_->Unregister(*kept);
+        }
+      }
+      if (!block.persisted) {
+        const ErrorCode why = kept.ok() ? ErrorCode::kOk : kept.status().code();
+        if (why == ErrorCode::kAlreadyExists) return kept.status();  // the name, not the key
+        if (why != ErrorCode::kNotFound) {
+          (void)options.persist->Forget(hash.value());  // stale or damaged: copied again
         }
         id = cache_->RegisterMirrored(block.name, tier_.get(), extent, options.persist,
-                                      hash.value());
+                                      hash.value(), kNoGroup, options.compression);
       }
     } else {
       id = cache_->RegisterFromTier(block.name, tier_.get(), extent);

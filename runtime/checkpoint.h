@@ -22,7 +22,8 @@
 //   by the identity (device, inode, size, mtime) of its files and its
 //   ranges: when the tier already holds that key (a previous process), the
 //   block is homed there; otherwise its first load copies it there
-//   (BlockCache::RegisterMirrored).
+//   (BlockCache::RegisterMirrored), encoded when `compression` says so
+//   (docs/codec.md): loads from that copy then move fewer bytes.
 // - Any failure leaves nothing registered (kInvalidArgument naming the file
 //   and tensor for a malformed header or index, kNotFound for a missing
 //   shard, kAlreadyExists for a block name taken).
@@ -37,6 +38,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +53,10 @@ struct CheckpointOptions {
   std::string group_prefix;  // "" : group at the first all-digit name component
   std::string block_prefix;  // put in front of every block name
   Tier* persist = nullptr;   // a persistent tier for warm restarts (may be null)
+  // How the persistent copies are stored (default: the cache config's
+  // compression): bf16/auto keep the codec's encoding there. The files
+  // themselves are always read as they are.
+  std::optional<codec::Compression> compression;
   FileTierOptions files;     // read mode, queue depth, alignment
 };
 

@@ -43,7 +43,8 @@ BlockCache::Block* BlockCache::PlanDramStageLocked(const std::vector<BlockId>& t
   for (size_t i = skip; i < order.size() && i < lookahead; ++i) {
     Block* b = LookupLocked(order[i]);
     if (b == nullptr) return nullptr;
-    if (b->gpu != Block::Gpu::kAbsent || b->dram_valid || b->dram_staging || b->home == dram_ ||
+    if (b->gpu != Block::Gpu::kAbsent || b->dram_valid || b->dram_staging || b->mirroring ||
+        b->home == dram_ ||
         order_uses[b->id] != clock_ + i + 1 ||
         std::find(tried.begin(), tried.end(), b->id) != tried.end()) {
       continue;

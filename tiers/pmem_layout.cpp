@@ -160,7 +160,8 @@ Result<Header> ChooseHeader(const unsigned char* region, uint64_t file_size, int
 
 uint32_t EntryChecksum(const Entry& entry, uint64_t file_id) {
   const uint32_t seed = Crc32c(&file_id, sizeof(file_id));
-  return Crc32c(&entry, offsetof(Entry, entry_checksum), seed);
+  const uint32_t sum = Crc32c(&entry, offsetof(Entry, entry_checksum), seed);
+  return entry.flags == 0 ? sum : Crc32c(&entry.flags, sizeof(entry.flags), sum);
 }
 
 void SealEntry(Entry* entry, uint64_t file_id) {

@@ -78,10 +78,14 @@ struct Entry {
   uint32_t data_checksum;   // 32  CRC32C of the extent's bytes
   uint32_t entry_checksum;  // 36  CRC32C of file_id, then bytes [0, 36)
   uint64_t state;           // 40  EntryState
-  uint64_t reserved[2];     // 48  zero
+  uint32_t flags;           // 48  the committer's flags (Tier::Commit); 0 in files
+                            //     written before flags existed
+  uint32_t reserved0;       // 52  zero
+  uint64_t reserved1;       // 56  zero
 };
 static_assert(sizeof(Entry) == kEntryBytes);
 static_assert(offsetof(Entry, state) == 40);
+static_assert(offsetof(Entry, flags) == 48);
 
 // The requested shape of a new file.
 struct LayoutRequest {
@@ -113,7 +117,9 @@ Status ValidateHeader(const Header& header);
 Result<Header> ChooseHeader(const unsigned char* region, uint64_t file_size,
                             int* chosen_copy = nullptr);
 
-// Entry checksums and classification.
+// Entry checksums and classification. The checksum covers file_id, bytes
+// [0, 36) and, only when it is non-zero, `flags`: an entry without flags has
+// the checksum it had before the field existed, so older files still open.
 uint32_t EntryChecksum(const Entry& entry, uint64_t file_id);
 void SealEntry(Entry* entry, uint64_t file_id);
 

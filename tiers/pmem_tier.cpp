@@ -235,7 +235,8 @@ void PmemTier::Recover() {
       ++found.skipped_invalid;
       losers.push_back(slot);
     } else {
-      by_key[entry.key] = LiveEntry{slot, extent, entry.data_checksum, entry.sequence, false};
+      by_key[entry.key] =
+          LiveEntry{slot, extent, entry.data_checksum, entry.sequence, entry.flags, false};
       key_by_offset[entry.offset] = entry.key;
       ++found.recovered;
     }
@@ -305,7 +306,7 @@ std::optional<Extent> PmemTier::DropLocked(
   return entry.extent;  // recovered and never handed out: nobody else can free it
 }
 
-Status PmemTier::CommitImpl(uint64_t key, const Extent& extent) {
+Status PmemTier::CommitImpl(uint64_t key, const Extent& extent, uint32_t flags) {
   const unsigned char* bytes = data_ + extent.offset;
   const uint32_t checksum = Crc32c(bytes, extent.length);
   // The bytes are durable before any entry vouches for them.
@@ -332,6 +333,7 @@ Status PmemTier::CommitImpl(uint64_t key, const Extent& extent) {
     entry.length = extent.length;
     entry.sequence = next_sequence_++;
     entry.data_checksum = checksum;
+    entry.flags = flags;
     entry.state = static_cast<uint64_t>(EntryState::kPending);
     pmem::SealEntry(&entry, header_.file_id);
     // Two steps, each persisted: a crash after the first leaves a pending
@@ -345,7 +347,7 @@ Status PmemTier::CommitImpl(uint64_t key, const Extent& extent) {
       release = DropLocked(old);
       if (release && *release == extent) release.reset();
     }
-    by_key_[key] = LiveEntry{slot, extent, checksum, entry.sequence, true};
+    by_key_[key] = LiveEntry{slot, extent, checksum, entry.sequence, flags, true};
     key_by_offset_[extent.offset] = key;
     ++stats_.commits;
   }
@@ -353,7 +355,7 @@ Status PmemTier::CommitImpl(uint64_t key, const Extent& extent) {
   return Status::Ok();
 }
 
-Result<Extent> PmemTier::LookupImpl(uint64_t key) {
+Result<Extent> PmemTier::LookupImpl(uint64_t key, uint32_t* flags) {
   LiveEntry entry;
   {
     std::lock_guard<std::mutex> lock(index_mutex_);
@@ -383,6 +385,7 @@ Result<Extent> PmemTier::LookupImpl(uint64_t key) {
                         " was committed or forgotten during the lookup");
   }
   it->second.claimed = true;
+  *flags = entry.flags;
   return entry.extent;
 }
 

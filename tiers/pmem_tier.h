@@ -99,8 +99,8 @@ class PmemTier : public Tier {
   Status FlushImpl() override;
   void* HostAddressImpl(uint64_t address) const override;
   bool IsPersistentImpl() const override { return true; }
-  Status CommitImpl(uint64_t key, const Extent& extent) override;
-  Result<Extent> LookupImpl(uint64_t key) override;
+  Status CommitImpl(uint64_t key, const Extent& extent, uint32_t flags) override;
+  Result<Extent> LookupImpl(uint64_t key, uint32_t* flags) override;
   Status ForgetImpl(uint64_t key) override;
   bool ReclaimStaleImpl() override;
   void OnFreeLocked(const Extent& extent) override;
@@ -114,6 +114,7 @@ class PmemTier : public Tier {
     Extent extent;
     uint32_t data_checksum = 0;
     uint64_t sequence = 0;
+    uint32_t flags = 0;
     bool claimed = false;  // handed out by Lookup, or committed, since open
   };
 

@@ -201,23 +201,28 @@ void* Tier::HostAddress(const Extent& extent) const {
   return HostAddressImpl(extent.offset);
 }
 
-Status Tier::Commit(uint64_t key, const Extent& extent) {
+Status Tier::Commit(uint64_t key, const Extent& extent, uint32_t flags) {
   {
     std::lock_guard<std::mutex> lock(space_mutex_);
     if (!space_.IsLive(extent)) {
       return Status::InvalidArgument(name_ + ": commit of an extent that is not allocated");
     }
   }
-  return CommitImpl(key, extent);
+  return CommitImpl(key, extent, flags);
 }
 
-Result<Extent> Tier::Lookup(uint64_t key) { return LookupImpl(key); }
+Result<Extent> Tier::Lookup(uint64_t key, uint32_t* flags) {
+  uint32_t found = 0;
+  Result<Extent> extent = LookupImpl(key, &found);
+  if (flags != nullptr) *flags = extent.ok() ? found : 0;
+  return extent;
+}
 Status Tier::Forget(uint64_t key) { return ForgetImpl(key); }
 
-Status Tier::CommitImpl(uint64_t, const Extent&) {
+Status Tier::CommitImpl(uint64_t, const Extent&, uint32_t) {
   return Status::Unsupported(name_ + ": not a persistent tier");
 }
-Result<Extent> Tier::LookupImpl(uint64_t key) {
+Result<Extent> Tier::LookupImpl(uint64_t key, uint32_t*) {
   return Status::NotFound(name_ + ": no committed extent for key " + std::to_string(key));
 }
 Status Tier::ForgetImpl(uint64_t) {

@@ -15,8 +15,11 @@
 // - Persistent tiers (PMEM) additionally keep a durable index of committed
 //   extents by key: Commit(key, extent) checksums the extent's current
 //   contents and records it; after a restart Lookup(key) finds it again, or
-//   returns kCorruption when the bytes no longer match the checksum.
-//   Volatile tiers answer kUnsupported / kNotFound.
+//   returns kCorruption when the bytes no longer match the checksum. A
+//   32-bit `flags` word given to Commit is kept with the entry and handed
+//   back by Lookup; its meaning is the committer's (the runtime marks
+//   extents holding an encoding). Volatile tiers answer kUnsupported /
+//   kNotFound.
 //
 // - Fault injection (tests): SetFaultInjector() attaches a FaultInjector
 //   (common/fault_injector.h) consulted by Read, Write, their Async forms and
@@ -101,8 +104,9 @@ class Tier {
   Status RegisterBuffer(void* buffer, uint64_t bytes) { return RegisterBufferImpl(buffer, bytes); }
 
   // Persistent index (see the contract above).
-  Status Commit(uint64_t key, const Extent& extent);
-  Result<Extent> Lookup(uint64_t key);
+  Status Commit(uint64_t key, const Extent& extent, uint32_t flags = 0);
+  // `flags` (optional) receives the flags the extent was committed with.
+  Result<Extent> Lookup(uint64_t key, uint32_t* flags = nullptr);
   Status Forget(uint64_t key);
   // Persistent tiers: forgets the oldest committed extent that nothing has
   // claimed since the tier opened (an earlier process's, that no Lookup has
@@ -135,8 +139,8 @@ class Tier {
   virtual void* HostAddressImpl(uint64_t /*address*/) const { return nullptr; }
   virtual Status RegisterBufferImpl(void* /*buffer*/, uint64_t /*bytes*/) { return Status::Ok(); }
   virtual bool IsPersistentImpl() const { return false; }
-  virtual Status CommitImpl(uint64_t key, const Extent& extent);
-  virtual Result<Extent> LookupImpl(uint64_t key);
+  virtual Status CommitImpl(uint64_t key, const Extent& extent, uint32_t flags);
+  virtual Result<Extent> LookupImpl(uint64_t key, uint32_t* flags);
   virtual Status ForgetImpl(uint64_t key);
   virtual bool ReclaimStaleImpl() { return false; }
   // Called with space_mutex_ held after an extent is freed (persistent tiers

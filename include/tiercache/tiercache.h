@@ -176,7 +176,9 @@ int tiercache_block_size(tiercache_runtime* runtime, tiercache_block block, uint
  * `block_prefix` (may be NULL) goes in front of every block name.
  * `persist_tier` (NULL: none, or "pmem"): blocks are kept in that
  * persistent tier after their first load, and a later process registering
- * the same files (same device, inode, size and mtime) reads them from there.
+ * the same files (same device, inode, size and mtime) reads them from there;
+ * with the config's `compression` bf16 or auto those copies hold the bf16
+ * codec's encoding (fewer bytes per load; the files are read as they are).
  * Errors: TIERCACHE_ERR_INVALID_ARGUMENT naming the file and tensor for a
  * malformed header or index (bad length, JSON, dtype, shape/size mismatch,
  * offsets past the file, overlapping tensors), TIERCACHE_ERR_NOT_FOUND for a

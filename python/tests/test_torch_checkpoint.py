@@ -169,8 +169,9 @@ def test_a_checkpoint_changed_after_registration_fails_the_forward(tmp_path, ids
     handle.runtime.close()  # close() would read the changed file to restore the weights
 
 
-def test_warm_restart_reads_the_blocks_from_pmem(tmp_path, ids):
-    model = make_model()
+@pytest.mark.parametrize("compression", [None, "bf16"])
+def test_warm_restart_reads_the_blocks_from_pmem(tmp_path, ids, compression):
+    model = make_model(dtype=torch.bfloat16 if compression else torch.float32)
     with torch.no_grad():
         logits = model(ids)
     ckpt = tmp_path / "ckpt"
@@ -180,13 +181,20 @@ def test_warm_restart_reads_the_blocks_from_pmem(tmp_path, ids):
     pmem.mkdir()
     persisted = []
     for _ in range(2):  # two "processes": the second finds every layer in PMEM
-        empty = weightless(make_model(seed=9))
+        empty = weightless(make_model(seed=9, dtype=next(model.parameters()).dtype))
         handle = tt.offload(empty, checkpoint=str(ckpt), gpu_budget=4 * layer_bytes(empty),
-                            pmem_path=str(pmem), pmem_bytes="8MiB")
+                            pmem_path=str(pmem), pmem_bytes="8MiB", compression=compression)
         with torch.no_grad():
             assert torch.equal(empty(ids), logits)
         layers = [b for b in handle.checkpoint["blocks"] if ".blocks." in b["name"]]
         persisted.append([b["persisted"] for b in layers])
+        codec = handle.stats()["codec"]
+        if compression:  # the PMEM copies hold the encoding, in both processes
+            assert codec["blocks"] >= 4
+            assert codec["ratio"] < 0.9
+            assert codec["decoded_bytes"] > codec["moved_bytes"] > 0
+        else:
+            assert codec["blocks"] == 0
         handle.close()
     assert persisted == [[False] * 4, [True] * 4]
 
@@ -201,3 +209,5 @@ def test_checkpoint_options_are_checked(tmp_path):
         tt.offload(empty, checkpoint=str(tmp_path), gpu_budget="1GiB", nvme_path="/tmp")
     with pytest.raises(tiercache.NotFound):
         tt.offload(empty, checkpoint=str(tmp_path / "absent"), gpu_budget="1GiB")
+    with pytest.raises(tiercache.InvalidArgument, match="PMEM copies"):
+        tt.offload(empty, checkpoint=str(tmp_path), gpu_budget="1GiB", compression="bf16")

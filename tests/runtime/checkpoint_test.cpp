@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 
 #include <gtest/gtest.h>
 
@@ -79,6 +80,33 @@ class CheckpointTest : public ::testing::Test {
     }
     std::ofstream(dir_ + "/model.safetensors.index.json")
         << "{\"metadata\":{\"total_size\":1},\"weight_map\":{" << map << "}}";
+  }
+
+  // Two shards of bf16 values drawn like trained weights (normal, small
+  // sigma: few distinct exponents), an F32 norm of random bytes inside layer
+  // 0 and a final norm of random bf16 bytes, large enough that the zeros
+  // padding its block (< 4 KiB) do not make it worth encoding.
+  void WriteWeightLike() {
+    auto weights = [](std::string name, std::vector<uint64_t> shape, uint32_t seed) {
+      TestTensor t = MakeTensor(std::move(name), "BF16", std::move(shape), seed);
+      std::mt19937 rng(seed);
+      std::normal_distribution<float> normal(0.0f, 0.02f);
+      for (size_t i = 0; i + 1 < t.data.size(); i += 2) {
+        const float v = normal(rng);
+        uint32_t bits;
+        std::memcpy(&bits, &v, sizeof(bits));
+        t.data[i] = static_cast<unsigned char>(bits >> 16);  // bf16: the float's high half
+        t.data[i + 1] = static_cast<unsigned char>(bits >> 24);
+      }
+      return t;
+    };
+    shard1_ = {weights("model.layers.0.mlp.weight", {300, 257}, 31),
+               MakeTensor("model.layers.0.norm.weight", "F32", {300}, 32),
+               weights("model.layers.1.attn.weight", {123, 45}, 33)};
+    shard2_ = {weights("model.layers.1.mlp.weight", {200, 99}, 34),
+               MakeTensor("model.norm.weight", "BF16", {32768}, 35)};
+    WriteSafetensors(dir_ + "/model-00001-of-00002.safetensors", shard1_);
+    WriteSafetensors(dir_ + "/model-00002-of-00002.safetensors", shard2_);
   }
 
   // The bytes of `block` as an acquire delivers them.
@@ -295,6 +323,51 @@ TEST_F(CheckpointTest, WarmRestartFindsTheBlocksInPmem) {
   for (const CheckpointBlock& b : again.blocks()) {
     EXPECT_EQ(b.persisted, b.name == "model.norm.weight") << b.name;  // the only block of shard 2 alone
   }
+}
+
+// With compression, the PMEM copies hold the codec's encoding (committed as
+// such): the first loads already upload from them encoded, and a later
+// process finds them encoded whatever compression it asks for, delivering
+// every tensor bit-exact without reading the files.
+TEST_F(CheckpointTest, PmemCopiesKeepTheEncodingAcrossARestart) {
+  WriteWeightLike();
+  CheckpointOptions options;
+  options.compression = codec::Compression::kAuto;
+  CodecStats first;
+  {
+    Open(/*with_pmem=*/true);
+    options.persist = runtime_->tier("pmem");
+    Result<uint64_t> id = runtime_->RegisterCheckpoint(dir_, options);
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    const Checkpoint& c = **runtime_->checkpoint(*id);
+    EXPECT_EQ(0u, runtime_->cache().codec_stats().blocks) << "nothing is encoded at registration";
+    ExpectTensorsIntact(c);  // file -> PMEM (encoded) -> GPU (decoded)
+    first = runtime_->cache().codec_stats();
+    EXPECT_EQ(2u, first.blocks) << "the two weight-like layers; the random final norm stays raw";
+    EXPECT_LT(static_cast<double>(first.stored_bytes), 0.85 * static_cast<double>(first.raw_bytes));
+    EXPECT_EQ(2u, first.uploads) << "the first loads came from the encoded copies";
+    for (const CheckpointBlock& b : c.blocks()) {
+      EXPECT_EQ("pmem", runtime_->cache().Info(b.id)->home_tier) << b.name;
+    }
+    runtime_.reset();
+  }
+  Open(/*with_pmem=*/true);
+  options.persist = runtime_->tier("pmem");
+  options.compression = codec::Compression::kOff;  // the copies are what they are
+  Result<uint64_t> id = runtime_->RegisterCheckpoint(dir_, options);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  const Checkpoint& c = **runtime_->checkpoint(*id);
+  for (const CheckpointBlock& b : c.blocks()) EXPECT_TRUE(b.persisted) << b.name;
+  CodecStats found = runtime_->cache().codec_stats();
+  EXPECT_EQ(first.blocks, found.blocks);
+  EXPECT_EQ(first.raw_bytes, found.raw_bytes);
+  EXPECT_EQ(first.stored_bytes, found.stored_bytes);
+  ExpectTensorsIntact(c);
+  EXPECT_EQ(0u, c.file_tier().stats().bytes_read) << "every block came from PMEM";
+  found = runtime_->cache().codec_stats();
+  EXPECT_EQ(2u, found.uploads);
+  EXPECT_EQ(first.moved_bytes, found.moved_bytes) << "the same encodings moved";
+  EXPECT_LT(static_cast<double>(found.moved_bytes), 0.85 * static_cast<double>(found.raw_bytes));
 }
 
 // A PMEM tier with room for one generation of the checkpoint: after both

@@ -66,7 +66,8 @@ def _check_tensor(name, parameter, tensor):
 def _runtime_config(budget, largest, options, user):
     chunk = parse_bytes(user.get("chunk_bytes", 16 << 20), "chunk_bytes")
     ring = int(user.get("staging_buffers", 4)) * chunk
-    config = {"gpu_cache_bytes": budget, "gpu_budget_bytes": budget + largest + (64 << 20),
+    pool = budget + largest + (64 << 20) + _weights.encoded_ring_bytes(user, chunk)
+    config = {"gpu_cache_bytes": budget, "gpu_budget_bytes": pool,
               "dram_bytes": ring + parse_bytes(options.get("dram_room", 0), "dram_room")}
     if options.get("pmem_path"):
         config["pmem_path"] = str(options["pmem_path"])

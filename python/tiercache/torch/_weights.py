@@ -237,13 +237,16 @@ def _check_devices(model, chosen, device):
                         "the modules that are not offloaded there first")
 
 
+def encoded_ring_bytes(user, chunk):
+    """Device memory the encoded uploads' ring takes from the pool (docs/codec.md)."""
+    return 3 * max(chunk, 1 << 20) if user.get("compression", "off") != "off" else 0
+
+
 def _runtime_config(home, gpu_budget, largest, total, count, options, user):
     chunk = parse_bytes(user.get("chunk_bytes", 16 << 20), "chunk_bytes")
     ring = int(user.get("staging_buffers", 4)) * chunk
     slack = count * 4096 + (1 << 20)
-    pool = gpu_budget + largest
-    if user.get("compression", "off") != "off":
-        pool += 3 * max(chunk, 1 << 20)  # the encoded uploads' device ring (docs/codec.md)
+    pool = gpu_budget + largest + encoded_ring_bytes(user, chunk)
     config = {"gpu_cache_bytes": gpu_budget, "gpu_budget_bytes": pool}
     if home == "dram":
         config["dram_bytes"] = total + ring + slack
@@ -274,20 +277,12 @@ def offload(model, gpu_budget, home="dram", modules=None, config=None, checkpoin
     built without weights (meta device), its layers become blocks homed on
     the checkpoint's files and every other parameter is read from it to the
     device (see ``_checkpoint``; options ``pmem_path=``/``pmem_bytes=`` keep
-    blocks in PMEM for a warm restart, ``prefetch=False`` waits for the first
+    blocks in PMEM for a warm restart, encoded there with ``compression=``
+    bf16/auto (the files are read as they are), ``prefetch=False`` waits for the first
     forward, ``group_prefix=`` as tiercache_register_safetensors; ``home``
     does not apply).
     Returns an OffloadHandle. On any error the model is left as it was.
     """
-    if checkpoint is not None:
-        if home != "dram":
-            raise _fail("home= does not apply with checkpoint= (the checkpoint is the home)")
-        if compression not in (None, "off"):
-            raise _fail("compression= does not apply with checkpoint= (its files are read as they are)")
-        from ._checkpoint import offload_checkpoint
-        return offload_checkpoint(model, checkpoint, gpu_budget, modules, config, **options)
-    if not isinstance(model, torch.nn.Module):
-        raise _fail(f"expected a torch.nn.Module, got {type(model).__name__}")
     config = dict(config or {})
     if compression is not None:
         if compression not in _COMPRESSIONS:
@@ -295,6 +290,16 @@ def offload(model, gpu_budget, home="dram", modules=None, config=None, checkpoin
         if config.setdefault("compression", compression) != compression:
             raise _fail(f"compression={compression!r} disagrees with config's "
                         f"compression={config['compression']!r}")
+    if checkpoint is not None:
+        if home != "dram":
+            raise _fail("home= does not apply with checkpoint= (the checkpoint is the home)")
+        if config.get("compression", "off") != "off" and not options.get("pmem_path"):
+            raise _fail("compression= with checkpoint= applies to the PMEM copies (pmem_path=): "
+                        "the checkpoint's files are read as they are")
+        from ._checkpoint import offload_checkpoint
+        return offload_checkpoint(model, checkpoint, gpu_budget, modules, config, **options)
+    if not isinstance(model, torch.nn.Module):
+        raise _fail(f"expected a torch.nn.Module, got {type(model).__name__}")
     if home not in _HOMES:
         raise _fail(f"home must be one of {', '.join(_HOMES)}, got {home!r}")
     budget = parse_bytes(gpu_budget, "gpu_budget")
