@@ -17,7 +17,8 @@ directory and reused while present. Then, in one process and one run:
 - the logits of every run compared with the first (bit-identical expected);
 - warm restart from PMEM: tiercache with a PMEM tier (a DAX directory given
   with --pmem, else a file-backed tier in the work directory): a first load
-  keeps the blocks there, a second registration reads them from it.
+  keeps the blocks there, a second registration reads them from it; once
+  with the copies stored as they are, once encoded (--pmem-compression).
 
 Targets (docs/perf.md): cold >= 0.9 of the O_DIRECT rate; warm >= 0.8 of the
 pinned peak. Writes <out>/checkpoint_load.json; progress on stdout.
@@ -145,8 +146,9 @@ def load_tiercache(directory, ids, context, fraction=1.0, **options):
     context["phases"]["model_built"] = time.perf_counter()
     layer = context["layer_bytes"]
     budget = int(fraction * context["layers"]) * layer + (64 << 20)
-    handle = tt.offload(model, checkpoint=directory, gpu_budget=budget,
-                        config={"chunk_bytes": "64MiB", "staging_buffers": 4}, **options)
+    config = {"chunk_bytes": "64MiB", "staging_buffers": 4}
+    config.update(context["config"])
+    handle = tt.offload(model, checkpoint=directory, gpu_budget=budget, config=config, **options)
     return model, handle
 
 
@@ -201,7 +203,11 @@ def main():
     parser.add_argument("--layers", type=int, default=16)
     parser.add_argument("--pmem", help="a DAX directory for the PMEM tier (default: a file in --work)")
     parser.add_argument("--skip-cold", action="store_true")
+    parser.add_argument("--pmem-compression", default="off,bf16",
+                        help="compressions of the PMEM copies to measure the warm restart with")
     parser.add_argument("--loaders", default="transformers,safetensors,tiercache_gpu,tiercache_stream")
+    parser.add_argument("--config", default="{}",
+                        help="JSON of runtime config keys over tiercache's (e.g. staging_buffers)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     work = args.work or args.out
@@ -230,7 +236,9 @@ def main():
     torch.cuda.empty_cache()
     log(f"pinned host->device peak: {results['pinned_peak_gbs']:.2f} GB/s")
     layer = (total - 2 * 32000 * 4096 * 2) // args.layers + (1 << 20)
-    context = {"checkpoint_bytes": total, "layers": args.layers, "layer_bytes": layer}
+    context = {"checkpoint_bytes": total, "layers": args.layers, "layer_bytes": layer,
+               "config": json.loads(args.config)}
+    results["config"] = context["config"]
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, 32000, (1, 32), generator=g).cuda()
     loaders = {"transformers": (load_transformers, {}),
@@ -256,17 +264,22 @@ def main():
                             **options)
         results["loaders"][name] = entry
     # Warm restart from PMEM.
+    # Once with the copies stored as they are, once encoded (compression=bf16:
+    # each load from PMEM moves about 0.71 of the bytes).
     pmem = args.pmem or os.path.join(work, "pmem")
     os.makedirs(pmem, exist_ok=True)
     pmem_file = os.path.join(pmem, "tiercache.pmem")
-    if os.path.exists(pmem_file) and not args.pmem:
-        os.remove(pmem_file)  # a fresh file-backed tier: the first load fills it
-    pmem_options = {"pmem_path": pmem, "pmem_bytes": int(total * 1.1) + (256 << 20)}
     restart = {"pmem": pmem, "dax": bool(args.pmem)}
-    restart["fill"] = run("tiercache fill pmem", load_tiercache, directory, ids, context, False,
-                          reference, **pmem_options)
-    restart["restart"] = run("tiercache from pmem", load_tiercache, directory, ids, context,
-                             False, reference, **pmem_options)
+    for compression in filter(None, args.pmem_compression.split(",")):
+        if os.path.exists(pmem_file):
+            os.remove(pmem_file)  # a fresh tier: the first load fills it
+        pmem_options = {"pmem_path": pmem, "pmem_bytes": int(total * 1.1) + (256 << 20),
+                        "compression": compression}
+        suffix = "" if compression == "off" else f"_{compression}"
+        restart["fill" + suffix] = run(f"tiercache fill pmem {compression}", load_tiercache,
+                                       directory, ids, context, False, reference, **pmem_options)
+        restart["restart" + suffix] = run(f"tiercache from pmem {compression}", load_tiercache,
+                                          directory, ids, context, False, reference, **pmem_options)
     results["pmem_restart"] = restart
     results["verdicts"] = verdicts(results)
     with open(os.path.join(args.out, "checkpoint_load.json"), "w") as f:
@@ -289,12 +302,13 @@ def verdicts(r):
         if ours and phase == "warm":
             v["target: tiercache warm >= 0.8 x pinned peak"] = ours["rate_gbs"] >= 0.8 * peak
     runs = [x for e in r["loaders"].values() for x in e.values() if x]
-    runs += [x for x in (r["pmem_restart"].get("fill"), r["pmem_restart"].get("restart")) if x]
+    runs += [x for k, x in r["pmem_restart"].items() if k.startswith(("fill", "restart")) and x]
     v["logits identical across loaders"] = all(x["logits_identical"] for x in runs)
-    restart = r["pmem_restart"].get("restart")
-    if restart:
-        v["pmem restart: blocks found in pmem"] = f"{restart['persisted_blocks']} of {restart['blocks']}"
-        v["pmem restart GB/s"] = restart["rate_gbs"]
+    for key, restart in r["pmem_restart"].items():
+        if not key.startswith("restart") or not restart:
+            continue
+        v[f"pmem {key}: blocks found in pmem"] = f"{restart['persisted_blocks']} of {restart['blocks']}"
+        v[f"pmem {key} GB/s"] = restart["rate_gbs"]
     return v
 
 
