@@ -152,6 +152,12 @@ def run_cupy(args):
 def run_jax(args):
     if args.allocator == "platform":
         os.environ["XLA_PYTHON_CLIENT_ALLOCATOR"] = "platform"
+    if args.deterministic:
+        # XLA autotunes GEMMs by timing (a different algorithm, different
+        # bits, run to run) and may reduce with atomics: both off, so two
+        # runs with one seed can be compared bit for bit.
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   " --xla_gpu_deterministic_ops=true --xla_gpu_autotune_level=0").strip()
     import jax
     import jax.numpy as jnp
     key = jax.random.PRNGKey(args.seed)
@@ -163,17 +169,22 @@ def run_jax(args):
         return y.sum(axis=0), y[:128, :128]
 
     start = time.perf_counter()
+    magnitude = 0.0
     for i in range(40):
-        n = 512 + (i * 331) % 1536
+        # Eight shapes in turn: eight compilations, and buffers of drifting sizes.
+        n = 512 + (i % 8) * 192
         key, sub = jax.random.split(key)
         x = jax.random.normal(sub, (n, 384), dtype=jnp.float32)
         s, block = step(x)
-        checksum.update(jax.device_get(s).tobytes())
-        checksum.update(jax.device_get(block).tobytes())
+        s, block = jax.device_get(s), jax.device_get(block)
+        checksum.update(s.tobytes())
+        checksum.update(block.tobytes())
+        magnitude += float(abs(s).sum()) + float(abs(block).sum())
     seconds = time.perf_counter() - start
     return {"engine": "jax", "jax": jax.__version__, "allocator": args.allocator,
-            "devices": [str(d) for d in jax.devices()],
-            "checksum": checksum.hexdigest()[:32], "seconds": round(seconds, 4),
+            "deterministic": args.deterministic, "devices": [str(d) for d in jax.devices()],
+            "checksum": checksum.hexdigest()[:32], "magnitude": magnitude,
+            "seconds": round(seconds, 4),
             "static_runtime_modules": static_runtime_modules("jax")}
 
 
@@ -185,6 +196,8 @@ def main():
     parser.add_argument("--allocator", default="default", choices=["default", "platform"])
     parser.add_argument("--layers", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--deterministic", action="store_true",
+                        help="jax: XLA's deterministic ops, no autotuning")
     args = parser.parse_args()
     result = {"torch": run_torch, "cupy": run_cupy, "jax": run_jax}[args.engine](args)
     stats = preload_stats()

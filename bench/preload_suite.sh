@@ -18,9 +18,10 @@
 #   jax        a jitted JAX workload with XLA's default (BFC) allocator and
 #              its platform allocator, plain and under LD_PRELOAD
 #   jax-repeat the JAX workload (default allocator) plain twice with the same
-#              seed, then under LD_PRELOAD: whether it is deterministic run to
-#              run, and so whether a differing checksum is the library's
-#              (not in the default steps)
+#              seed, then under LD_PRELOAD; once as XLA runs by default and
+#              once with its deterministic ops and no autotuning
+#              (--deterministic), where two plain runs must agree bit for bit
+#              and so the preloaded run must too (not in the default steps)
 # One "verdict:" line per comparison; logs and RESULT JSON lines land in
 # <output dir> (and preload.tgz there).
 set -uo pipefail
@@ -106,6 +107,8 @@ if a.get("peak_reserved_bytes") and b.get("peak_reserved_bytes"):
     extra += f"; peak reserved {a['peak_reserved_bytes']/2**30:.2f} -> {b['peak_reserved_bytes']/2**30:.2f} GiB"
 if "seconds" in a and "seconds" in b:
     extra += f"; {a['seconds']} s -> {b['seconds']} s"
+if a.get("magnitude") and b.get("magnitude"):
+    extra += f"; sum |outputs| relative difference {abs(a['magnitude'] - b['magnitude']) / a['magnitude']:.2e}"
 if b.get("static_runtime_modules"):
     extra += f"; static CUDA runtime in {','.join(b['static_runtime_modules'])}"
 if "preload_pool_active" in b:
@@ -173,11 +176,14 @@ PY
           "$out/jax_${allocator}_preload.json" checksum
       done ;;
     jax-repeat)
-      py jax_repeat_plain1 plain jax
-      py jax_repeat_plain2 plain jax
-      compare "jax plain run to run (determinism)" "$out/jax_repeat_plain1.json" "$out/jax_repeat_plain2.json" checksum
-      py jax_repeat_preload preload jax
-      compare "jax under LD_PRELOAD" "$out/jax_repeat_plain1.json" "$out/jax_repeat_preload.json" checksum ;;
+      for mode in default deterministic; do
+        flag=""; [ "$mode" = deterministic ] && flag="--deterministic"
+        py "jax_${mode}_plain1" plain jax $flag
+        py "jax_${mode}_plain2" plain jax $flag
+        compare "jax $mode plain run to run" "$out/jax_${mode}_plain1.json" "$out/jax_${mode}_plain2.json" checksum
+        py "jax_${mode}_preload" preload jax $flag
+        compare "jax $mode under LD_PRELOAD" "$out/jax_${mode}_plain1.json" "$out/jax_${mode}_preload.json" checksum
+      done ;;
     *) echo "unknown step $step" ;;
   esac
 done
