@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <random>
 
 #include <gtest/gtest.h>
 
@@ -18,6 +17,7 @@
 #include "alloc/emulated_device.h"
 #include "runtime/json.h"
 #include "runtime/runtime.h"
+#include "tests/codec/codec_test_util.h"
 #include "tests/runtime/safetensors_writer.h"
 
 namespace tiercache {
@@ -89,15 +89,7 @@ class CheckpointTest : public ::testing::Test {
   void WriteWeightLike() {
     auto weights = [](std::string name, std::vector<uint64_t> shape, uint32_t seed) {
       TestTensor t = MakeTensor(std::move(name), "BF16", std::move(shape), seed);
-      std::mt19937 rng(seed);
-      std::normal_distribution<float> normal(0.0f, 0.02f);
-      for (size_t i = 0; i + 1 < t.data.size(); i += 2) {
-        const float v = normal(rng);
-        uint32_t bits;
-        std::memcpy(&bits, &v, sizeof(bits));
-        t.data[i] = static_cast<unsigned char>(bits >> 16);  // bf16: the float's high half
-        t.data[i + 1] = static_cast<unsigned char>(bits >> 24);
-      }
+      t.data = testing::NormalBf16(t.data.size() / 2, 0.02f, seed);
       return t;
     };
     shard1_ = {weights("model.layers.0.mlp.weight", {300, 257}, 31),
