@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "codec/bf16_encoder.h"
+
 namespace tiercache::codec {
 
 Result<Compression> ParseCompression(std::string_view text) {
@@ -30,6 +32,13 @@ bool KeepEncoding(Compression mode, uint64_t raw_bytes, uint64_t encoded_bytes) 
       return static_cast<double>(encoded_bytes) <= (1.0 - kAutoMinSaving) * static_cast<double>(raw_bytes);
   }
   return false;
+}
+
+Result<std::vector<uint8_t>> EncodeFor(Compression mode, const void* data, size_t bytes) {
+  if (mode == Compression::kOff) return std::vector<uint8_t>{};
+  TC_ASSIGN_OR_RETURN(std::vector<uint8_t> encoded, EncodeBf16(data, bytes));
+  if (!KeepEncoding(mode, bytes, encoded.size())) encoded.clear();
+  return encoded;
 }
 
 }  // namespace tiercache::codec

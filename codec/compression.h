@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -26,6 +27,11 @@ const char* CompressionName(Compression mode);
 // Whether a block of `raw_bytes` whose encoding takes `encoded_bytes` is
 // stored encoded under `mode`.
 bool KeepEncoding(Compression mode, uint64_t raw_bytes, uint64_t encoded_bytes);
+
+// What `mode` stores for data[0, bytes): the bf16 encoding, or an empty
+// vector when the bytes are kept as they are (off, or auto without the
+// saving). Errors are EncodeBf16's.
+Result<std::vector<uint8_t>> EncodeFor(Compression mode, const void* data, size_t bytes);
 
 }  // namespace tiercache::codec
 

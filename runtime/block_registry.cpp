@@ -10,7 +10,6 @@
 #include "common/log.h"
 #include "runtime/block_cache.h"
 #include "runtime/block_cache_internal.h"
-#include "codec/bf16_encoder.h"
 #include "codec/bf16_format.h"
 #include "runtime/checksum.h"
 
@@ -209,11 +208,7 @@ Result<BlockId> BlockCache::RegisterFromBuffer(std::string name, const void* dat
     return Status::InvalidArgument("cache: register needs a home tier, data and bytes > 0");
   }
   TC_ASSIGN_OR_RETURN(const codec::Compression mode, CompressionOf(compression));
-  std::vector<uint8_t> encoded;
-  if (mode != codec::Compression::kOff) {
-    TC_ASSIGN_OR_RETURN(encoded, codec::EncodeBf16(data, bytes));
-    if (!codec::KeepEncoding(mode, bytes, encoded.size())) encoded.clear();
-  }
+  TC_ASSIGN_OR_RETURN(const std::vector<uint8_t> encoded, codec::EncodeFor(mode, data, bytes));
   const bool keep_encoded = !encoded.empty();
   if (keep_encoded) TC_RETURN_IF_ERROR(transfer_->PrepareEncodedUploads());
   const void* stored = keep_encoded ? encoded.data() : data;

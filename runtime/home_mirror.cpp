@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "codec/bf16_encoder.h"
+#include "codec/compression.h"
 #include "common/log.h"
 #include "runtime/block_cache.h"
 #include "runtime/block_cache_internal.h"
@@ -51,9 +51,9 @@ void BlockCache::MirrorHome(Block* b) {
       const Status read = transfer_->ReadChunk(home, offset, whole.data() + offset, n, &verify, index);
       if (!read.ok()) return give_up(read);
     }
-    Result<std::vector<uint8_t>> encoding = codec::EncodeBf16(whole.data(), whole.size());
+    Result<std::vector<uint8_t>> encoding = codec::EncodeFor(mode, whole.data(), whole.size());
     if (!encoding.ok()) return give_up(encoding.status());
-    if (codec::KeepEncoding(mode, b->bytes, encoding->size())) {
+    if (!encoding->empty()) {
       whole = std::move(encoding).value();
       encoded = true;
     }
