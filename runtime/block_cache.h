@@ -169,9 +169,11 @@ class BlockCache {
   // extent committed with kCommitFlagBf16 holds the codec's encoding: the
   // block is its decoded size and stays encoded (whatever the config's
   // compression now); its header, table and directory are checked here
-  // (kCorruption). Unknown flags (a newer writer) are kUnsupported.
+  // (kCorruption). Unknown flags (a newer writer) are kUnsupported. With
+  // `expected_bytes` (0: any), a block of another size is kCorruption and
+  // nothing is registered.
   Result<BlockId> RegisterFromKey(std::string name, Tier* home, uint64_t key,
-                                  GroupId group = kNoGroup);
+                                  GroupId group = kNoGroup, uint64_t expected_bytes = 0);
   // As RegisterFromTier, and the first load from home also copies the
   // block into a new extent of `mirror` (an attached persistent tier with
   // host addresses: PMEM), commits it there under `key` and re-homes the

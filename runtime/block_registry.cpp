@@ -363,7 +363,7 @@ Result<uint64_t> EncodedBlockBytes(Tier* home, const Extent& extent) {
 }  // namespace
 
 Result<BlockId> BlockCache::RegisterFromKey(std::string name, Tier* home, uint64_t key,
-                                            GroupId group) {
+                                            GroupId group, uint64_t expected_bytes) {
   if (home == nullptr) return Status::InvalidArgument("cache: null home tier");
   uint32_t flags = 0;
   TC_ASSIGN_OR_RETURN(Extent extent, home->Lookup(key, &flags));  // verifies the tier's checksum
@@ -372,11 +372,19 @@ Result<BlockId> BlockCache::RegisterFromKey(std::string name, Tier* home, uint64
                                " was committed with flags " + std::to_string(flags) +
                                " this version does not know");
   }
-  if ((flags & kCommitFlagBf16) == 0) return RegisterFromTier(std::move(name), home, extent, group);
-  TC_ASSIGN_OR_RETURN(const uint64_t decoded, EncodedBlockBytes(home, extent));
-  TC_RETURN_IF_ERROR(transfer_->PrepareEncodedUploads());
-  return AddBlock(std::move(name), decoded, home, extent, false, group,
-                  HostChecksums(home, extent), /*encoded=*/true);
+  const bool encoded = (flags & kCommitFlagBf16) != 0;
+  uint64_t bytes = extent.length;
+  if (encoded) {
+    TC_ASSIGN_OR_RETURN(bytes, EncodedBlockBytes(home, extent));
+  }
+  if (expected_bytes != 0 && bytes != expected_bytes) {
+    return Status::Corruption(home->name() + ": key " + std::to_string(key) + " holds a block of " +
+                              std::to_string(bytes) + " bytes, not the " +
+                              std::to_string(expected_bytes) + " expected");
+  }
+  if (encoded) TC_RETURN_IF_ERROR(transfer_->PrepareEncodedUploads());
+  return AddBlock(std::move(name), bytes, home, extent, false, group, HostChecksums(home, extent),
+                  encoded);
 }
 
 CodecStats BlockCache::codec_stats() const {

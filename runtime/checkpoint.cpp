@@ -229,19 +229,11 @@ Status Checkpoint::Build(const std::string& path, const CheckpointOptions& optio
     if (options.persist != nullptr) {
       // Kept by an earlier process: raw, or encoded (RegisterFromKey reads
       // which and the decoded size) under whatever compression it had.
-      Result<BlockId> kept = cache_->RegisterFromKey(block.name, options.persist, hash.value());
-      if (kept.ok()) {
-        Result<BlockInfo> info = cache_->Info(*kept);
-        if (info.ok() && info->bytes == length) {
-          id = kept;
-          block.persisted = true;
-        } else {
-          (void)cache_->Unregister(*kept);
-        }
-      }
+      id = cache_->RegisterFromKey(block.name, options.persist, hash.value(), kNoGroup, length);
+      block.persisted = id.ok();
       if (!block.persisted) {
-        const ErrorCode why = kept.ok() ? ErrorCode::kOk : kept.status().code();
-        if (why == ErrorCode::kAlreadyExists) return kept.status();  // the name, not the key
+        const ErrorCode why = id.status().code();
+        if (why == ErrorCode::kAlreadyExists) return id.status();  // the name, not the key
         if (why != ErrorCode::kNotFound) {
           (void)options.persist->Forget(hash.value());  // stale or damaged: copied again
         }

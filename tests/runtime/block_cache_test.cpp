@@ -100,7 +100,11 @@ TEST(BlockCacheTest, PmemHomedBlockFoundAgainByKey) {
   ASSERT_TRUE(reopened.ok());
   CacheRig rig;
   PmemTier* pmem = rig.Adopt(std::move(reopened).value());
-  auto id = rig.cache->RegisterFromKey("p0", pmem, 42);
+  // A caller that knows the block's size refuses an entry of another.
+  EXPECT_EQ(rig.cache->RegisterFromKey("p0", pmem, 42, kNoGroup, data.size() + 1).status().code(),
+            ErrorCode::kCorruption);
+  EXPECT_FALSE(rig.cache->FindBlock("p0").ok()) << "nothing registered";
+  auto id = rig.cache->RegisterFromKey("p0", pmem, 42, kNoGroup, data.size());
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   auto ptr = rig.cache->Acquire(*id, rig.stream);
   ASSERT_TRUE(ptr.ok()) << ptr.status().ToString();
