@@ -16,7 +16,9 @@
 #   cupy       a pool-heavy CuPy workload with its default pool, no pool and
 #              its async pool, plain and under LD_PRELOAD
 #   jax        a jitted JAX workload with XLA's default (BFC) allocator and
-#              its platform allocator, plain and under LD_PRELOAD
+#              its platform allocator, plain and under LD_PRELOAD, with XLA's
+#              deterministic ops and no autotuning (see jax-repeat) so the
+#              checksums can judge the library (JAX_ALLOCATORS=platform: that one)
 #   jax-repeat the JAX workload (default allocator) plain twice with the same
 #              seed, then under LD_PRELOAD; once as XLA runs by default and
 #              once with its deterministic ops and no autotuning
@@ -169,9 +171,9 @@ PY
         compare "cupy pool=$pool under LD_PRELOAD" "$out/cupy_${pool}_plain.json" "$out/cupy_${pool}_preload.json" checksum
       done ;;
     jax)
-      for allocator in default platform; do
-        py "jax_${allocator}_plain" plain jax --allocator "$allocator"
-        py "jax_${allocator}_preload" preload jax --allocator "$allocator"
+      for allocator in ${JAX_ALLOCATORS:-default platform}; do
+        py "jax_${allocator}_plain" plain jax --allocator "$allocator" --deterministic
+        py "jax_${allocator}_preload" preload jax --allocator "$allocator" --deterministic
         compare "jax allocator=$allocator under LD_PRELOAD" "$out/jax_${allocator}_plain.json" \
           "$out/jax_${allocator}_preload.json" checksum
       done ;;
