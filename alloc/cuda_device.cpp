@@ -137,6 +137,14 @@ Status CudaDevice::RegisterHost(void* pointer, size_t bytes) {
   return FromCuda(cudaHostRegister(pointer, bytes, cudaHostRegisterPortable), "cudaHostRegister");
 }
 
+Status CudaDevice::RegisterHostReadOnly(const void* pointer, size_t bytes) {
+  if (pointer == nullptr || bytes == 0) return Status::InvalidArgument("RegisterHost of an empty range");
+  TC_RETURN_IF_ERROR(UseDevice());
+  return FromCuda(cudaHostRegister(const_cast<void*>(pointer), bytes,
+                                   cudaHostRegisterPortable | cudaHostRegisterReadOnly),
+                  "cudaHostRegister(read-only)");
+}
+
 Status CudaDevice::UnregisterHost(void* pointer) {
   return FromCuda(cudaHostUnregister(pointer), "cudaHostUnregister");
 }

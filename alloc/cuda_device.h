@@ -64,6 +64,7 @@ class CudaDevice final : public Device {
   Status UnmapMemory(void* address, size_t bytes) override;
 
   Status RegisterHost(void* pointer, size_t bytes) override;
+  Status RegisterHostReadOnly(const void* pointer, size_t bytes) override;
   Status UnregisterHost(void* pointer) override;
 
   Result<Stream> CreateStream() override;

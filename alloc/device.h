@@ -81,6 +81,12 @@ class Device {
   // Page-locks existing host memory (cudaHostRegister). The emulated device
   // records the range so tests can check pinning happened.
   virtual Status RegisterHost(void* pointer, size_t bytes) = 0;
+  // The same for memory the device only reads and the process may only read
+  // (a PROT_READ file mapping: cudaHostRegisterReadOnly). Undone by
+  // UnregisterHost.
+  virtual Status RegisterHostReadOnly(const void* pointer, size_t bytes) {
+    return RegisterHost(const_cast<void*>(pointer), bytes);
+  }
   virtual Status UnregisterHost(void* pointer) = 0;
 
   virtual Result<Stream> CreateStream() = 0;

@@ -41,4 +41,9 @@ Status FaultInjectingDevice::RegisterHost(void* p, size_t n) {
   return inner_->RegisterHost(p, n);
 }
 
+Status FaultInjectingDevice::RegisterHostReadOnly(const void* p, size_t n) {
+  TC_RETURN_IF_ERROR(Injected(FaultSite::kDeviceRegisterHost));
+  return inner_->RegisterHostReadOnly(p, n);
+}
+
 }  // namespace tiercache

@@ -5,7 +5,7 @@
 // Sites consulted (target "device"):
 //   kDeviceAllocate      AllocateMemory, MapMemory: kOutOfMemory (any
 //                        action but kDelay) fails the call, nothing allocated
-//   kDeviceRegisterHost  RegisterHost: kRefuse (or any action but kDelay)
+//   kDeviceRegisterHost  RegisterHost(ReadOnly): kRefuse (or any action but kDelay)
 //                        fails it with kPermissionDenied, as a driver that
 //                        refuses to lock pages does
 // kDelay sleeps, then forwards. Everything else forwards unchanged.
@@ -43,6 +43,7 @@ class FaultInjectingDevice final : public Device {
     return inner_->UnmapMemory(address, bytes);
   }
   Status RegisterHost(void* p, size_t n) override;
+  Status RegisterHostReadOnly(const void* p, size_t n) override;
   Status UnregisterHost(void* p) override { return inner_->UnregisterHost(p); }
   Result<Stream> CreateStream() override { return inner_->CreateStream(); }
   Result<Stream> CreateStreamWithPriority(int priority) override {

@@ -186,7 +186,9 @@ Status Checkpoint::Build(const std::string& path, const CheckpointOptions& optio
     t.file_offset = all[i].tensor.begin;
     tensor_bytes_ += t.bytes;
   }
-  TC_RETURN_IF_ERROR(cache_->AttachTier(tier_.get(), false));
+  // Pinned, the files are a registered home: uploads DMA from them.
+  const bool pinned = options.pin && tier_->PinResidentFiles(options.pin, options.unpin);
+  TC_RETURN_IF_ERROR(cache_->AttachTier(tier_.get(), pinned));
   const uint64_t align = tier_->alignment();
   for (const auto& [key, members] : groups) {
     // Ranges of adjacent tensors, each at a block offset congruent with its

@@ -58,6 +58,11 @@ struct CheckpointOptions {
   // themselves are always read as they are.
   std::optional<codec::Compression> compression;
   FileTierOptions files;     // read mode, queue depth, alignment
+  // How the files' page cache is registered for DMA when every file is
+  // wholly resident (FileTier::PinResidentFiles; the runtime passes the
+  // device's RegisterHostReadOnly); empty: never, every read is staged.
+  FileTier::PinFunction pin;
+  FileTier::UnpinFunction unpin;
 };
 
 struct CheckpointTensor {

@@ -43,6 +43,7 @@ const std::vector<Field>& Fields() {
       {"nvme_direct", FieldType::kBool, &C::nvme_direct},
       {"checkpoint_read_mode", FieldType::kString, &C::checkpoint_read_mode},
       {"checkpoint_queue_depth", FieldType::kInt, &C::checkpoint_queue_depth},
+      {"checkpoint_pin_page_cache", FieldType::kBool, &C::checkpoint_pin_page_cache},
       {"chunk_bytes", FieldType::kBytes, &C::chunk_bytes},
       {"staging_buffers", FieldType::kInt, &C::staging_buffers},
       {"verify_checksums", FieldType::kBool, &C::verify_checksums},

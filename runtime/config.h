@@ -53,6 +53,11 @@ struct RuntimeConfig {
   // "direct" or "buffered" force one way.
   std::string checkpoint_read_mode = "auto";
   int64_t checkpoint_queue_depth = 64;  // O_DIRECT reads in the kernel at once
+  // A checkpoint whose files lie wholly in the page cache when registered
+  // (and take at most half the memory) has that page cache pinned for DMA:
+  // its blocks are copied to the GPU straight from it, at the link's rate,
+  // with no host copy; the pages stay resident until the checkpoint closes.
+  bool checkpoint_pin_page_cache = true;
 
   // ---- transfer engine --------------------------------------------------
   // Copy chunk size: 16 MiB or more keeps PCIe near its peak (1 MiB chunks

@@ -100,6 +100,11 @@ Runtime::~Runtime() {
 Result<uint64_t> Runtime::RegisterCheckpoint(const std::string& path, CheckpointOptions options) {
   TC_ASSIGN_OR_RETURN(options.files.mode, ParseFileReadMode(config_.checkpoint_read_mode.c_str()));
   options.files.io.queue_depth = static_cast<uint32_t>(config_.checkpoint_queue_depth);
+  if (config_.checkpoint_pin_page_cache && !options.pin) {
+    Device* raw = device_.get();
+    options.pin = [raw](const void* p, size_t n) { return raw->RegisterHostReadOnly(p, n); };
+    options.unpin = [raw](void* p) { return raw->UnregisterHost(p); };
+  }
   TC_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint,
                       Checkpoint::Open(cache_.get(), path, options));
   std::lock_guard<std::mutex> lock(checkpoints_mutex_);
@@ -198,6 +203,8 @@ std::string Runtime::StatsJson() const {
           .Key("edge_bytes").Uint(f.edge_bytes)
           .Key("cached_bytes").Uint(f.cached_bytes)
           .Key("zero_bytes").Uint(f.zero_bytes)
+          .Key("pinned_bytes").Uint(f.pinned_bytes)
+          .Key("mapped_bytes").Uint(f.mapped_bytes)
           .Key("changed_files").Uint(f.changed_files)
           .Key("direct_transfers").Uint(f.direct_engine.transfers)
           .Key("fixed_buffer_transfers").Uint(f.direct_engine.fixed_buffer_transfers)

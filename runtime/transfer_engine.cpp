@@ -213,28 +213,33 @@ std::shared_ptr<TransferJob> TransferEngine::Upload(const HostLocation& source, 
     return job;
   }
   auto* dst = static_cast<unsigned char*>(device_dst);
-  const auto* src = static_cast<const unsigned char*>(source.tier->HostAddress(source.extent));
-  if (!source.direct || src == nullptr) {
+  // A registered home DMAs from its host memory (pinned DRAM: one run; a
+  // checkpoint pinned in the page cache: a run per piece, zeros set on the
+  // device). Anything else, a changed file included, goes through the
+  // staged read, which reports what is wrong.
+  std::vector<Tier::HostRun> runs;
+  if (!source.direct || !source.tier->HostRuns(source.extent, bytes, &runs).ok()) {
     Post([this, job, source, dst, bytes, wait_event, checksums, fill_checksums] {
       StagedUpload(job, source, dst, bytes, wait_event, checksums, fill_checksums);
     });
     return job;
   }
-  if (wait_event != nullptr) {
-    Status s = device_->StreamWaitEvent(upload_stream_, wait_event);
-    if (!s.ok()) {
-      Fail(job, std::move(s));
-      return job;
+  Status s = Status::Ok();
+  if (wait_event != nullptr) s = device_->StreamWaitEvent(upload_stream_, wait_event);
+  uint64_t at = 0;
+  for (const Tier::HostRun& run : runs) {
+    const auto* src = static_cast<const unsigned char*>(run.data);
+    for (uint64_t offset = 0; s.ok() && offset < run.bytes; offset += options_.chunk_bytes) {
+      const uint64_t n = std::min(options_.chunk_bytes, run.bytes - offset);
+      s = src == nullptr ? device_->MemsetAsync(dst + at + offset, 0, n, upload_stream_)
+                         : device_->CopyAsync(dst + at + offset, src + offset, n,
+                                              CopyKind::kHostToDevice, upload_stream_);
     }
+    at += run.bytes;
   }
-  for (uint64_t offset = 0; offset < bytes; offset += options_.chunk_bytes) {
-    const uint64_t n = std::min(options_.chunk_bytes, bytes - offset);
-    Status s = device_->CopyAsync(dst + offset, src + offset, n, CopyKind::kHostToDevice,
-                                  upload_stream_);
-    if (!s.ok()) {
-      Fail(job, std::move(s));
-      return job;
-    }
+  if (!s.ok()) {
+    Fail(job, std::move(s));
+    return job;
   }
   Seal(job, upload_stream_);
   return job;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -140,6 +141,10 @@ FileTier::~FileTier() {
   direct_.reset();  // wait for every request in flight
   buffered_.reset();
   for (const auto& f : files_) {
+    if (pinned() && f->map != nullptr) {
+      Status s = unpin_(f->map);
+      if (!s.ok()) TC_LOG_WARN("%s: unpinning %s failed: %s", name().c_str(), f->path.c_str(), s.ToString().c_str());
+    }
     if (f->map != nullptr) ::munmap(f->map, f->map_bytes);
     if (f->direct_fd >= 0) ::close(f->direct_fd);
     ::close(f->fd);
@@ -306,7 +311,7 @@ Status FileTier::Segments(uint64_t address, unsigned char* dst, uint64_t bytes,
     s.file = p.file == FilePiece::kZeros ? nullptr : files_[static_cast<size_t>(p.file)].get();
     s.offset = p.offset + (lo - m.starts[i]);
     s.bytes = hi - lo;
-    s.dst = dst + (lo - begin);
+    s.dst = dst == nullptr ? nullptr : dst + (lo - begin);  // HostRuns has no destination
     out->push_back(s);
   }
   return Status::Ok();
@@ -471,6 +476,66 @@ Status FileTier::RegisterBufferImpl(void* buffer, uint64_t bytes) {
   return direct_->RegisterBuffer(buffer, bytes);
 }
 
+bool FileTier::PinResidentFiles(PinFunction pin, UnpinFunction unpin) {
+  std::unique_lock<std::shared_mutex> lock(mutex_);
+  if (pinned() || !pin || !unpin || files_.empty()) return false;
+  uint64_t total = 0;
+  for (const auto& f : files_) {
+    if (f->identity.size == 0) continue;
+    if (f->map == nullptr || !Resident(*f, 0, f->identity.size)) return false;
+    total += f->identity.size;
+  }
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  const uint64_t memory = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+  if (total > memory / 2) {
+    TC_LOG_INFO("%s: %s of files in the page cache is over half the memory: not pinned", name().c_str(),
+                FormatBytes(total).c_str());
+    return false;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < files_.size(); ++i) {
+    const File& f = *files_[i];
+    if (f.map == nullptr) continue;
+    Status s = pin(f.map, f.map_bytes);
+    if (s.ok()) continue;
+    for (size_t j = 0; j < i; ++j) {
+      if (files_[j]->map != nullptr) (void)unpin(files_[j]->map);
+    }
+    TC_LOG_INFO("%s: the page cache of %s cannot be pinned for DMA (%s): reading through the staging ring",
+                name().c_str(), f.path.c_str(), s.ToString().c_str());
+    return false;
+  }
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  TC_LOG_INFO("%s: pinned %s of page cache in %zu file(s) for DMA in %.1f ms", name().c_str(),
+              FormatBytes(total).c_str(), files_.size(), ms);
+  unpin_ = std::move(unpin);
+  pinned_bytes_ = total;
+  pinned_.store(true, std::memory_order_release);
+  return true;
+}
+
+Status FileTier::HostRunsImpl(uint64_t address, uint64_t bytes, std::vector<HostRun>* runs) const {
+  if (!pinned()) return Status::Unavailable(name() + ": its files are not pinned in the page cache");
+  std::vector<Segment> segments;
+  TC_RETURN_IF_ERROR(Segments(address, nullptr, bytes, &segments));
+  std::vector<const File*> checked;
+  uint64_t mapped = 0;
+  for (const Segment& s : segments) {
+    if (s.file == nullptr) {
+      runs->push_back({nullptr, s.bytes});
+      continue;
+    }
+    if (std::find(checked.begin(), checked.end(), s.file) == checked.end()) {
+      TC_RETURN_IF_ERROR(CheckIdentity(*s.file));
+      checked.push_back(s.file);
+    }
+    runs->push_back({static_cast<const unsigned char*>(s.file->map) + s.offset, s.bytes});
+    mapped += s.bytes;
+  }
+  mapped_bytes_.fetch_add(mapped, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
 FileTierStats FileTier::file_stats() const {
   FileTierStats s;
   s.direct_engine = direct_->stats();
@@ -480,6 +545,8 @@ FileTierStats FileTier::file_stats() const {
   s.cached_bytes = cached_bytes_.load(std::memory_order_relaxed);
   s.zero_bytes = zero_bytes_.load(std::memory_order_relaxed);
   s.changed_files = changed_files_.load(std::memory_order_relaxed);
+  s.pinned_bytes = pinned() ? pinned_bytes_ : 0;
+  s.mapped_bytes = mapped_bytes_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -26,6 +26,14 @@
 //   (io_uring with registered buffers and files, or the pread pool where
 //   io_uring is refused); page-cache reads run on a pread pool, whose
 //   threads copy from the page cache in parallel.
+// - PinResidentFiles() registers the files' read-only mappings for DMA with
+//   a function the caller gives (the runtime's Device::RegisterHostReadOnly)
+//   when every file lies wholly in the page cache and together they take at
+//   most half the machine's memory; all files or none. Once pinned,
+//   HostRuns() hands out the mapped bytes of an extent (one run per piece,
+//   identities checked first, as Read() does), so a device copies straight
+//   from the page cache with no host copy; the pages stay resident until
+//   the tier is destroyed. Read() works as before.
 // - Write() is kPermissionDenied: the files are never written.
 // - Fallbacks, each recorded once: "file.o_direct" when the filesystem
 //   refuses O_DIRECT (all reads then go through the page cache), and
@@ -38,6 +46,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <shared_mutex>
@@ -91,6 +100,8 @@ struct FileTierStats {
   uint64_t cached_bytes = 0;    // read through the page cache
   uint64_t zero_bytes = 0;      // padding
   uint64_t changed_files = 0;   // reads refused because a file changed
+  uint64_t pinned_bytes = 0;    // page cache registered for DMA (PinResidentFiles)
+  uint64_t mapped_bytes = 0;    // handed out by HostRuns for DMA (padding excluded)
 };
 
 class FileTier : public Tier {
@@ -114,6 +125,16 @@ class FileTier : public Tier {
   Result<Extent> Map(const std::vector<FilePiece>& pieces);
   Status Unmap(const Extent& extent);
 
+  // See the contract. `pin` registers a read-only range, `unpin` undoes it
+  // (called for each pinned file when the tier is destroyed, or at once for
+  // those done when a later one fails: then nothing stays pinned). False
+  // when nothing was pinned (a file not wholly resident, too large, or a
+  // refusal, logged once). REQUIRES: called once, after the last AddFile().
+  using PinFunction = std::function<Status(const void*, size_t)>;
+  using UnpinFunction = std::function<Status(void*)>;
+  bool PinResidentFiles(PinFunction pin, UnpinFunction unpin);
+  bool pinned() const { return pinned_.load(std::memory_order_acquire); }
+
   FileReadMode mode() const { return mode_; }
   uint64_t alignment() const { return align_; }
   FileTierStats file_stats() const;
@@ -127,6 +148,7 @@ class FileTier : public Tier {
   void ReadAsyncImpl(uint64_t address, void* dst, uint64_t bytes, IoCallback done) override;
   Status WriteImpl(uint64_t address, const void* src, uint64_t bytes) override;
   Status RegisterBufferImpl(void* buffer, uint64_t bytes) override;
+  Status HostRunsImpl(uint64_t address, uint64_t bytes, std::vector<HostRun>* runs) const override;
 
  private:
   struct File;
@@ -169,6 +191,10 @@ class FileTier : public Tier {
 
   std::atomic<uint64_t> direct_bytes_{0}, edge_bytes_{0}, cached_bytes_{0}, zero_bytes_{0};
   mutable std::atomic<uint64_t> changed_files_{0};
+  std::atomic<bool> pinned_{false};
+  uint64_t pinned_bytes_ = 0;  // set once by PinResidentFiles
+  UnpinFunction unpin_;
+  mutable std::atomic<uint64_t> mapped_bytes_{0};
 };
 
 }  // namespace tiercache

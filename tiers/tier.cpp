@@ -201,6 +201,25 @@ void* Tier::HostAddress(const Extent& extent) const {
   return HostAddressImpl(extent.offset);
 }
 
+Status Tier::HostRuns(const Extent& extent, uint64_t bytes, std::vector<HostRun>* runs) const {
+  if (runs == nullptr || bytes == 0 || bytes > extent.length) {
+    return Status::InvalidArgument(name() + ": HostRuns of a bad range");
+  }
+  {
+    std::lock_guard<std::mutex> lock(space_mutex_);
+    if (!space_.IsLive(extent)) return Status::InvalidArgument(name() + ": HostRuns of a free extent");
+  }
+  runs->clear();
+  return HostRunsImpl(extent.offset, bytes, runs);
+}
+
+Status Tier::HostRunsImpl(uint64_t address, uint64_t bytes, std::vector<HostRun>* runs) const {
+  const void* data = HostAddressImpl(address);
+  if (data == nullptr) return Status::Unavailable(name() + ": its bytes are not in host memory");
+  runs->push_back({data, bytes});
+  return Status::Ok();
+}
+
 Status Tier::Commit(uint64_t key, const Extent& extent, uint32_t flags) {
   {
     std::lock_guard<std::mutex> lock(space_mutex_);

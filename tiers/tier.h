@@ -37,6 +37,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/fault_injector.h"
 #include "common/status.h"
@@ -99,6 +100,20 @@ class Tier {
   // PMEM, memory), nullptr otherwise. Valid while the extent is allocated.
   void* HostAddress(const Extent& extent) const;
 
+  // The extent's first `bytes` (<= extent.length) as runs of host memory,
+  // back to back, for a tier whose bytes lie in host memory: one run at
+  // HostAddress() for byte-addressable tiers; one per piece for a file tier
+  // whose files are pinned in the page cache. A run with data == nullptr
+  // reads as zeros. kUnavailable when the bytes are not in host memory (read
+  // them instead); a file tier fails as Read() would (kCorruption for a
+  // changed file). Whether the memory is registered with a device is the
+  // caller's knowledge. Valid while the extent is allocated.
+  struct HostRun {
+    const void* data = nullptr;
+    uint64_t bytes = 0;
+  };
+  Status HostRuns(const Extent& extent, uint64_t bytes, std::vector<HostRun>* runs) const;
+
   // Lets the tier register a host buffer it will often read into or write
   // from (io_uring fixed buffers). A hint: always safe to skip.
   Status RegisterBuffer(void* buffer, uint64_t bytes) { return RegisterBufferImpl(buffer, bytes); }
@@ -137,6 +152,8 @@ class Tier {
                               IoCallback done);
   virtual Status FlushImpl() { return Status::Ok(); }
   virtual void* HostAddressImpl(uint64_t /*address*/) const { return nullptr; }
+  // Default: one run at HostAddressImpl(address), or kUnavailable.
+  virtual Status HostRunsImpl(uint64_t address, uint64_t bytes, std::vector<HostRun>* runs) const;
   virtual Status RegisterBufferImpl(void* /*buffer*/, uint64_t /*bytes*/) { return Status::Ok(); }
   virtual bool IsPersistentImpl() const { return false; }
   virtual Status CommitImpl(uint64_t key, const Extent& extent, uint32_t flags);

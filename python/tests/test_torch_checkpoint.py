@@ -76,15 +76,18 @@ def dtype(request):
 
 
 @pytest.mark.parametrize("layers_on_gpu", [1, 4])
-def test_a_weightless_model_runs_from_the_checkpoint(tmp_path, ids, dtype, layers_on_gpu):
+@pytest.mark.parametrize("pinned", [True, False], ids=["pinned-page-cache", "staged"])
+def test_a_weightless_model_runs_from_the_checkpoint(tmp_path, ids, dtype, layers_on_gpu, pinned):
     model = make_model(dtype=dtype)
     with torch.no_grad():
         logits = model(ids)
     tokens = model.generate(ids, 5)
     write_sharded(str(tmp_path), model.state_dict())
     empty = weightless(make_model(dtype=dtype, seed=5))
+    # The files were just written: in the page cache, so pinned for DMA by default.
     handle = tt.offload(empty, checkpoint=str(tmp_path),
-                        gpu_budget=layers_on_gpu * layer_bytes(empty))
+                        gpu_budget=layers_on_gpu * layer_bytes(empty),
+                        config={"checkpoint_pin_page_cache": pinned})
     assert all(not p.is_meta for p in empty.parameters())
     with torch.no_grad():
         assert torch.equal(empty(ids), logits)
@@ -92,7 +95,14 @@ def test_a_weightless_model_runs_from_the_checkpoint(tmp_path, ids, dtype, layer
     assert len(handle.checkpoint["files"]) == 2
     stats = handle.stats()
     assert stats["blocks"]["registered"] == 4  # the layers; embeddings etc. were dropped once read
-    assert stats["checkpoints"][0]["bytes_read"] >= handle.checkpoint["tensor_bytes"]
+    read = stats["checkpoints"][0]
+    if pinned:
+        assert read["pinned_bytes"] > 0
+        assert read["mapped_bytes"] >= handle.checkpoint["tensor_bytes"]
+        assert read["bytes_read"] == 0  # copied from the page cache, never on the host
+    else:
+        assert read["pinned_bytes"] == 0
+        assert read["bytes_read"] >= handle.checkpoint["tensor_bytes"]
     handle.close()
     with torch.no_grad():
         assert torch.equal(empty(ids), logits)  # close() leaves the weights on the device

@@ -2,6 +2,7 @@
 #include "tiers/file_tier.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -218,6 +219,122 @@ TEST_P(FileTierTest, AddFileNamesWhatIsWrong) {
   EXPECT_EQ(missing.status().code(), ErrorCode::kNotFound);
   EXPECT_NE(missing.status().message().find("missing.bin"), std::string::npos);
   EXPECT_FALSE(tier_->AddFile(dir_.path()).ok());  // a directory
+}
+
+// Records what PinResidentFiles asks the device for; refuses the call
+// numbered `refuse` (0: none).
+struct PinRecorder {
+  std::vector<std::pair<const void*, size_t>> pinned;
+  std::vector<void*> unpinned;
+  int calls = 0;
+  int refuse = 0;
+  FileTier::PinFunction Pin() {
+    return [this](const void* p, size_t n) {
+      if (++calls == refuse) return Status::PermissionDenied("refused");
+      pinned.push_back({p, n});
+      return Status::Ok();
+    };
+  }
+  FileTier::UnpinFunction Unpin() {
+    return [this](void* p) {
+      unpinned.push_back(p);
+      return Status::Ok();
+    };
+  }
+};
+
+TEST_P(FileTierTest, PinnedResidentFilesHandOutTheirBytesAsRuns) {
+  const std::vector<FilePiece> pieces = {
+      {a_, 4097, 1000000}, {FilePiece::kZeros, 0, 3000}, {b_, 11, b_bytes_.size() - 11}};
+  Result<Extent> extent = tier_->Map(pieces);
+  ASSERT_TRUE(extent.ok());
+  std::vector<Tier::HostRun> runs;
+  EXPECT_EQ(tier_->HostRuns(*extent, extent->length, &runs).code(), ErrorCode::kUnavailable)
+      << "not pinned yet: the bytes must be read";
+  PinRecorder recorder;
+  {
+    // Just written: in the page cache.
+    ASSERT_TRUE(tier_->PinResidentFiles(recorder.Pin(), recorder.Unpin()));
+    EXPECT_TRUE(tier_->pinned());
+    ASSERT_EQ(recorder.pinned.size(), 2u);
+    EXPECT_EQ(recorder.pinned[0].second, a_bytes_.size());
+    EXPECT_EQ(recorder.pinned[1].second, b_bytes_.size());
+    EXPECT_EQ(tier_->file_stats().pinned_bytes, a_bytes_.size() + b_bytes_.size());
+    EXPECT_FALSE(tier_->PinResidentFiles(recorder.Pin(), recorder.Unpin())) << "once";
+    // The whole extent, then a prefix ending inside the zeros.
+    ASSERT_TRUE(tier_->HostRuns(*extent, extent->length, &runs).ok());
+    ASSERT_EQ(runs.size(), 3u);
+    EXPECT_EQ(runs[0].bytes, 1000000u);
+    EXPECT_EQ(0, std::memcmp(runs[0].data, a_bytes_.data() + 4097, runs[0].bytes));
+    EXPECT_EQ(runs[1].data, nullptr);
+    EXPECT_EQ(runs[1].bytes, 3000u);
+    EXPECT_EQ(runs[2].bytes, b_bytes_.size() - 11);
+    EXPECT_EQ(0, std::memcmp(runs[2].data, b_bytes_.data() + 11, runs[2].bytes));
+    ASSERT_TRUE(tier_->HostRuns(*extent, 1000100, &runs).ok());
+    ASSERT_EQ(runs.size(), 2u);
+    EXPECT_EQ(runs[1].bytes, 100u);
+    EXPECT_EQ(tier_->file_stats().mapped_bytes, 2 * 1000000u + b_bytes_.size() - 11);
+    EXPECT_EQ(tier_->HostRuns(*extent, extent->length + 1, &runs).code(), ErrorCode::kInvalidArgument);
+    // A changed file: refused as a read would be; the other file still answers.
+    struct timespec times[2] = {{0, UTIME_OMIT}, {777, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, dir_.File("b.bin").c_str(), times, 0), 0);
+    Status changed = tier_->HostRuns(*extent, extent->length, &runs);
+    EXPECT_EQ(changed.code(), ErrorCode::kCorruption);
+    EXPECT_NE(changed.message().find("b.bin"), std::string::npos) << changed.ToString();
+    Result<Extent> on_a = tier_->Map({{a_, 0, 4096}});
+    ASSERT_TRUE(on_a.ok());
+    EXPECT_TRUE(tier_->HostRuns(*on_a, 4096, &runs).ok());
+  }
+  EXPECT_TRUE(recorder.unpinned.empty());
+  tier_.reset();
+  ASSERT_EQ(recorder.unpinned.size(), 2u) << "each file unpinned when the tier goes";
+  EXPECT_EQ(recorder.unpinned[0], recorder.pinned[0].first);
+  EXPECT_EQ(recorder.unpinned[1], recorder.pinned[1].first);
+}
+
+TEST_P(FileTierTest, APinRefusedLeavesNothingPinned) {
+  PinRecorder recorder;
+  recorder.refuse = 2;  // the second file
+  EXPECT_FALSE(tier_->PinResidentFiles(recorder.Pin(), recorder.Unpin()));
+  EXPECT_FALSE(tier_->pinned());
+  ASSERT_EQ(recorder.pinned.size(), 1u);
+  ASSERT_EQ(recorder.unpinned.size(), 1u);
+  EXPECT_EQ(recorder.unpinned[0], recorder.pinned[0].first);
+  EXPECT_EQ(tier_->file_stats().pinned_bytes, 0u);
+  Result<Extent> extent = tier_->Map({{a_, 0, 5000}});
+  ASSERT_TRUE(extent.ok());
+  std::vector<Tier::HostRun> runs;
+  EXPECT_EQ(tier_->HostRuns(*extent, 5000, &runs).code(), ErrorCode::kUnavailable);
+  std::vector<unsigned char> out(5000);
+  ASSERT_TRUE(tier_->Read(*extent, 0, out.data(), out.size()).ok()) << "reads still work";
+  EXPECT_EQ(0, std::memcmp(out.data(), a_bytes_.data(), out.size()));
+  tier_.reset();
+  EXPECT_EQ(recorder.unpinned.size(), 1u) << "nothing left to unpin";
+}
+
+TEST_P(FileTierTest, AFileNotInThePageCacheIsNotPinned) {
+  // Dropped from the page cache where the filesystem allows it (not tmpfs).
+  for (const char* name : {"a.bin", "b.bin"}) {
+    const int fd = ::open(dir_.File(name).c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    (void)::fdatasync(fd);
+    (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+  }
+  const int fd = ::open(dir_.File("a.bin").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  void* map = ::mmap(nullptr, a_bytes_.size(), PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  ASSERT_NE(map, MAP_FAILED);
+  std::vector<unsigned char> pages((a_bytes_.size() + 4095) / 4096);
+  ASSERT_EQ(::mincore(map, a_bytes_.size(), pages.data()), 0);
+  ::munmap(map, a_bytes_.size());
+  if (std::all_of(pages.begin(), pages.end(), [](unsigned char v) { return (v & 1) != 0; })) {
+    GTEST_SKIP() << "this filesystem keeps the file in memory";
+  }
+  PinRecorder recorder;
+  EXPECT_FALSE(tier_->PinResidentFiles(recorder.Pin(), recorder.Unpin()));
+  EXPECT_TRUE(recorder.pinned.empty()) << "all files or none";
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, FileTierTest,

@@ -45,6 +45,7 @@ class CheckpointTest : public ::testing::Test {
     RuntimeConfig config;
     config.dram_bytes = 16 * kMiB;
     config.chunk_bytes = 256 * kKiB;
+    config.checkpoint_pin_page_cache = pin_page_cache_;
     if (with_pmem) {
       config.pmem_path = dir_ + "/pmem";
       std::filesystem::create_directories(config.pmem_path);
@@ -144,11 +145,30 @@ class CheckpointTest : public ::testing::Test {
     }
   }
 
+  // The files a test writes are in the page cache: pinned, blocks are
+  // copied from it (pin_page_cache_ true), else read through the staging
+  // ring.
+  bool pin_page_cache_ = true;
   std::string dir_;
   std::shared_ptr<EmulatedDevice> device_;
   std::unique_ptr<Runtime> runtime_;
   std::vector<TestTensor> shard1_, shard2_;
 };
+
+// The two ways a resident checkpoint reaches the device: DMA from its pinned
+// page cache, or reads through the staging ring.
+class CheckpointReadPathTest : public CheckpointTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  void SetUp() override {
+    CheckpointTest::SetUp();
+    pin_page_cache_ = GetParam();
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Paths, CheckpointReadPathTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "PinnedPageCache" : "StagingRing";
+                         });
 
 TEST(CheckpointGroupTest, GroupsAtTheFirstNumberedComponent) {
   EXPECT_EQ(CheckpointGroupOf("model.layers.12.mlp.up_proj.weight", ""), "model.layers.12");
@@ -161,7 +181,7 @@ TEST(CheckpointGroupTest, GroupsAtTheFirstNumberedComponent) {
   EXPECT_EQ(CheckpointGroupOf("model.layers.x.w", "model.layers."), "");
 }
 
-TEST_F(CheckpointTest, ShardedCheckpointBecomesOneBlockPerLayerReadInPlace) {
+TEST_P(CheckpointReadPathTest, ShardedCheckpointBecomesOneBlockPerLayerReadInPlace) {
   WriteSharded();
   Open();
   const uint64_t dram_used_before = runtime_->tier("dram")->used();
@@ -198,7 +218,22 @@ TEST_F(CheckpointTest, ShardedCheckpointBecomesOneBlockPerLayerReadInPlace) {
   const JsonValue* checkpoints = stats->Find("checkpoints");
   ASSERT_NE(checkpoints, nullptr);
   ASSERT_EQ(checkpoints->items().size(), 1u);
-  EXPECT_GE(checkpoints->items()[0].Find("bytes_read")->AsUint64().value(), c.tensor_bytes());
+  const JsonValue& entry = checkpoints->items()[0];
+  const uint64_t bytes_read = entry.Find("bytes_read")->AsUint64().value();
+  const uint64_t mapped = entry.Find("mapped_bytes")->AsUint64().value();
+  const uint64_t pinned = entry.Find("pinned_bytes")->AsUint64().value();
+  uint64_t file_bytes = 0;
+  for (const std::string& f : c.files()) file_bytes += std::filesystem::file_size(f);
+  if (GetParam()) {
+    // Every file pinned; every tensor copied from the page cache, none read.
+    EXPECT_EQ(pinned, file_bytes);
+    EXPECT_GE(mapped, c.tensor_bytes());
+    EXPECT_EQ(bytes_read, 0u) << "a pinned checkpoint is not copied on the host";
+  } else {
+    EXPECT_EQ(pinned, 0u);
+    EXPECT_EQ(mapped, 0u);
+    EXPECT_GE(bytes_read, c.tensor_bytes());
+  }
   ASSERT_TRUE(runtime_->CloseCheckpoint(*id).ok());
   EXPECT_FALSE(runtime_->cache().FindBlock("model.layers.1").ok());
   EXPECT_EQ(runtime_->checkpoint(*id).status().code(), ErrorCode::kNotFound);
@@ -255,7 +290,7 @@ TEST_F(CheckpointTest, MalformedCheckpointsRegisterNothing) {
             ErrorCode::kNotFound);
 }
 
-TEST_F(CheckpointTest, AFileChangedAfterRegistrationFailsItsBlocksOnly) {
+TEST_P(CheckpointReadPathTest, AFileChangedAfterRegistrationFailsItsBlocksOnly) {
   WriteSharded();
   Open();
   Result<uint64_t> id = runtime_->RegisterCheckpoint(dir_, CheckpointOptions());
