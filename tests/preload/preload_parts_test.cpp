@@ -1,6 +1,8 @@
 // The preload library's parts that hold no interposed symbol: options, the
 // driver entry-point table, the static-runtime check, the trace writer, the
-// real-symbol lookups and the pageable stager (on the emulated device).
+// real-symbol lookups, the ELF lookup behind them and the pageable stager
+// (on the emulated device).
+#include <cuda_runtime_api.h>
 #include <dlfcn.h>
 #include <sched.h>
 #include <unistd.h>
@@ -8,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -19,6 +22,7 @@
 #include "runtime/runtime.h"
 #include "tiercache/tiercache.h"
 #include "tools/preload/driver_entry_points.h"
+#include "tools/preload/elf_lookup.h"
 #include "tools/preload/pageable_stager.h"
 #include "tools/preload/preload_options.h"
 #include "tools/preload/preload_trace.h"
@@ -162,10 +166,42 @@ TEST(DriverEntryPoints, SymbolNamesRoundTrip) {
   EXPECT_EQ(InterposedBySymbol("cuInit"), DriverFunction::kNone);
 }
 
+TEST(ElfLookup, FindsTheDefinitionOfExactlyTheVersionAsked) {
+  // What glibc's dlvsym answers (this binary defines no dlvsym of its own).
+  const std::string runtime_version = "libcudart.so." + std::to_string(CUDART_VERSION / 1000);
+  const std::pair<const char*, const char*> lookups[] = {
+      {"dlvsym", "GLIBC_2.34"}, {"dlvsym", "GLIBC_2.2.5"}, {"dlsym", "GLIBC_2.34"},
+      {"dlsym", "GLIBC_2.2.5"}, {"getpid", "GLIBC_2.2.5"}, {"cudaMalloc", runtime_version.c_str()}};
+  for (const auto& [name, version] : lookups) {
+    EXPECT_EQ(LookUpLoadedDefinition(name, version), dlvsym(RTLD_DEFAULT, name, version))
+        << name << "@" << version;
+  }
+  EXPECT_EQ(LookUpLoadedDefinition("getpid", "GLIBC_2.2.5"), reinterpret_cast<void*>(&getpid));
+  void* glibc_dlvsym = LookUpLoadedDefinition("dlvsym", "GLIBC_2.34");
+  if (glibc_dlvsym == nullptr) glibc_dlvsym = LookUpLoadedDefinition("dlvsym", "GLIBC_2.2.5");
+  EXPECT_NE(glibc_dlvsym, nullptr);
+  EXPECT_NE(LookUpLoadedDefinition("cudaMalloc", runtime_version.c_str()), nullptr);
+  EXPECT_EQ(LookUpLoadedDefinition("dlvsym", "GLIBC_9.99"), nullptr);
+  EXPECT_EQ(LookUpLoadedDefinition("no_such_function", "GLIBC_2.2.5"), nullptr);
+  EXPECT_EQ(LookUpLoadedDefinition(nullptr, "GLIBC_2.2.5"), nullptr);
+  EXPECT_EQ(LookUpLoadedDefinition("getpid", nullptr), nullptr);
+  // An object outside the global scope (RTLD_LOCAL), and a data symbol.
+  void* scope = dlopen(TIERCACHE_PROBE_SCOPE_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(scope, nullptr) << dlerror();
+  EXPECT_EQ(LookUpLoadedDefinition("cuProbeScopeMarker", "PROBE_SCOPE_1"), dlsym(scope, "cuProbeScopeMarker"));
+  EXPECT_NE(LookUpLoadedDefinition("cuProbeScopeMarker", "PROBE_SCOPE_1"), nullptr);
+  EXPECT_EQ(LookUpLoadedDefinition("cuProbeScopeMarker", "PROBE_SCOPE_2"), nullptr);
+  dlclose(scope);
+}
+
 TEST(RealSymbols, GlibcDlsymAndTheRuntimeAreFound) {
   DlsymFunction real = RealDlsym();
   ASSERT_NE(real, nullptr);
   EXPECT_EQ(real(RTLD_DEFAULT, "getpid"), reinterpret_cast<void*>(&getpid));
+  DlvsymFunction real_versioned = RealDlvsym();
+  ASSERT_NE(real_versioned, nullptr);
+  EXPECT_EQ(real_versioned(RTLD_DEFAULT, "getpid", "GLIBC_2.2.5"), reinterpret_cast<void*>(&getpid));
+  EXPECT_EQ(real_versioned(RTLD_DEFAULT, "getpid", "GLIBC_9.99"), nullptr);
   // This binary links the shared runtime: its cudaMalloc is the next one.
   EXPECT_NE(FindRuntimeSymbol("cudaMalloc"), nullptr);
   EXPECT_EQ(FindRuntimeSymbol("cudaMalloc"), real(RTLD_DEFAULT, "cudaMalloc"));

@@ -6,10 +6,12 @@
  * "stats <json>" from tiercache_preload_stats_json.
  *
  * Usage: preload_probe <driver library to dlopen when libcuda.so.1 is absent>
+ *                      [<libtiercache_probe_scope.so>]
  *        preload_probe --static-check   (built against the static runtime)
  *        preload_probe --no-cuda        (makes no CUDA call at all)
  *        preload_probe --shared-budget  (under the library, with a GPU: a
  *            cached block gives way to an application's cudaMalloc) */
+#define _GNU_SOURCE  /* dlvsym */
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 #include <pthread.h>
@@ -176,6 +178,22 @@ int main(int argc, char** argv) {
     rc = by_name == NULL ? -1 : (int)by_name(&p, 2 * MIB);
     printf("dlsym_malloc %d\n", rc);
     if (rc == 0) cudaFree(p);
+    /* ... or by name and version, as an engine built for this cudart does. */
+    by_name = (cudaError_t(*)(void**, size_t))dlvsym(runtime, "cudaMalloc", "libcudart.so.13");
+    rc = by_name == NULL ? -1 : (int)by_name(&p, 3 * MIB);
+    printf("dlvsym_malloc %d\n", rc);
+    if (rc == 0) cudaFree(p);
+    printf("dlvsym_other_version %d\n", dlvsym(runtime, "cudaMalloc", "libcudart.so.12") != NULL);
+  }
+
+  /* A library loaded RTLD_LOCAL looks its own symbol up with RTLD_DEFAULT,
+   * which glibc answers from the caller's scope: the library's dlsym and
+   * dlvsym must hand such lookups on as a tail call. */
+  void* scope = argc > 2 ? dlopen(argv[2], RTLD_NOW | RTLD_LOCAL) : NULL;
+  printf("scope_dlopen %d\n", scope != NULL);
+  if (scope != NULL) {
+    int (*lookups)(void) = (int (*)(void))dlsym(scope, "probe_scope_default_lookups");
+    printf("scope_default_lookups %d\n", lookups == NULL ? -1 : lookups());
   }
 
   /* The driver, dlopened: the real libcuda.so.1 when there is one, else the

@@ -33,18 +33,20 @@ inline std::string ReadFile(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-// The library at its build path, else on LD_LIBRARY_PATH (a pack on another machine).
-inline std::string PreloadLibrary() {
-  std::string built = TIERCACHE_PRELOAD_LIBRARY;
+// A library at its build path, else on LD_LIBRARY_PATH (a pack on another machine).
+inline std::string BuiltLibrary(const std::string& built) {
   if (access(built.c_str(), R_OK) == 0) return built;
   const char* paths = std::getenv("LD_LIBRARY_PATH");
   std::stringstream dirs(paths == nullptr ? "" : paths);
+  std::string file = built.substr(built.rfind('/') + 1);
   for (std::string dir; std::getline(dirs, dir, ':');) {
-    std::string candidate = dir + "/libtiercache_preload.so";
+    std::string candidate = dir + "/" + file;
     if (access(candidate.c_str(), R_OK) == 0) return candidate;
   }
   return built;
 }
+
+inline std::string PreloadLibrary() { return BuiltLibrary(TIERCACHE_PRELOAD_LIBRARY); }
 
 inline ProbeRun RunProbe(const std::string& binary, const std::vector<std::string>& args, bool preload,
              const std::map<std::string, std::string>& extra = {}) {
@@ -87,7 +89,8 @@ inline ProbeRun RunProbe(const std::string& binary, const std::vector<std::strin
 }
 
 inline ProbeRun Probe(bool preload, const std::map<std::string, std::string>& extra = {}) {
-  return RunProbe(TIERCACHE_PROBE, {TIERCACHE_DRIVER_STUB}, preload, extra);
+  return RunProbe(TIERCACHE_PROBE, {TIERCACHE_DRIVER_STUB, BuiltLibrary(TIERCACHE_PROBE_SCOPE_LIBRARY)},
+                  preload, extra);
 }
 
 // The value after "name " on its line in the probe's output.

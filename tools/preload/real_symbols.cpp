@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "tools/preload/elf_lookup.h"
+
 namespace tiercache::preload {
 namespace {
 
@@ -36,16 +38,41 @@ void* FromLoadedLibrary(const char* pattern, const char* name) {
   return symbol;
 }
 
+// glibc's dlvsym, from libc's own table (libdl's before glibc 2.34).
+DlvsymFunction GlibcDlvsym() {
+  static std::atomic<DlvsymFunction> cached{nullptr};
+  DlvsymFunction f = cached.load(std::memory_order_acquire);
+  if (f != nullptr) return f;
+  f = reinterpret_cast<DlvsymFunction>(LookUpLoadedDefinition("dlvsym", "GLIBC_2.34"));
+  if (f == nullptr) f = reinterpret_cast<DlvsymFunction>(LookUpLoadedDefinition("dlvsym", "GLIBC_2.2.5"));
+  cached.store(f, std::memory_order_release);
+  return f;
+}
+
+// The definition of one of libdl's functions next after this library, as
+// dlvsym(RTLD_NEXT, ...) called from here sees it.
+template <typename F>
+F NextDlFunction(std::atomic<F>& cached, const char* name) {
+  F f = cached.load(std::memory_order_acquire);
+  if (f != nullptr) return f;
+  DlvsymFunction glibc = GlibcDlvsym();
+  if (glibc == nullptr) return nullptr;
+  f = reinterpret_cast<F>(glibc(RTLD_NEXT, name, "GLIBC_2.34"));
+  if (f == nullptr) f = reinterpret_cast<F>(glibc(RTLD_NEXT, name, "GLIBC_2.2.5"));
+  cached.store(f, std::memory_order_release);
+  return f;
+}
+
 }  // namespace
 
 DlsymFunction RealDlsym() {
   static std::atomic<DlsymFunction> cached{nullptr};
-  DlsymFunction f = cached.load(std::memory_order_acquire);
-  if (f != nullptr) return f;
-  f = reinterpret_cast<DlsymFunction>(dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34"));
-  if (f == nullptr) f = reinterpret_cast<DlsymFunction>(dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5"));
-  cached.store(f, std::memory_order_release);
-  return f;
+  return NextDlFunction(cached, "dlsym");
+}
+
+DlvsymFunction RealDlvsym() {
+  static std::atomic<DlvsymFunction> cached{nullptr};
+  return NextDlFunction(cached, "dlvsym");
 }
 
 void* FindRuntimeSymbol(const char* name) {

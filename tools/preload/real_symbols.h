@@ -1,11 +1,14 @@
 // Real symbols: how the preload library finds the functions it interposes.
 //
 // Contract
-// - RealDlsym() is glibc's own dlsym, found with dlvsym (the library defines
-//   dlsym itself, so it cannot ask dlsym for it): version GLIBC_2.34 where
-//   libdl is part of libc (glibc >= 2.34), GLIBC_2.2.5 before. It never
-//   calls the library's dlsym, so a lookup made while the library is
-//   initialising, or from inside its own dlsym, cannot recurse.
+// - RealDlsym() and RealDlvsym() are the dlsym and dlvsym next after this
+//   library (glibc's, unless another preloaded library wraps them too): the
+//   library defines both itself, so it cannot simply call them. glibc's
+//   dlvsym is read from libc's symbol table (elf_lookup.h) and asked for
+//   RTLD_NEXT's definition of each, at version GLIBC_2.34 where libdl is
+//   part of libc (glibc >= 2.34), GLIBC_2.2.5 before. Neither ever calls the
+//   library's dlsym or dlvsym, so a lookup made while the library is
+//   initialising, or from inside its own dlsym or dlvsym, cannot recurse.
 // - FindRuntimeSymbol(name) is the CUDA runtime's definition of `name`: the
 //   next definition after this library in the global scope (RTLD_NEXT),
 //   else the one in a libcudart already loaded privately (an engine that
@@ -28,7 +31,9 @@
 namespace tiercache::preload {
 
 using DlsymFunction = void* (*)(void*, const char*);
+using DlvsymFunction = void* (*)(void*, const char*, const char*);
 DlsymFunction RealDlsym();
+DlvsymFunction RealDlvsym();
 
 void* FindRuntimeSymbol(const char* name);
 void* FindDriverSymbol(const char* name);
