@@ -154,6 +154,18 @@ TEST(DriverEntryPoints, InterposesTheAllocationFamilyByVersion) {
   EXPECT_EQ(InterposedByVersion("cuMemAlloc_v2", 12000, 0), DriverFunction::kNone);  // base names only
 }
 
+TEST(DriverEntryPoints, PerThreadLookupsDefaultToThePerThreadFlavour) {
+  EXPECT_EQ(PerThreadLookupFlags(0), kPerThreadDefaultStreamFlag);
+  EXPECT_EQ(PerThreadLookupFlags(kLegacyStreamFlag), kLegacyStreamFlag);  // asked for: kept
+  EXPECT_EQ(PerThreadLookupFlags(kPerThreadDefaultStreamFlag), kPerThreadDefaultStreamFlag);
+  EXPECT_EQ(PerThreadLookupFlags(1u << 4), (1u << 4) | kPerThreadDefaultStreamFlag);  // other bits stay
+  EXPECT_EQ(InterposedByVersion("cuMemAllocAsync", 12000, PerThreadLookupFlags(0)),
+            DriverFunction::kMemAllocAsyncPerThread);
+  EXPECT_EQ(InterposedByVersion("cuMemFreeAsync", 12000, PerThreadLookupFlags(kLegacyStreamFlag)),
+            DriverFunction::kMemFreeAsync);
+  EXPECT_EQ(InterposedByVersion("cuMemAlloc", 12000, PerThreadLookupFlags(0)), DriverFunction::kMemAlloc);
+}
+
 TEST(DriverEntryPoints, SymbolNamesRoundTrip) {
   for (DriverFunction f : {DriverFunction::kMemAlloc, DriverFunction::kMemFree,
                            DriverFunction::kMemAllocAsync, DriverFunction::kMemFreeAsync,
@@ -188,7 +200,8 @@ TEST(ElfLookup, FindsTheDefinitionOfExactlyTheVersionAsked) {
   // An object outside the global scope (RTLD_LOCAL), and a data symbol.
   void* scope = dlopen(TIERCACHE_PROBE_SCOPE_LIBRARY, RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(scope, nullptr) << dlerror();
-  EXPECT_EQ(LookUpLoadedDefinition("cuProbeScopeMarker", "PROBE_SCOPE_1"), dlsym(scope, "cuProbeScopeMarker"));
+  EXPECT_EQ(LookUpLoadedDefinition("cuProbeScopeMarker", "PROBE_SCOPE_1"),
+            dlsym(scope, "cuProbeScopeMarker"));
   EXPECT_NE(LookUpLoadedDefinition("cuProbeScopeMarker", "PROBE_SCOPE_1"), nullptr);
   EXPECT_EQ(LookUpLoadedDefinition("cuProbeScopeMarker", "PROBE_SCOPE_2"), nullptr);
   dlclose(scope);

@@ -20,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MIB (1024u * 1024u)
+#include "preload_probe_calls.h"
+
+void PerThreadDefaultStreamCalls(void);  /* preload_probe_per_thread.c */
 
 typedef int (*AllocFn)(unsigned long long*, size_t);
 typedef int (*FreeFn)(unsigned long long);
@@ -42,35 +44,6 @@ static void* DriverAllocWithoutContext(void* arg) {
   unsigned long long p = 0;
   *(int*)arg = alloc == NULL ? -1 : alloc(&p, MIB);
   return NULL;
-}
-
-static uint64_t Checksum(const unsigned char* data, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i += 4093) h = (h ^ data[i]) * 1099511628211ull;
-  return h;
-}
-
-static void CopyRoundTrip(const char* name, int async) {
-  size_t n = 24 * MIB + 12345;  /* above the staging threshold, not a chunk multiple */
-  unsigned char* host = malloc(n);
-  unsigned char* back = calloc(1, n);
-  for (size_t i = 0; i < n; ++i) host[i] = (unsigned char)(i * 131 + 7);
-  void* dev = NULL;
-  int alloc_rc = (int)cudaMalloc(&dev, n);
-  int rc = async ? (int)cudaMemcpyAsync(dev, host, n, cudaMemcpyHostToDevice, 0)
-                 : (int)cudaMemcpy(dev, host, n, cudaMemcpyHostToDevice);
-  if (async) {
-    memset(host, 0, n); /* the caller may reuse its pageable buffer once the call returned */
-    (void)cudaStreamSynchronize(0);
-    for (size_t i = 0; i < n; ++i) host[i] = (unsigned char)(i * 131 + 7);
-  }
-  int back_rc = (int)cudaMemcpy(back, dev, n, cudaMemcpyDeviceToHost);
-  printf("%s_alloc %d\n%s %d\n%s_back %d\n", name, alloc_rc, name, rc, name, back_rc);
-  printf("%s_same %d\n", name, alloc_rc == 0 && rc == 0 && back_rc == 0 ? memcmp(host, back, n) == 0 : -1);
-  printf("%s_checksum %llu\n", name, (unsigned long long)(rc == 0 ? Checksum(back, n) : 0));
-  if (alloc_rc == 0) printf("%s_free %d\n", name, (int)cudaFree(dev));
-  free(host);
-  free(back);
 }
 
 /* Under the library: registers a 256 MiB block in the hosted runtime, makes
@@ -140,16 +113,10 @@ int main(int argc, char** argv) {
   printf("malloc_zero %d\n", (int)cudaMalloc(&p, 0));
   printf("free_foreign %d\n", (int)cudaFree((void*)(uintptr_t)0x1000));
   printf("free_null %d\n", (int)cudaFree(NULL));
-  p = NULL;
-  rc = (int)cudaMallocAsync(&p, 4096, 0);
-  printf("malloc_async %d\n", rc);
-  if (rc == 0) printf("free_async %d\n", (int)cudaFreeAsync(p, 0));
-  printf("free_async_foreign %d\n", (int)cudaFreeAsync((void*)(uintptr_t)0x2000, 0));
-  printf("malloc_from_null_pool %d\n", (int)cudaMallocFromPoolAsync(&p, 4096, NULL, 0));
-  (void)cudaGetLastError();
-
+  StreamOrderedCalls("", 4096, 0x2000);
   CopyRoundTrip("memcpy", 0);
   CopyRoundTrip("memcpy_async", 1);
+  PerThreadDefaultStreamCalls();
   printf("memcpy_small %d\n", (int)cudaMemcpy(&p, &rc, sizeof(rc), cudaMemcpyHostToHost));
 
   void* fn = NULL;
@@ -184,6 +151,11 @@ int main(int argc, char** argv) {
     printf("dlvsym_malloc %d\n", rc);
     if (rc == 0) cudaFree(p);
     printf("dlvsym_other_version %d\n", dlvsym(runtime, "cudaMalloc", "libcudart.so.12") != NULL);
+    cudaError_t (*ptsz)(void**, size_t, cudaStream_t) = (cudaError_t(*)(void**, size_t, cudaStream_t))dlvsym(
+        runtime, "cudaMallocAsync_ptsz", "libcudart.so.13");
+    rc = ptsz == NULL ? -1 : (int)ptsz(&p, 16384, NULL);
+    printf("dlvsym_malloc_async_ptsz %d\n", rc);
+    if (rc == 0) cudaFreeAsync(p, cudaStreamPerThread);
   }
 
   /* A library loaded RTLD_LOCAL looks its own symbol up with RTLD_DEFAULT,

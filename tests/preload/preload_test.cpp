@@ -1,9 +1,10 @@
 // libtiercache_preload.so under LD_PRELOAD, end to end: preload_probe (a C
-// program linked against the shared CUDA runtime) runs with and without the
-// library, and the two runs must print the same results. Without a GPU every
-// call passes through and must return the real function's code; with one,
-// allocations come from the pool and large pageable copies are staged, and
-// the results (codes, checksums) must still be the same.
+// program linked against the shared CUDA runtime, half of it compiled for
+// the per-thread default stream) runs with and without the library, and the
+// two runs must print the same results. Without a GPU every call passes
+// through and must return the real function's code; with one, allocations
+// come from the pool and large pageable copies are staged, and the results
+// (codes, checksums) must still be the same.
 #include <sstream>
 #include <string>
 
@@ -40,12 +41,17 @@ TEST(Preload, EveryInterposedCallIsObservedIncludingLookupsByName) {
   auto calls = [&](const std::string& api) {
     return Count(stats, api, "served") + Count(stats, api, "passed_through");
   };
-  // cudaMalloc: 4 concurrent + 1 + NULL + 0 bytes + 2 copy buffers + 1 found by dlsym and 1 by
+  // cudaMalloc: 4 concurrent + 1 + NULL + 0 bytes + 4 copy buffers + 1 found by dlsym and 1 by
   // dlvsym on the runtime's handle. Every one reached the library, served or passed through.
-  EXPECT_EQ(calls("cudaMalloc"), 11u) << stats;
+  EXPECT_EQ(calls("cudaMalloc"), 13u) << stats;
   EXPECT_GE(Count(stats, "cudaFree", "passed_through"), 1u);  // the foreign pointer
-  EXPECT_EQ(calls("cudaMallocAsync"), 1u);
-  EXPECT_EQ(Count(stats, "cudaMallocFromPoolAsync", "passed_through"), 1u);
+  // The legacy export, its per-thread one (cudaMallocAsync_ptsz) and that one found by dlvsym.
+  EXPECT_EQ(calls("cudaMallocAsync"), 3u) << stats;
+  EXPECT_GE(Count(stats, "cudaFreeAsync", "passed_through"), 2u);  // both foreign pointers
+  EXPECT_EQ(Count(stats, "cudaMallocFromPoolAsync", "passed_through"), 2u);
+  // Three host-to-device copies and their three copies back, in each flavour
+  // but for the per-thread one's missing small copy: 4 + 1 legacy, 4 per-thread.
+  EXPECT_EQ(Count(stats, "copies", "staged") + Count(stats, "copies", "passed_through"), 9u) << stats;
   // The driver's cuMemAlloc_v2, found by dlsym on a dlopened libcuda (or its
   // stub), on this thread and on a thread with no current context.
   EXPECT_GE(Count(stats, "cuMemAlloc_v2", "served") + Count(stats, "cuMemAlloc_v2", "passed_through"), 2u)
@@ -62,8 +68,10 @@ TEST(Preload, ErrorCodesOfTheRealFunctionsComeBackWithoutAGpu) {
   ProbeRun loaded = Probe(true);
   for (const char* name : {"malloc", "malloc_null", "free_foreign", "malloc_async", "memcpy",
                            "memcpy_async", "entry_point_by_version", "dlsym_malloc", "dlvsym_malloc",
-                           "driver_alloc", "driver_free_foreign", "driver_get_proc",
-                           "driver_alloc_no_context"}) {
+                           "dlvsym_malloc_async_ptsz", "ptsz_malloc_async", "ptsz_free_async_foreign",
+                           "ptsz_malloc_from_null_pool", "ptds_memcpy", "ptsz_memcpy_async",
+                           "ptsz_entry_point_by_version", "driver_alloc", "driver_free_foreign",
+                           "driver_get_proc", "driver_alloc_no_context"}) {
     EXPECT_EQ(Value(loaded.out, name), Value(plain.out, name)) << name;
     EXPECT_NE(Value(loaded.out, name), "0") << name << " cannot succeed without a GPU";
   }
@@ -87,6 +95,11 @@ TEST(Preload, TraceIsReplayableAndRecordsPassedThroughCalls) {
         << text;
     EXPECT_NE(text.find("cudaMalloc 2097152 -> "), std::string::npos);  // the dlsym'd call
     EXPECT_NE(text.find("cudaMalloc 3145728 -> " + Value(run.out, "dlvsym_malloc")), std::string::npos);
+    EXPECT_NE(text.find("cudaMallocAsync 8192 -> " + Value(run.out, "ptsz_malloc_async")),
+              std::string::npos);  // cudaMallocAsync_ptsz
+    EXPECT_NE(text.find("cudaMallocAsync 16384 -> " + Value(run.out, "dlvsym_malloc_async_ptsz")),
+              std::string::npos);
+    EXPECT_NE(text.find("cudaMallocFromPoolAsync 8192 -> "), std::string::npos);
     EXPECT_NE(text.find("cuMemAlloc_v2 1048576 -> " + Value(run.out, "driver_alloc")), std::string::npos)
         << text;
   }

@@ -19,6 +19,11 @@ DriverFunction InterposedByVersion(std::string_view name, int version, uint64_t 
   return DriverFunction::kNone;
 }
 
+uint64_t PerThreadLookupFlags(uint64_t flags) {
+  if ((flags & (kLegacyStreamFlag | kPerThreadDefaultStreamFlag)) != 0) return flags;
+  return flags | kPerThreadDefaultStreamFlag;
+}
+
 DriverFunction InterposedBySymbol(std::string_view symbol) {
   for (DriverFunction f : {DriverFunction::kMemAlloc, DriverFunction::kMemFree,
                            DriverFunction::kMemAllocAsync, DriverFunction::kMemFreeAsync,

@@ -18,7 +18,9 @@
 // | cuGetProcAddress | >= 12000      | any                | cuGetProcAddress_v2  |
 // Older versions of a name (cuMemAlloc before 3.2 took 32-bit sizes) pass
 // through untouched. The default stream flavour counts as legacy (what code
-// built without --default-stream per-thread gets).
+// built without --default-stream per-thread gets), except in the runtime's
+// per-thread lookups (cudaGetDriverEntryPoint(ByVersion)_ptsz, what code
+// built with it calls), where it is per-thread.
 //
 // Thread safety: pure functions.
 #ifndef TIERCACHE_TOOLS_PRELOAD_DRIVER_ENTRY_POINTS_H_
@@ -42,7 +44,12 @@ enum class DriverFunction {
 };
 
 // Flag bits of cuGetProcAddress / cudaGetDriverEntryPoint (equal in both).
+constexpr uint64_t kLegacyStreamFlag = 1u << 0;
 constexpr uint64_t kPerThreadDefaultStreamFlag = 1u << 1;
+
+// The flags a per-thread lookup (a _ptsz entry-point export) stands for:
+// with neither stream flavour asked for, the per-thread one.
+uint64_t PerThreadLookupFlags(uint64_t flags);
 
 // The interposed function for `base_name` at ABI `cuda_version` with `flags`,
 // or kNone to hand back the driver's own.
