@@ -187,7 +187,8 @@ Status Checkpoint::Build(const std::string& path, const CheckpointOptions& optio
     tensor_bytes_ += t.bytes;
   }
   // Pinned, the files are a registered home: uploads DMA from them.
-  const bool pinned = options.pin && tier_->PinResidentFiles(options.pin, options.unpin);
+  const bool pinned = options.pin && tensor_bytes_ > options.pin_above_bytes &&
+                      tier_->PinResidentFiles(options.pin, options.unpin);
   TC_RETURN_IF_ERROR(cache_->AttachTier(tier_.get(), pinned));
   const uint64_t align = tier_->alignment();
   for (const auto& [key, members] : groups) {

@@ -63,6 +63,11 @@ struct CheckpointOptions {
   // device's RegisterHostReadOnly); empty: never, every read is staged.
   FileTier::PinFunction pin;
   FileTier::UnpinFunction unpin;
+  // Pins only a checkpoint whose tensors take more than this many bytes (the
+  // runtime passes the GPU budget): one that fits is read once, and pinning
+  // would cost more than it saves; one that does not is streamed, read again
+  // and again.
+  uint64_t pin_above_bytes = 0;
 };
 
 struct CheckpointTensor {

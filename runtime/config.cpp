@@ -43,7 +43,7 @@ const std::vector<Field>& Fields() {
       {"nvme_direct", FieldType::kBool, &C::nvme_direct},
       {"checkpoint_read_mode", FieldType::kString, &C::checkpoint_read_mode},
       {"checkpoint_queue_depth", FieldType::kInt, &C::checkpoint_queue_depth},
-      {"checkpoint_pin_page_cache", FieldType::kBool, &C::checkpoint_pin_page_cache},
+      {"checkpoint_pin_page_cache", FieldType::kString, &C::checkpoint_pin_page_cache},
       {"chunk_bytes", FieldType::kBytes, &C::chunk_bytes},
       {"staging_buffers", FieldType::kInt, &C::staging_buffers},
       {"verify_checksums", FieldType::kBool, &C::verify_checksums},
@@ -220,6 +220,11 @@ Status ValidateConfig(const RuntimeConfig& c) {
       c.checkpoint_read_mode != "buffered") {
     return Status::InvalidArgument("config: checkpoint_read_mode '" + c.checkpoint_read_mode +
                                    "' is not one of auto, direct, buffered");
+  }
+  if (c.checkpoint_pin_page_cache != "auto" && c.checkpoint_pin_page_cache != "on" &&
+      c.checkpoint_pin_page_cache != "off") {
+    return Status::InvalidArgument("config: checkpoint_pin_page_cache '" + c.checkpoint_pin_page_cache +
+                                   "' is not auto, on or off");
   }
   if (c.checkpoint_queue_depth < 1 || c.checkpoint_queue_depth > 4096) {
     return Status::InvalidArgument("config: checkpoint_queue_depth must lie in [1, 4096]");

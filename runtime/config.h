@@ -54,10 +54,14 @@ struct RuntimeConfig {
   std::string checkpoint_read_mode = "auto";
   int64_t checkpoint_queue_depth = 64;  // O_DIRECT reads in the kernel at once
   // A checkpoint whose files lie wholly in the page cache when registered
-  // (and take at most half the memory) has that page cache pinned for DMA:
-  // its blocks are copied to the GPU straight from it, at the link's rate,
-  // with no host copy; the pages stay resident until the checkpoint closes.
-  bool checkpoint_pin_page_cache = true;
+  // (and take at most half the memory) can have that page cache pinned for
+  // DMA: its blocks are copied to the GPU straight from it, at the link's
+  // rate, with no host copy; the pages stay resident until the checkpoint
+  // closes. "auto": when its tensors are larger than the GPU cache's room
+  // (gpu_cache_bytes, else gpu_budget_bytes, else the device's memory), so
+  // they will be streamed, read again and again (one that fits is read once:
+  // pinning would cost more than it saves); "on": always; "off": never.
+  std::string checkpoint_pin_page_cache = "auto";
 
   // ---- transfer engine --------------------------------------------------
   // Copy chunk size: 16 MiB or more keeps PCIe near its peak (1 MiB chunks

@@ -100,10 +100,15 @@ Runtime::~Runtime() {
 Result<uint64_t> Runtime::RegisterCheckpoint(const std::string& path, CheckpointOptions options) {
   TC_ASSIGN_OR_RETURN(options.files.mode, ParseFileReadMode(config_.checkpoint_read_mode.c_str()));
   options.files.io.queue_depth = static_cast<uint32_t>(config_.checkpoint_queue_depth);
-  if (config_.checkpoint_pin_page_cache && !options.pin) {
+  if (config_.checkpoint_pin_page_cache != "off" && !options.pin) {
     Device* raw = device_.get();
     options.pin = [raw](const void* p, size_t n) { return raw->RegisterHostReadOnly(p, n); };
     options.unpin = [raw](void* p) { return raw->UnregisterHost(p); };
+    if (config_.checkpoint_pin_page_cache == "auto") {
+      options.pin_above_bytes = config_.gpu_cache_bytes != 0    ? config_.gpu_cache_bytes
+                                : config_.gpu_budget_bytes != 0 ? config_.gpu_budget_bytes
+                                                                : device_->info().total_memory;
+    }
   }
   TC_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint,
                       Checkpoint::Open(cache_.get(), path, options));

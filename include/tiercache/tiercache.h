@@ -163,9 +163,10 @@ int tiercache_block_size(tiercache_runtime* runtime, tiercache_block block, uint
  * nothing is copied at registration; acquires read the files (O_DIRECT, or
  * the page cache for resident ranges: config key checkpoint_read_mode)
  * through the pinned staging ring to the GPU. A checkpoint wholly in the
- * page cache when registered has it pinned for DMA instead (config key
- * checkpoint_pin_page_cache, default true): acquires copy from it directly
- * and it stays resident until the checkpoint closes. Tensors are grouped into one
+ * page cache when registered, and larger than the GPU cache (so streamed),
+ * has it pinned for DMA instead (config key checkpoint_pin_page_cache: auto,
+ * on, off): acquires copy from it directly and it stays resident until the
+ * checkpoint closes. Tensors are grouped into one
  * block per name group: "model.layers.12.mlp.up_proj.weight" belongs to the
  * block "model.layers.12" (the name up to its first all-digit component);
  * other tensors (embeddings, norms, lm_head) are blocks of their own, named

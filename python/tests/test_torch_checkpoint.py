@@ -87,7 +87,7 @@ def test_a_weightless_model_runs_from_the_checkpoint(tmp_path, ids, dtype, layer
     # The files were just written: in the page cache, so pinned for DMA by default.
     handle = tt.offload(empty, checkpoint=str(tmp_path),
                         gpu_budget=layers_on_gpu * layer_bytes(empty),
-                        config={"checkpoint_pin_page_cache": pinned})
+                        config={"checkpoint_pin_page_cache": "on" if pinned else "off"})
     assert all(not p.is_meta for p in empty.parameters())
     with torch.no_grad():
         assert torch.equal(empty(ids), logits)

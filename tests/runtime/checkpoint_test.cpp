@@ -46,6 +46,7 @@ class CheckpointTest : public ::testing::Test {
     config.dram_bytes = 16 * kMiB;
     config.chunk_bytes = 256 * kKiB;
     config.checkpoint_pin_page_cache = pin_page_cache_;
+    config.gpu_cache_bytes = gpu_cache_bytes_;
     if (with_pmem) {
       config.pmem_path = dir_ + "/pmem";
       std::filesystem::create_directories(config.pmem_path);
@@ -145,10 +146,11 @@ class CheckpointTest : public ::testing::Test {
     }
   }
 
-  // The files a test writes are in the page cache: pinned, blocks are
-  // copied from it (pin_page_cache_ true), else read through the staging
-  // ring.
-  bool pin_page_cache_ = true;
+  // The files a test writes are in the page cache: pinned ("on", or "auto"
+  // with a GPU cache smaller than the checkpoint), blocks are copied from
+  // it, else read through the staging ring.
+  std::string pin_page_cache_ = "auto";
+  uint64_t gpu_cache_bytes_ = 0;
   std::string dir_;
   std::shared_ptr<EmulatedDevice> device_;
   std::unique_ptr<Runtime> runtime_;
@@ -161,7 +163,7 @@ class CheckpointReadPathTest : public CheckpointTest, public ::testing::WithPara
  protected:
   void SetUp() override {
     CheckpointTest::SetUp();
-    pin_page_cache_ = GetParam();
+    pin_page_cache_ = GetParam() ? "on" : "off";
   }
 };
 
@@ -237,6 +239,29 @@ TEST_P(CheckpointReadPathTest, ShardedCheckpointBecomesOneBlockPerLayerReadInPla
   ASSERT_TRUE(runtime_->CloseCheckpoint(*id).ok());
   EXPECT_FALSE(runtime_->cache().FindBlock("model.layers.1").ok());
   EXPECT_EQ(runtime_->checkpoint(*id).status().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(CheckpointTest, AutoPinsOnlyACheckpointLargerThanTheGpuCache) {
+  WriteSharded();
+  for (const bool streamed : {false, true}) {
+    SCOPED_TRACE(streamed ? "larger than the cache" : "fits the cache");
+    // The largest block is ~151 KiB, the tensors ~298 KiB in all.
+    gpu_cache_bytes_ = streamed ? 200 * kKiB : 0;
+    Open();
+    Result<uint64_t> id = runtime_->RegisterCheckpoint(dir_, CheckpointOptions());
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    const Checkpoint& c = **runtime_->checkpoint(*id);
+    EXPECT_EQ(c.file_tier().pinned(), streamed);
+    ExpectTensorsIntact(c);
+    const FileTierStats f = c.file_tier().file_stats();
+    if (streamed) {
+      EXPECT_GE(f.mapped_bytes, c.tensor_bytes());
+      EXPECT_EQ(c.file_tier().stats().bytes_read, 0u);
+    } else {
+      EXPECT_GE(c.file_tier().stats().bytes_read, c.tensor_bytes());
+    }
+    runtime_.reset();
+  }
 }
 
 TEST_F(CheckpointTest, OneFileAndAGroupPrefixAndABlockPrefix) {
