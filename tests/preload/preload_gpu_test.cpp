@@ -1,5 +1,8 @@
 // The preload library with a GPU (label gpu; skips without one): the cache
-// runtime it hosts and the application's allocations share one budget.
+// runtime it hosts and the application's allocations share one budget, and
+// the per-thread default streams of two threads keep their blocks apart.
+#include <string>
+
 #include <gtest/gtest.h>
 
 #include "tests/preload/probe_runner.h"
@@ -24,6 +27,23 @@ TEST(PreloadGpu, CachedBlocksGiveWayToTheApplication) {
     EXPECT_EQ(Value(run.out, step), "0") << step << "\n" << run.out << run.err;
   }
   EXPECT_EQ(Value(run.out, "close_refused"), "-1");
+}
+
+// cudaStreamPerThread is one handle for a different stream in every thread.
+// A block one thread freed on it, with a write still queued behind half a
+// second of its stream's work, must not go to another thread's per-thread
+// stream before that write has landed (the pool hands a block freed on a
+// stream back to the same handle at once).
+TEST(PreloadGpu, PerThreadStreamsDoNotReuseEachOthersFreedBlocksEarly) {
+  ProbeRun run = RunProbe(TIERCACHE_PROBE, {"--per-thread-reuse"}, true);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  if (Value(run.out, "reuse_malloc") != "0") GTEST_SKIP() << "no GPU: " << run.out;
+  std::string stats = Value(run.err, "stats");
+  EXPECT_EQ(Count(stats, "cudaMallocAsync", "served"), 2u) << stats;  // both from the pool
+  for (const char* step : {"reuse_first", "reuse_second", "reuse_sync", "reuse_free"}) {
+    EXPECT_EQ(Value(run.out, step), "0") << step << "\n" << run.out;
+  }
+  EXPECT_EQ(Value(run.out, "reuse_intact"), "1") << run.out;
 }
 
 }  // namespace

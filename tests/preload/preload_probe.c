@@ -10,7 +10,9 @@
  *        preload_probe --static-check   (built against the static runtime)
  *        preload_probe --no-cuda        (makes no CUDA call at all)
  *        preload_probe --shared-budget  (under the library, with a GPU: a
- *            cached block gives way to an application's cudaMalloc) */
+ *            cached block gives way to an application's cudaMalloc)
+ *        preload_probe --per-thread-reuse  (under the library, with a GPU: two
+ *            threads' per-thread streams do not share a freed block early) */
 #define _GNU_SOURCE  /* dlvsym */
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
@@ -23,6 +25,7 @@
 #include "preload_probe_calls.h"
 
 void PerThreadDefaultStreamCalls(void);  /* preload_probe_per_thread.c */
+void PerThreadReuse(void);
 
 typedef int (*AllocFn)(unsigned long long*, size_t);
 typedef int (*FreeFn)(unsigned long long);
@@ -44,6 +47,20 @@ static void* DriverAllocWithoutContext(void* arg) {
   unsigned long long p = 0;
   *(int*)arg = alloc == NULL ? -1 : alloc(&p, MIB);
   return NULL;
+}
+
+/* Under the library: its stats, on stderr ("stats_rc", "stats <json>"). */
+static void PrintStats(void) {
+  int (*stats)(char*, size_t, size_t*) =
+      (int (*)(char*, size_t, size_t*))dlsym(RTLD_DEFAULT, "tiercache_preload_stats_json");
+  if (stats != NULL) {
+    size_t needed = 0;
+    int first = stats(NULL, 0, &needed);
+    char* text = malloc(needed);
+    int second = stats(text, needed, NULL);
+    fprintf(stderr, "stats_rc %d %d\nstats %s\n", first, second, text);
+    free(text);
+  }
 }
 
 /* Under the library: registers a 256 MiB block in the hosted runtime, makes
@@ -92,6 +109,11 @@ static int SharedBudget(void) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "--shared-budget") == 0) return SharedBudget();
+  if (argc > 1 && strcmp(argv[1], "--per-thread-reuse") == 0) {
+    PerThreadReuse();
+    PrintStats();
+    return 0;
+  }
   if (argc > 1 && strcmp(argv[1], "--no-cuda") == 0) return 0;  /* a helper that never calls CUDA */
   if (argc > 1 && strcmp(argv[1], "--static-check") == 0) {
     void* p = NULL;
@@ -194,15 +216,6 @@ int main(int argc, char** argv) {
     printf("driver_alloc_no_context %d\n", no_context);
   }
 
-  int (*stats)(char*, size_t, size_t*) =
-      (int (*)(char*, size_t, size_t*))dlsym(RTLD_DEFAULT, "tiercache_preload_stats_json");
-  if (stats != NULL) {
-    size_t needed = 0;
-    int first = stats(NULL, 0, &needed);
-    char* text = malloc(needed);
-    int second = stats(text, needed, NULL);
-    fprintf(stderr, "stats_rc %d %d\nstats %s\n", first, second, text);
-    free(text);
-  }
+  PrintStats();
   return 0;
 }

@@ -7,6 +7,8 @@
  * thread's own default stream. Test code. */
 #define CUDA_API_PER_THREAD_DEFAULT_STREAM 1
 #include <cuda_runtime_api.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include "preload_probe_calls.h"
 
@@ -31,6 +33,53 @@ static void PerThreadEntryPoints(void) {
     printf("ptsz_entry_point_free %d\n", ((FreeAsyncFn)release)(d, NULL));
   }
   printf("ptsz_entry_point_sync %d\n", (int)cudaStreamSynchronize(0));
+}
+
+static void HoldStream(void* arg) {
+  (void)arg;
+  usleep(500 * 1000);
+}
+
+struct SecondThread {
+  void* block;
+  int rc;
+};
+
+static void* AllocateAndFill(void* arg) {
+  struct SecondThread* second = arg;
+  second->rc = (int)cudaMallocAsync(&second->block, MIB, 0);
+  if (second->rc == 0) second->rc = (int)cudaMemsetAsync(second->block, 0x11, MIB, 0);
+  if (second->rc == 0) second->rc = (int)cudaStreamSynchronize(0);
+  return NULL;
+}
+
+/* Every thread's per-thread stream has the same handle. This thread holds
+ * its stream up for half a second, queues a write of a block behind that
+ * and frees the block; then a second thread allocates as much on its own
+ * per-thread stream, fills it and waits for its stream. The first thread's
+ * late write must not land in the second thread's block: "reuse_intact 1". */
+void PerThreadReuse(void) {
+  void* first = NULL;
+  int rc = (int)cudaMallocAsync(&first, MIB, 0);
+  printf("reuse_malloc %d\n", rc);
+  if (rc != 0) return;
+  rc = (int)cudaLaunchHostFunc(0, HoldStream, NULL);
+  if (rc == 0) rc = (int)cudaMemsetAsync(first, 0xab, MIB, 0);
+  if (rc == 0) rc = (int)cudaFreeAsync(first, 0);
+  printf("reuse_first %d\n", rc);
+  struct SecondThread second = {NULL, -1};
+  pthread_t thread;
+  pthread_create(&thread, NULL, AllocateAndFill, &second);
+  pthread_join(thread, NULL);
+  printf("reuse_second %d\n", second.rc);
+  if (second.rc != 0) return;
+  printf("reuse_sync %d\n", (int)cudaDeviceSynchronize());
+  unsigned char* bytes = malloc(MIB);
+  int intact = cudaMemcpy(bytes, second.block, MIB, cudaMemcpyDeviceToHost) == cudaSuccess;
+  for (size_t i = 0; intact && i < MIB; ++i) intact = bytes[i] == 0x11;
+  printf("reuse_same_block %d\nreuse_intact %d\n", second.block == first, intact);
+  printf("reuse_free %d\n", (int)cudaFree(second.block));
+  free(bytes);
 }
 
 void PerThreadDefaultStreamCalls(void) {

@@ -122,7 +122,7 @@ CUresult Free(bool inside, Api api, RealSlot& slot, CUdeviceptr dptr, CUstream s
   tiercache::DeviceAllocator* pool = s.Owns(pointer) ? s.Pool(&why) : nullptr;
   if (pool != nullptr && s.Release(pointer, api)) {
     if (synchronous && s.options().free_synchronizes) (void)cudaDeviceSynchronize();
-    (void)pool->Free(pointer, synchronous ? s.sync_stream() : stream);
+    (void)pool->Free(pointer, synchronous ? s.sync_stream() : s.FreeStream(stream));
     return kSuccess;
   }
   CUresult r = real();

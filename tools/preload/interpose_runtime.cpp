@@ -140,7 +140,7 @@ bool ReturnToPool(Api api, void* pointer, cudaStream_t stream, bool synchronous)
     (void)cudaDeviceSynchronize();
     if (current != s.device_ordinal() && current >= 0) (void)cudaSetDevice(current);
   }
-  (void)pool->Free(pointer, synchronous ? s.sync_stream() : stream);
+  (void)pool->Free(pointer, synchronous ? s.sync_stream() : s.FreeStream(stream));
   return true;
 }
 

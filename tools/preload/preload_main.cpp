@@ -73,7 +73,7 @@ __attribute__((visibility("default"))) void tiercache_torch_free(void* ptr, ssiz
     s.CountInvalidFree();
     return;
   }
-  (void)pool->Free(ptr, stream);
+  (void)pool->Free(ptr, s.FreeStream(stream));
 }
 
 __attribute__((visibility("default"))) int tiercache_preload_runtime(tiercache_runtime** out) {

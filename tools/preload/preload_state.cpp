@@ -121,6 +121,19 @@ void PreloadState::OpenPool() {
   pool_ready_.store(true, std::memory_order_release);
 }
 
+Stream PreloadState::FreeStream(Stream stream) {
+  const Stream kPerThreadStream = reinterpret_cast<Stream>(0x2);  // the runtime's and the driver's
+  if (stream != kPerThreadStream) return stream;
+  // The wait takes the event as recorded when it is enqueued, so the event
+  // may go at once.
+  Result<Event> event = device_->CreateEvent();
+  bool ordered = event.ok() && device_->RecordEvent(event.value(), stream).ok() &&
+                 device_->StreamWaitEvent(sync_stream_, event.value()).ok();
+  if (event.ok()) (void)device_->DestroyEvent(event.value());
+  if (!ordered) (void)device_->StreamSynchronize(stream);  // the host waits instead
+  return sync_stream_;
+}
+
 DeviceAllocator* PreloadState::Pool(const char** why) {
   std::call_once(pool_once_, [this] {
     OpenPool();

@@ -78,6 +78,16 @@ class PreloadState {
   // A stream of the library's own for synchronous allocations (cudaMalloc,
   // cuMemAlloc); valid once Pool() returned non-null.
   Stream sync_stream() const { return sync_stream_; }
+  // The stream to give the pool a block freed on `stream` on: `stream`
+  // itself, but for the per-thread default stream. Its handle
+  // (cudaStreamPerThread, CU_STREAM_PER_THREAD) names another stream in
+  // every thread, while the pool hands a block freed on a stream back to
+  // that stream at once, by handle, so a block freed there goes back on
+  // sync_stream() instead, once that stream has been made to wait (on the
+  // device) for the work the calling thread queued on its per-thread stream
+  // before the free. Other streams then take it behind sync_stream()'s
+  // fence. Valid once Pool() returned non-null.
+  Stream FreeStream(Stream stream);
   // The driver's primary context of the served device (a CUcontext), read
   // once when the pool opened; nullptr when unknown.
   void* primary_context() const { return primary_context_; }
