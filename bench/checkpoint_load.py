@@ -140,7 +140,7 @@ def load_safetensors(directory, ids, context):
     return model, None
 
 
-def load_tiercache(directory, ids, context, fraction=1.0, **options):
+def load_tiercache(directory, ids, context, fraction=1.0, pin=None, **options):
     import tiercache.torch as tt
     model = empty_model(directory)
     context["phases"]["model_built"] = time.perf_counter()
@@ -148,6 +148,8 @@ def load_tiercache(directory, ids, context, fraction=1.0, **options):
     budget = int(fraction * context["layers"]) * layer + (64 << 20)
     config = {"chunk_bytes": "64MiB", "staging_buffers": 4}
     config.update(context["config"])
+    if pin is not None:
+        config["checkpoint_pin_page_cache"] = pin
     handle = tt.offload(model, checkpoint=directory, gpu_budget=budget, config=config, **options)
     return model, handle
 
@@ -177,6 +179,18 @@ def run(name, loader, directory, ids, context, cold, reference, **options):
     result["phases_s"] = {"build_model": built - start, "load": loaded - built,
                           "first_forward": start + seconds - loaded}
     if handle is not None:
+        # Later forwards: a streaming loader reads its streamed layers again each time.
+        later = []
+        for _ in range(3):
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            with torch.no_grad():
+                again = model(ids).logits
+            torch.cuda.synchronize()
+            later.append(time.perf_counter() - t)
+        result["later_forward_s"] = min(later)
+        result["later_logits_identical"] = bool(torch.equal(again.float().cpu(), logits.float().cpu()))
+        del again
         stats = handle.stats()
         result["tiercache"] = stats["checkpoints"][0] if stats["checkpoints"] else None
         result["persisted_blocks"] = sum(b["persisted"] for b in handle.checkpoint["blocks"])
@@ -191,6 +205,8 @@ def run(name, loader, directory, ids, context, cold, reference, **options):
     gc.collect()
     torch.cuda.empty_cache()
     phases = "  ".join(f"{k} {v:.2f}" for k, v in result["phases_s"].items())
+    if "later_forward_s" in result:
+        phases += f"; later forwards {result['later_forward_s'] * 1e3:.1f} ms"
     log(f"{name:>26}: {seconds:7.2f} s  {result['rate_gbs']:6.2f} GB/s  storage "
         f"{result['storage_read_bytes'] / 1e9:5.2f} GB  logits identical: {result['logits_identical']}  ({phases} s)")
     return result
@@ -205,7 +221,8 @@ def main():
     parser.add_argument("--skip-cold", action="store_true")
     parser.add_argument("--pmem-compression", default="off,bf16",
                         help="compressions of the PMEM copies to measure the warm restart with")
-    parser.add_argument("--loaders", default="transformers,safetensors,tiercache_gpu,tiercache_stream")
+    parser.add_argument("--loaders", default="transformers,safetensors,tiercache_gpu,tiercache_stream,"
+                                             "tiercache_stream_unpinned")
     parser.add_argument("--config", default="{}",
                         help="JSON of runtime config keys over tiercache's (e.g. staging_buffers)")
     args = parser.parse_args()
@@ -244,7 +261,9 @@ def main():
     loaders = {"transformers": (load_transformers, {}),
                "safetensors": (load_safetensors, {}),
                "tiercache_gpu": (load_tiercache, {}),
-               "tiercache_stream": (load_tiercache, {"fraction": 0.5})}
+               "tiercache_stream": (load_tiercache, {"fraction": 0.5}),
+               # The same with the page cache never pinned: every read staged.
+               "tiercache_stream_unpinned": (load_tiercache, {"fraction": 0.5, "pin": "off"})}
     reference = {}
     results["loaders"] = {}
     for name in args.loaders.split(","):
