@@ -15,6 +15,12 @@
 //   streaming     tiercache with GPU room for 3 blocks
 //   budget f      tiercache with a GPU cache holding f of the blocks
 //                 (25%, 50%, 75%); bound = bytes uploaded per step / peak
+//   held f + 2    tiercache with a GPU cache of f of the blocks plus two
+//                 blocks of room to stream the rest through; bound = the
+//                 bytes of the blocks not held (1 - f of them) / peak. A
+//                 cache of exactly f x L whole blocks cannot reach that bound:
+//                 a block being uploaded holds nothing usable, so at most
+//                 f x L - 1 blocks are hits a step (docs/perf.md)
 // Per case: the first (learning) step, the median of the steady steps,
 // bytes uploaded per step, effective GB/s, and the ratios the targets name
 // (docs/perf.md): streaming >= 0.98 of the peak, budget steps <= 1.05 x
@@ -161,6 +167,7 @@ struct CaseResult {
   double gpu_hits = 0, gpu_misses = 0;
   int lookahead = 0;
   bool exact = true;
+  double bound_bytes = -1;  // bytes the bound counts; < 0: those uploaded
 };
 
 // The pinned double buffer: the peer an engine author would write by hand.
@@ -340,6 +347,12 @@ int main(int argc, char** argv) {
   for (int pct : {25, 50, 75}) {
     results.push_back(Tiercache(e, "budget-" + std::to_string(pct) + "%", e.o.blocks * pct / 100, layers));
   }
+  for (int pct : {25, 50, 75}) {
+    const int held = e.o.blocks * pct / 100;
+    CaseResult r = Tiercache(e, "held-" + std::to_string(pct) + "%+2", held + 2, layers);
+    r.bound_bytes = static_cast<double>(e.o.blocks - held) * static_cast<double>(e.o.block_bytes);
+    results.push_back(r);
+  }
   const double compute_s = e.o.blocks * e.o.compute_ns / 1e9;
   std::printf("pinned copy peak: %.2f GB/s; compute per step %.1f ms\n", peak / 1e9, compute_s * 1e3);
   std::printf("%-16s %9s %9s %10s %8s %8s %9s %9s %6s %5s %s\n", "case", "first_ms", "step_ms",
@@ -349,7 +362,8 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < results.size(); ++i) {
     const CaseResult& r = results[i];
     const double gbps = r.uploaded_bytes / r.steady_s;
-    const double bound = std::max(r.uploaded_bytes / peak, compute_s);
+    const double counted = r.bound_bytes >= 0 ? r.bound_bytes : r.uploaded_bytes;
+    const double bound = std::max(counted / peak, compute_s);
     std::printf("%-16s %9.1f %9.1f %10.2f %8.2f %8.3f %9.1f %9.3f %6.2f %5d %s\n", r.name.c_str(),
                 r.first_s * 1e3, r.steady_s * 1e3, r.uploaded_bytes / 1e9, gbps / 1e9, gbps / peak,
                 bound * 1e3, r.steady_s / bound, r.first_s / r.steady_s, r.lookahead,
@@ -364,7 +378,8 @@ int main(int argc, char** argv) {
             ",\"lookahead\":" + std::to_string(r.lookahead) + ",\"exact\":" + (r.exact ? "true" : "false") + "}";
   }
   json += "]}\n";
-  std::printf("targets: streaming vs_peak >= 0.98; budget vs_bound <= 1.05; first/steady <= 1.25\n");
+  std::printf("targets: streaming vs_peak >= 0.98; budget vs_bound <= 1.05; first/steady <= 1.25\n"
+              "(held cases: bound = bytes of the blocks not held / peak)\n");
   if (!e.o.json.empty()) {
     if (FILE* f = std::fopen(e.o.json.c_str(), "w")) {
       std::fputs(json.c_str(), f);
