@@ -172,6 +172,10 @@ class ActivationOffload:
             # PyTorch's CPU memory is not the emulated device's memory: stage it
             # into the runtime's pool, which the store frees behind the copy.
             address = self.runtime.device_alloc(nbytes)
+            # The pool may hand back memory an earlier save's copy still reads,
+            # with the null stream made to wait for that copy: this host write
+            # must wait too.
+            self.runtime.synchronize(None)
             staged = _memory.byte_view(address, nbytes, self.device)
             staged.copy_(_memory.byte_view(tensor.data_ptr(), nbytes, self.device))
             del staged
