@@ -57,6 +57,18 @@ Result<ActivationHandle> ActivationStore::Save(void* device_ptr, uint64_t bytes,
   }
   std::lock_guard<std::mutex> lock(mutex_);
   ReapLocked(false);
+  if (const uint64_t bound = cache_->config().activation_pending_bytes; bound > 0) {
+    uint64_t pending = 0;
+    for (const auto& [h, e] : entries_) {
+      if (!e->save->complete()) pending += e->bytes;
+    }
+    if (pending > 0 && pending + bytes > bound) {
+      ++stats_.refused_pending;
+      return Status::Busy("activations: " + std::to_string(pending) +
+                          " bytes of saves still copying (activation_pending_bytes " +
+                          std::to_string(bound) + "): keep this one on the device");
+    }
+  }
   auto entry = std::make_unique<Entry>();
   entry->bytes = bytes;
   Tier* dram = cache_->dram();

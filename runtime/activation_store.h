@@ -12,6 +12,11 @@
 // reads). PrefetchRestore(handles) starts uploads ahead, in the order given
 // (backward runs in reverse), so a later Restore finds them done.
 //
+// With config activation_pending_bytes > 0, Save refuses (kBusy, nothing
+// copied, the memory still the caller's) while saves not yet copied hold
+// that many bytes or more, or would with this one: the caller keeps that
+// tensor on the device. A save is never refused when none is pending.
+//
 // Ownership: device memory passed to Save with free_device belongs to the
 // store from then on and must come from the runtime's DeviceAllocator.
 // Memory returned by Restore belongs to the caller (free it with the
@@ -40,6 +45,7 @@ struct ActivationStoreStats {
   uint64_t spills = 0;               // saves that went to NVMe
   uint64_t live = 0;                 // handles not yet consumed
   uint64_t host_bytes = 0;           // bytes held in host tiers
+  uint64_t refused_pending = 0;      // saves refused by activation_pending_bytes
 };
 
 class ActivationStore {

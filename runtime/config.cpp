@@ -55,6 +55,7 @@ const std::vector<Field>& Fields() {
       {"acquire_wait_ms", FieldType::kInt, &C::acquire_wait_ms},
       {"compression", FieldType::kString, &C::compression},
       {"activation_spill_to_nvme", FieldType::kBool, &C::activation_spill_to_nvme},
+      {"activation_pending_bytes", FieldType::kBytes, &C::activation_pending_bytes},
   };
   return fields;
 }

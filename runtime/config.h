@@ -100,6 +100,11 @@ struct RuntimeConfig {
 
   // ---- activation store -------------------------------------------------
   bool activation_spill_to_nvme = true;  // when DRAM is full
+  // Saves still copying may hold at most this many bytes (0: no bound): a
+  // save beyond it is refused (kBusy) and the engine keeps that tensor on
+  // the device. Offload then takes only what the link carries while the
+  // compute runs, so the step does not wait for copies (docs/python.md).
+  uint64_t activation_pending_bytes = 0;
 };
 
 // Parses JSON text: one object whose keys are field names. Missing keys keep

@@ -184,6 +184,7 @@ std::string Runtime::StatsJson() const {
         .Key("saves").Uint(a.saves)
         .Key("restores").Uint(a.restores)
         .Key("prefetched_restores").Uint(a.prefetched_restores)
+        .Key("refused_pending").Uint(a.refused_pending)
         .Key("spills").Uint(a.spills)
         .Key("live").Uint(a.live)
         .Key("host_bytes").Uint(a.host_bytes)

@@ -274,7 +274,10 @@ int tiercache_device_free(tiercache_runtime* runtime, void* device_ptr, void* st
  * TIERCACHE_SAVE_KEEP_DEVICE, frees device_ptr (which must come from
  * tiercache_device_alloc) once the copy has read it. The range is checked as
  * for tiercache_copy_to_host; a save that is to free device_ptr needs the
- * start of an allocation (TIERCACHE_ERR_INVALID_ARGUMENT otherwise). */
+ * start of an allocation (TIERCACHE_ERR_INVALID_ARGUMENT otherwise). With
+ * config key activation_pending_bytes > 0, a save is refused with
+ * TIERCACHE_ERR_BUSY (nothing copied, nothing freed) while saves not yet
+ * copied hold that many bytes, or would with this one; never when none is. */
 int tiercache_save(tiercache_runtime* runtime, void* device_ptr, uint64_t bytes, void* stream,
                    unsigned flags, tiercache_activation* out);
 /* Makes `stream` wait, in its order, until the save `handle` has read its

@@ -51,6 +51,26 @@ def test_gradients_are_bit_identical(model, ids):
     offload.close()
 
 
+def test_a_pending_bound_keeps_what_the_link_has_no_time_for(model, ids):
+    want = gradients(model, ids)
+    unbounded = tt.offload_activations(min_bytes=4096, dram_bytes=RING + (32 << 20))
+    gradients(model, ids, unbounded)
+    eligible = unbounded.saved
+    unbounded.close()
+    # A bound of one byte: a save goes only when no other is still copying.
+    offload = tt.offload_activations(min_bytes=4096, dram_bytes=RING + (32 << 20), pending_bytes=1)
+    got = gradients(model, ids, offload)
+    for name in want:
+        assert torch.equal(got[name], want[name]), name
+    stats = offload.stats()["activations"]
+    assert stats["saves"] == offload.saved > 0
+    assert stats["saves"] + stats["refused_pending"] == eligible
+    assert stats["live"] == 0
+    offload.close()
+    with pytest.raises(ValueError, match="pending_bytes"):
+        tt.offload_activations(pending_bytes="lots")
+
+
 def test_parameters_and_small_tensors_are_left_alone(model, ids):
     offload = tt.offload_activations(min_bytes=1 << 30, dram_bytes=RING + (1 << 20))
     gradients(model, ids, offload)

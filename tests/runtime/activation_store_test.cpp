@@ -1,6 +1,8 @@
 #include "runtime/activation_store.h"
 
+#include <atomic>
 #include <cstring>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -19,8 +21,9 @@ struct StoreRig {
   FaultyTier* nvme;
   std::unique_ptr<ActivationStore> store;
 
-  explicit StoreRig(std::chrono::microseconds delay = std::chrono::microseconds(0))
-      : rig(SmallConfig(), 64 * kMiB, delay) {
+  explicit StoreRig(std::chrono::microseconds delay = std::chrono::microseconds(0),
+                    RuntimeConfig config = SmallConfig())
+      : rig(config, 64 * kMiB, delay) {
     nvme = rig.Adopt(std::make_unique<FaultyTier>("nvme", 16 * kMiB));
     store = ActivationStore::Create(rig.cache.get(), rig.allocator.get(), nvme).value();
   }
@@ -146,6 +149,40 @@ TEST(ActivationStoreTest, KeptMemoryIsReusableOnceAStreamWaitedForTheSave) {
   for (ActivationHandle h : spilled) EXPECT_TRUE(s.store->Discard(h).ok());
   EXPECT_EQ(s.store->WaitSaved(42, other).code(), ErrorCode::kNotFound);
   ASSERT_TRUE(s.rig.device->DestroyStream(other).ok());
+}
+
+TEST(ActivationStoreTest, SavesBeyondThePendingBoundAreRefusedUntilTheCopiesRun) {
+  RuntimeConfig config = SmallConfig();
+  config.activation_pending_bytes = 300 * kKiB;
+  StoreRig s(std::chrono::microseconds(0), config);
+  const auto a = Pattern(200 * kKiB, 1), b = Pattern(200 * kKiB, 2), c = Pattern(64 * kKiB, 3);
+  void* pa = s.Upload(a);
+  void* pb = s.Upload(b);
+  void* pc = s.Upload(c);
+  // Work on the stream that has not run yet: the first save waits behind it.
+  std::atomic<bool> gate{false};
+  ASSERT_TRUE(s.rig.device->LaunchHostFunc(s.rig.stream, [](void* g) {
+    while (!static_cast<std::atomic<bool>*>(g)->load()) std::this_thread::yield();
+  }, &gate).ok());
+  auto ha = s.store->Save(pa, a.size(), s.rig.stream);
+  ASSERT_TRUE(ha.ok()) << "none pending: never refused, " << ha.status().ToString();
+  auto hb = s.store->Save(pb, b.size(), s.rig.stream);
+  EXPECT_EQ(hb.status().code(), ErrorCode::kBusy) << "200 + 200 KiB pending > 300 KiB";
+  auto hc = s.store->Save(pc, c.size(), s.rig.stream);
+  ASSERT_TRUE(hc.ok()) << "200 + 64 KiB fits: " << hc.status().ToString();
+  EXPECT_EQ(s.store->stats().refused_pending, 1u);
+  EXPECT_EQ(s.store->stats().saves, 2u);
+  gate = true;
+  ASSERT_TRUE(s.rig.device->StreamSynchronize(s.rig.stream).ok());
+  ASSERT_TRUE(s.rig.cache->transfer().Drain().ok());
+  hb = s.store->Save(pb, b.size(), s.rig.stream);  // the refused memory was still the caller's
+  ASSERT_TRUE(hb.ok()) << hb.status().ToString();
+  for (auto [handle, data] : {std::pair{*ha, &a}, std::pair{*hb, &b}, std::pair{*hc, &c}}) {
+    auto restored = s.store->Restore(handle, s.rig.stream);
+    ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+    EXPECT_EQ(s.rig.ReadBack(*restored, data->size()), *data);
+    ASSERT_TRUE(s.rig.allocator->Free(*restored, s.rig.stream).ok());
+  }
 }
 
 TEST(ActivationStoreTest, BadArguments) {

@@ -87,12 +87,13 @@ class ActivationOffload:
     """Saved activations through a tiercache runtime of their own."""
 
     def __init__(self, min_bytes=1 << 20, ahead=4, dram_bytes="4GiB", nvme_path=None,
-                 nvme_bytes=0, config=None):
+                 nvme_bytes=0, pending_bytes=0, config=None):
         self.min_bytes = parse_bytes(min_bytes, "min_bytes")
         if not isinstance(ahead, int) or ahead < 0:
             raise ValueError(f"offload_activations: ahead must be an int >= 0, got {ahead!r}")
         self.ahead = ahead
-        settings = {"dram_bytes": parse_bytes(dram_bytes, "dram_bytes")}
+        settings = {"dram_bytes": parse_bytes(dram_bytes, "dram_bytes"),
+                    "activation_pending_bytes": parse_bytes(pending_bytes, "pending_bytes")}
         if nvme_path:
             settings.update(nvme_path=str(nvme_path), nvme_bytes=parse_bytes(nvme_bytes,
                                                                             "nvme_bytes"))
@@ -252,5 +253,8 @@ class ActivationOffload:
 def offload_activations(min_bytes=1 << 20, **options):
     """An ActivationOffload: ``with`` it around the forward; backward may follow
     outside. Options: ahead (restores in flight, 4), dram_bytes ("4GiB"),
-    nvme_path and nvme_bytes (spill when DRAM is full), config (more runtime keys)."""
+    nvme_path and nvme_bytes (spill when DRAM is full), pending_bytes (0: no
+    bound; else a tensor is kept on the device while saves still copying hold
+    that many bytes: offload takes only what the link carries during the
+    forward, so the step does not wait for it), config (more runtime keys)."""
     return ActivationOffload(min_bytes=min_bytes, **options)
