@@ -20,6 +20,7 @@
 #include "prefetch/trace_io.h"
 #include "runtime/c_api_handle.h"
 #include "runtime/runtime.h"
+#include "tests/preload/built_library.h"
 #include "tiercache/tiercache.h"
 #include "tools/preload/driver_entry_points.h"
 #include "tools/preload/elf_lookup.h"
@@ -198,7 +199,8 @@ TEST(ElfLookup, FindsTheDefinitionOfExactlyTheVersionAsked) {
   EXPECT_EQ(LookUpLoadedDefinition(nullptr, "GLIBC_2.2.5"), nullptr);
   EXPECT_EQ(LookUpLoadedDefinition("getpid", nullptr), nullptr);
   // An object outside the global scope (RTLD_LOCAL), and a data symbol.
-  void* scope = dlopen(TIERCACHE_PROBE_SCOPE_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+  // At its build path, or beside the other libraries of a pack on a GPU machine.
+  void* scope = dlopen(preload_test::BuiltLibrary(TIERCACHE_PROBE_SCOPE_LIBRARY).c_str(), RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(scope, nullptr) << dlerror();
   EXPECT_EQ(LookUpLoadedDefinition("cuProbeScopeMarker", "PROBE_SCOPE_1"),
             dlsym(scope, "cuProbeScopeMarker"));

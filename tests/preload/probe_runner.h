@@ -19,6 +19,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/preload/built_library.h"
+
 extern char** environ;
 
 namespace preload_test {
@@ -31,19 +33,6 @@ struct ProbeRun {
 inline std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-// A library at its build path, else on LD_LIBRARY_PATH (a pack on another machine).
-inline std::string BuiltLibrary(const std::string& built) {
-  if (access(built.c_str(), R_OK) == 0) return built;
-  const char* paths = std::getenv("LD_LIBRARY_PATH");
-  std::stringstream dirs(paths == nullptr ? "" : paths);
-  std::string file = built.substr(built.rfind('/') + 1);
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    std::string candidate = dir + "/" + file;
-    if (access(candidate.c_str(), R_OK) == 0) return candidate;
-  }
-  return built;
 }
 
 inline std::string PreloadLibrary() { return BuiltLibrary(TIERCACHE_PRELOAD_LIBRARY); }
