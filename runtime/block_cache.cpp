@@ -99,8 +99,9 @@ Result<void*> BlockCache::AcquireImpl(BlockId id, Stream stream, bool may_wait) 
     return ptr;
   }
   if (!may_wait) {
+    const bool absent = b->gpu == Block::Gpu::kAbsent;  // read under the lock
     lock.unlock();
-    if (b->gpu == Block::Gpu::kAbsent) (void)Prefetch({id});
+    if (absent) (void)Prefetch({id});
     return Status::Busy("cache: block " + std::to_string(id) + " is not on the GPU yet");
   }
   ++b->pins;  // held across the load so the block cannot be evicted under us
