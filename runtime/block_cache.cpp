@@ -457,7 +457,7 @@ void BlockCache::AfterAccess(BlockId id, uint64_t bytes) {
 }
 
 size_t BlockCache::LookaheadLocked(uint64_t bytes) {
-  const uint64_t capacity = config_.gpu_cache_bytes != 0 ? config_.gpu_cache_bytes : allocator_->budget();
+  const uint64_t capacity = gpu_capacity();
   const uint64_t room = capacity > bytes ? capacity - bytes : 0;
   size_t depth = predictor_->Lookahead(room, stats_.Bandwidth(gpu_slot_));
   if (config_.prefetch_lookahead > 0) depth = std::min(depth, static_cast<size_t>(config_.prefetch_lookahead));

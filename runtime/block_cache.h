@@ -252,6 +252,9 @@ class BlockCache {
   CodecStats codec_stats() const;
   int gpu_stats_slot() const { return gpu_slot_; }
   uint64_t gpu_cached_bytes() const;
+  // Bytes the GPU cache may hold: gpu_cache_bytes, else the allocator's
+  // budget.
+  uint64_t gpu_capacity() const;
   TransferEngine& transfer() { return *transfer_; }
   const RuntimeConfig& config() const { return config_; }
   std::string StatsJson() const;

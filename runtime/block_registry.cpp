@@ -31,9 +31,7 @@ Result<std::unique_ptr<BlockCache>> BlockCache::Create(std::shared_ptr<Device> d
   cache->gpu_slot_ = cache->stats_.AddTier("gpu");
   cache->dram_ = dram;
   cache->dram_pinned_ = dram_pinned;
-  const uint64_t policy_capacity =
-      config.gpu_cache_bytes != 0 ? config.gpu_cache_bytes : allocator->budget();
-  TC_ASSIGN_OR_RETURN(cache->gpu_policy_, MakeEvictionPolicy(config.gpu_policy, policy_capacity));
+  TC_ASSIGN_OR_RETURN(cache->gpu_policy_, MakeEvictionPolicy(config.gpu_policy, cache->gpu_capacity()));
   TC_ASSIGN_OR_RETURN(cache->dram_policy_,
                       MakeEvictionPolicy(config.dram_policy,
                                          dram != nullptr ? dram->capacity() : 1));
@@ -506,6 +504,10 @@ BlockCache::Block* BlockCache::LookupLocked(BlockId id) const {
   if (id >= blocks_.size()) return nullptr;
   Block* b = blocks_[id].get();
   return b->alive ? b : nullptr;
+}
+
+uint64_t BlockCache::gpu_capacity() const {
+  return config_.gpu_cache_bytes != 0 ? config_.gpu_cache_bytes : allocator_->budget();
 }
 
 uint64_t BlockCache::gpu_cached_bytes() const {

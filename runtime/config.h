@@ -58,7 +58,7 @@ struct RuntimeConfig {
   // DMA: its blocks are copied to the GPU straight from it, at the link's
   // rate, with no host copy; the pages stay resident until the checkpoint
   // closes. "auto": when its tensors are larger than the GPU cache's room
-  // (gpu_cache_bytes, else gpu_budget_bytes, else the device's memory), so
+  // (gpu_cache_bytes, else the allocator's budget), so
   // they will be streamed, read again and again (one that fits is read once:
   // pinning would cost more than it saves); "on": always; "off": never.
   std::string checkpoint_pin_page_cache = "auto";

@@ -104,11 +104,7 @@ Result<uint64_t> Runtime::RegisterCheckpoint(const std::string& path, Checkpoint
     Device* raw = device_.get();
     options.pin = [raw](const void* p, size_t n) { return raw->RegisterHostReadOnly(p, n); };
     options.unpin = [raw](void* p) { return raw->UnregisterHost(p); };
-    if (config_.checkpoint_pin_page_cache == "auto") {
-      options.pin_above_bytes = config_.gpu_cache_bytes != 0    ? config_.gpu_cache_bytes
-                                : config_.gpu_budget_bytes != 0 ? config_.gpu_budget_bytes
-                                                                : device_->info().total_memory;
-    }
+    if (config_.checkpoint_pin_page_cache == "auto") options.pin_above_bytes = cache_->gpu_capacity();
   }
   TC_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint,
                       Checkpoint::Open(cache_.get(), path, options));
