@@ -56,12 +56,8 @@ Result<ActivationHandle> ActivationStore::Save(void* device_ptr, uint64_t bytes,
     return Status::InvalidArgument("activations: save needs a pointer and bytes > 0");
   }
   std::lock_guard<std::mutex> lock(mutex_);
-  ReapLocked(false);
+  const uint64_t pending = ReapLocked(false);
   if (const uint64_t bound = cache_->config().activation_pending_bytes; bound > 0) {
-    uint64_t pending = 0;
-    for (const auto& [h, e] : entries_) {
-      if (!e->save->complete()) pending += e->bytes;
-    }
     if (pending > 0 && pending + bytes > bound) {
       ++stats_.refused_pending;
       return Status::Busy("activations: " + std::to_string(pending) +
@@ -215,9 +211,14 @@ Status ActivationStore::Discard(ActivationHandle handle) {
   return Status::Ok();
 }
 
-void ActivationStore::ReapLocked(bool wait) {
+uint64_t ActivationStore::ReapLocked(bool wait) {
+  uint64_t pending = 0;
   for (auto& [handle, e] : entries_) {
-    if (e->device_src != nullptr && e->save->complete() && e->save->status().ok()) {
+    if (!e->save->complete()) {
+      pending += e->bytes;
+      continue;
+    }
+    if (e->device_src != nullptr && e->save->status().ok()) {
       (void)allocator_->Free(e->device_src, cache_->transfer().download_stream());
       e->device_src = nullptr;
     }
@@ -237,6 +238,7 @@ void ActivationStore::ReapLocked(bool wait) {
     (void)e.host.tier->Free(e.host.extent);
     it = retired_.erase(it);
   }
+  return pending;
 }
 
 ActivationStoreStats ActivationStore::stats() const {

@@ -74,8 +74,10 @@ class ActivationStore {
   ActivationStore(BlockCache* cache, DeviceAllocator* allocator, Tier* spill);
   // Issues the upload of `entry` into new device memory. REQUIRES: mutex_.
   Status StartUploadLocked(Entry* entry);
-  // Frees host space whose uploads have completed. REQUIRES: mutex_.
-  void ReapLocked(bool wait);
+  // Frees host space whose uploads have completed (and device memory whose
+  // staged saves have); returns the bytes of live saves still copying.
+  // REQUIRES: mutex_.
+  uint64_t ReapLocked(bool wait);
 
   BlockCache* cache_;
   DeviceAllocator* allocator_;
