@@ -19,6 +19,8 @@ import time
 
 import torch
 
+import torch_streamer
+
 MiB = 1 << 20
 
 
@@ -37,17 +39,6 @@ def write_file(path, nbytes):
 
 def pinned(nbytes):
     return torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
-
-
-def copy_peak(host, dev, repeats=5):
-    best = 0.0
-    for _ in range(repeats):
-        torch.cuda.synchronize()
-        t = time.perf_counter()
-        dev.copy_(host, non_blocking=True)
-        torch.cuda.synchronize()
-        best = max(best, host.numel() / (time.perf_counter() - t))
-    return best
 
 
 def pread_rate(fd, size, buf, threads, piece):
@@ -96,9 +87,8 @@ def main():
     # Warm it: read once through the page cache.
     buf = pinned(256 * MiB)
     pread_rate(fd, size, buf, 8, 4 * MiB)
-    dev = torch.empty(256 * MiB, dtype=torch.uint8, device="cuda")
     results = {"file_bytes": size}
-    peak = copy_peak(buf, dev)
+    peak = torch_streamer.copy_peak(torch.device("cuda"))  # the peer every bench measures
     results["pinned_peak_gbs"] = peak / 1e9
     log(f"pinned host->device peak: {peak / 1e9:.2f} GB/s")
 
