@@ -217,7 +217,8 @@ std::shared_ptr<TransferJob> TransferEngine::Upload(const HostLocation& source, 
   // checkpoint pinned in the page cache: a run per piece, zeros set on the
   // device). Anything else, a changed file included, goes through the
   // staged read, which reports what is wrong.
-  std::vector<Tier::HostRun> runs;
+  // Reused across calls on this thread: no allocation per upload.
+  thread_local std::vector<Tier::HostRun> runs;
   if (!source.direct || !source.tier->HostRuns(source.extent, bytes, &runs).ok()) {
     Post([this, job, source, dst, bytes, wait_event, checksums, fill_checksums] {
       StagedUpload(job, source, dst, bytes, wait_event, checksums, fill_checksums);
