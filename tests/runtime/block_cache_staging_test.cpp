@@ -3,6 +3,7 @@
 // short DRAM room shared with demotions.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -219,24 +220,38 @@ TEST(BlockCacheTest, DramCopiesInShortRoomAreUsedBeforeTheyAreEvicted) {
   const int dram_slot = rig.cache->StatsSlotOf(rig.dram.get());
   constexpr int kCycles = 6;
   constexpr int kWarmup = 2;
+  // Copies held at a point: made, not dropped (they may still be read).
+  auto copies_held = [&] {
+    uint64_t held = 0;
+    for (BlockId id : ids) held += rig.cache->Info(id)->in_dram ? 1 : 0;
+    return held;
+  };
   TierTraffic dram_before;
+  uint64_t held_before = 0;
   for (int cycle = 0; cycle < kCycles; ++cycle) {
     if (cycle == kWarmup) {
       ASSERT_TRUE(rig.cache->Drain().ok());
       dram_before = rig.cache->stats().Snapshot(dram_slot);
+      held_before = copies_held();
     }
     ASSERT_TRUE(ServeCycleChecked(rig, ids, kBytes, 700));
   }
   ASSERT_TRUE(rig.cache->Drain().ok());
   rig.cache->SetPredictor(nullptr);
   const TierTraffic dram_after = rig.cache->stats().Snapshot(dram_slot);
+  const uint64_t held_after = copies_held();
   const uint64_t measured = kCycles - kWarmup;
   const uint64_t dram_loads = dram_after.hits - dram_before.hits;
   const uint64_t copies_made = (dram_after.bytes_in - dram_before.bytes_in) / kBytes;
   EXPECT_GE(dram_loads, measured * 3);
-  // Copies are made to be read: at most one a cycle dropped unread.
-  // (one more over the run where a loaded machine delays a staging read)
-  EXPECT_LE(copies_made, dram_loads + measured + 1);
+  // Copies are made to be read: at most one a cycle dropped unread. A copy
+  // still held when the run ends (staged ahead for the next cycle, whose
+  // number depends on how far staging ran before the last drain) is not
+  // dropped, so it is not counted against the bound (one more over the run
+  // where a loaded machine delays a staging read past its block's load).
+  const uint64_t dropped = copies_made + held_before - std::min(held_after, copies_made + held_before);
+  EXPECT_LE(dropped, dram_loads + measured + 1)
+      << "made " << copies_made << ", held " << held_before << " -> " << held_after;
 }
 
 }  // namespace
