@@ -62,6 +62,30 @@ def digest(array_bytes):
     return hashlib.sha256(array_bytes).hexdigest()[:32]
 
 
+def to_cuda_breakdown(torch, host_tensors):
+    """What model.to("cuda") spends its time on, measured again on the same
+    pageable tensors: device allocations alone (torch.empty, fresh memory:
+    the model's copy still holds what to("cuda") took), then the copies alone
+    into them, each followed by a synchronize."""
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    targets = [torch.empty(t.shape, dtype=t.dtype, device="cuda") for t in host_tensors]
+    torch.cuda.synchronize()
+    alloc_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for target, source in zip(targets, host_tensors):
+        target.copy_(source)
+    torch.cuda.synchronize()
+    copy_s = time.perf_counter() - start
+    total = sum(t.numel() * t.element_size() for t in host_tensors)
+    sizes = sorted(t.numel() * t.element_size() for t in host_tensors)
+    del targets
+    torch.cuda.empty_cache()
+    return {"tensors": len(host_tensors), "bytes": total, "alloc_s": round(alloc_s, 4),
+            "copy_s": round(copy_s, 4), "copy_gbps": round(total / copy_s / 1e9, 2),
+            "median_tensor_bytes": sizes[len(sizes) // 2]}
+
+
 def run_torch(args):
     import torch
     if args.pluggable:
@@ -91,10 +115,13 @@ def run_torch(args):
     model.to("cpu")
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
+    host_copies = [t.detach() for t in model.state_dict().values()]  # kept for the breakdown below
     start = time.perf_counter()
     model.to("cuda")
     torch.cuda.synchronize()
     to_cuda_s = time.perf_counter() - start
+    breakdown = to_cuda_breakdown(torch, host_copies)
+    del host_copies
     generator = torch.Generator().manual_seed(args.seed + 1)
     ids = torch.randint(0, config.vocab_size, (1, 64), generator=generator).to("cuda")
     with torch.no_grad():
@@ -111,6 +138,7 @@ def run_torch(args):
         "allocator": "pluggable" if args.pluggable else "pytorch",
         "weight_bytes": weight_bytes, "to_cuda_s": round(to_cuda_s, 4),
         "to_cuda_gbps": round(weight_bytes / to_cuda_s / 1e9, 2),
+        "to_cuda_breakdown": breakdown,
         "logits_sha": digest(logits.cpu().numpy().tobytes()),
         "tokens": out[0, ids.shape[1]:].tolist(),
         "ms_per_token": round(generate_s / 32 * 1e3, 3),

@@ -103,6 +103,10 @@ if "to_cuda_s" in a and "to_cuda_s" in b:
               f"{b['to_cuda_s']:.3f} s ({b['to_cuda_gbps']} GB/s) = {ratio:.2f}x")
     if "LD_PRELOAD" in label:
         extra += f" ({'meets' if ratio >= 3 else 'misses'} the 3x target)"
+if a.get("to_cuda_breakdown") and b.get("to_cuda_breakdown"):
+    x, y = a["to_cuda_breakdown"], b["to_cuda_breakdown"]
+    extra += (f"; alone: allocations {x['alloc_s']:.3f} -> {y['alloc_s']:.3f} s, copies {x['copy_s']:.3f} s "
+              f"({x['copy_gbps']} GB/s) -> {y['copy_s']:.3f} s ({y['copy_gbps']} GB/s)")
 if "ms_per_token" in a and "ms_per_token" in b:
     extra += f"; ms/token {a['ms_per_token']} -> {b['ms_per_token']}"
 if a.get("peak_reserved_bytes") and b.get("peak_reserved_bytes"):

@@ -32,12 +32,12 @@ import tiercache.torch as tct  # noqa: E402
 GB = 1e9
 
 
-def _llama_layers(device, layers):
+def _llama_layers(device, layers, max_positions=8192):
     import transformers
     config = transformers.LlamaConfig(hidden_size=4096, intermediate_size=11008,
                                       num_attention_heads=32, num_key_value_heads=8,
                                       num_hidden_layers=layers, vocab_size=256,
-                                      max_position_embeddings=8192)
+                                      max_position_embeddings=max_positions)
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
     default = torch.get_default_dtype()
@@ -89,13 +89,18 @@ def _activation_bytes(forward, x, min_bytes):
     return total[0]
 
 
-def run(quick=False, cuda=True, model_kind=None, repeats=None):
+def run(quick=False, cuda=True, model_kind=None, repeats=None, batch=None, sequence=None,
+        bounds=None):
     device = torch.device("cuda", 0) if cuda else torch.device("cpu")
     kind = model_kind or ("llama" if cuda else "tiny")
-    model, forward, hidden = (_llama_layers if kind == "llama" else _tiny_layers)(device, 4)
-    batch, sequence = (8, 2048) if kind == "llama" else (4, 64)
+    default_batch, default_sequence = (8, 2048) if kind == "llama" else (4, 64)
     if quick and kind == "llama":
-        batch = 4
+        default_batch = 4
+    batch, sequence = batch or default_batch, sequence or default_sequence
+    if kind == "llama":
+        model, forward, hidden = _llama_layers(device, 4, max(8192, sequence))
+    else:
+        model, forward, hidden = _tiny_layers(device, 4)
     repeats = repeats or (2 if quick else 3)
     sync = _Sync(device)
     gen = torch.Generator(device).manual_seed(11)
@@ -154,7 +159,7 @@ def run(quick=False, cuda=True, model_kind=None, repeats=None):
     # The same with the copies in flight bounded: the offload takes what the
     # link carries while the forward computes, the rest stays on the device.
     names = ["tiercache", "save_on_cpu"]
-    for bound in ((128 << 20, 512 << 20) if kind == "llama" else (1,)):
+    for bound in (bounds or ((128 << 20, 512 << 20) if kind == "llama" else (1,))):
         name = f"tiercache pending<={bound >> 20}MiB" if bound >= (1 << 20) else "tiercache pending<=1B"
         offload = tct.offload_activations(min_bytes=min_bytes, pending_bytes=bound,
                                           dram_bytes=int(activation_bytes * 1.1) + (128 << 20))
@@ -185,14 +190,25 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--model", choices=("llama", "tiny"), default=None)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--batch", type=int, default=None, help="default 8 (llama), 4 (tiny)")
+    parser.add_argument("--sequence", type=int, default=None,
+                        help="tokens per sequence; default 2048 (llama), 64 (tiny). Long sequences "
+                        "give attention more compute per saved byte, so the link hides more")
+    parser.add_argument("--bounds-mib", default=None,
+                        help="comma-separated pending-copy bounds in MiB for the bounded cases "
+                        "(default 128,512)")
     args = parser.parse_args()
     cuda = torch.cuda.is_available() and args.model != "tiny"
     if not cuda:
         os.environ["TIERCACHE_DEVICE"] = "emulated"
-    results = run(quick=args.quick, cuda=cuda, model_kind=args.model)
+    bounds = [int(b) << 20 for b in args.bounds_mib.split(",")] if args.bounds_mib else None
+    results = run(quick=args.quick, cuda=cuda, model_kind=args.model, batch=args.batch,
+                  sequence=args.sequence, bounds=bounds)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "torch_activations.json"), "w") as f:
+        name = "torch_activations.json" if args.sequence is None else \
+            f"torch_activations_{results['batch']}x{results['sequence']}.json"
+        with open(os.path.join(args.out, name), "w") as f:
             json.dump(results, f, indent=1)
 
 
