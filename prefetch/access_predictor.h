@@ -41,6 +41,11 @@ class AccessPredictor {
   // use and the link's bandwidth as the caller measured it (0: unknown, the
   // predictor's own estimate from issued/arrived prefetches is used).
   virtual size_t Lookahead(uint64_t free_budget_bytes, double link_bytes_per_s) { return 1; }
+  // The order the accesses repeat in, one period of it, oldest first, when
+  // the predictor is confident the stream is such a cycle (a recorded
+  // schedule, or a learned one nearly always right); empty otherwise. A
+  // cache may then plan which blocks to keep for the whole cycle.
+  virtual std::vector<BlockId> RepeatingOrder() { return {}; }
 };
 
 }  // namespace tiercache

@@ -1,5 +1,7 @@
 #include "prefetch/cycle_detector.h"
 
+#include <algorithm>
+
 namespace tiercache {
 
 CycleDetector::CycleDetector() : history_(2 * kMaxPeriod), first_seen_(2 * kMaxPeriod) {}
@@ -15,14 +17,18 @@ void CycleDetector::Forget(uint64_t now) {
 }
 
 bool CycleDetector::Verify(uint64_t candidate, uint64_t now) const {
-  if (candidate == 0 || candidate > kMaxPeriod || now + 1 < candidate + kVerifyWindow) return false;
+  // One whole period of repeats is evidence enough for a period of at least
+  // kMinWindow (a layer stack is adopted after its second pass); shorter
+  // periods, which chance repeats more easily, need kVerifyWindow.
+  const uint64_t window = candidate >= kMinWindow ? std::min(kVerifyWindow, candidate) : kVerifyWindow;
+  if (candidate == 0 || candidate > kMaxPeriod || now + 1 < candidate + window) return false;
   uint64_t matches = 0, compared = 0;
-  for (uint64_t j = 0; j < kVerifyWindow; ++j) {
+  for (uint64_t j = 0; j < window; ++j) {
     if (first_seen_[(now - j) % history_.size()]) continue;
     ++compared;
     matches += At(now - j) == At(now - j - candidate);
   }
-  return compared >= kVerifyWindow / 2 && static_cast<double>(matches) >= kMinMatchShare * static_cast<double>(compared);
+  return compared >= window / 2 && static_cast<double>(matches) >= kMinMatchShare * static_cast<double>(compared);
 }
 
 void CycleDetector::Observe(BlockId id, uint64_t bytes, uint64_t now) {
@@ -57,6 +63,11 @@ void CycleDetector::Observe(BlockId id, uint64_t bytes, uint64_t now) {
 void CycleDetector::PredictNext(size_t n, std::vector<BlockId>* out) const {
   if (period_ == 0 || observed_ == 0) return;
   for (uint64_t j = 1; j <= n; ++j) out->push_back(At(now_ + 1 + (j - 1) % period_ - period_));
+}
+
+void CycleDetector::LastPeriod(std::vector<BlockId>* out) const {
+  if (period_ == 0 || observed_ < period_) return;
+  for (uint64_t j = period_; j >= 1; --j) out->push_back(At(now_ + 1 - j));
 }
 
 uint64_t CycleDetector::PredictDistance(BlockId id, uint64_t now) const {

@@ -3,8 +3,9 @@
 // (0..L-1, L-1..0), which is simply a cycle of period 2L.
 //
 // A candidate period comes from the gaps between an id's last occurrences
-// (one or two back) and is adopted when the last kVerifyWindow accesses (at least
-// kMinMatchShare of them) repeat at that period. The period is kept while
+// (one or two back) and is adopted when the last kVerifyWindow accesses, or
+// one whole period when it is shorter (but at least kMinWindow), repeat at
+// that period (at least kMinMatchShare of them). The period is kept while
 // the recent match rate stays above kMinMatchShare. Accesses to ids never
 // seen before (fresh activations interleaved with the weights) cannot repeat
 // anything, so they count neither for nor against a period.
@@ -30,6 +31,7 @@ class CycleDetector final : public PatternDetector {
  public:
   static constexpr uint64_t kMaxPeriod = 1 << 16;
   static constexpr uint64_t kVerifyWindow = 32;
+  static constexpr uint64_t kMinWindow = 8;  // periods from here on verify over one period
   static constexpr double kMinMatchShare = 0.75;
 
   CycleDetector();
@@ -39,6 +41,11 @@ class CycleDetector final : public PatternDetector {
   uint64_t PredictDistance(BlockId id, uint64_t now) const override;
 
   uint64_t period() const { return period_; }
+  // How often, recently, an access repeated the one a period before it
+  // (1 when a period is adopted; it is dropped below kMinMatchShare).
+  double match_rate() const { return period_ == 0 ? 0.0 : match_rate_; }
+  // The last period's ids, oldest first (nothing while no period is held).
+  void LastPeriod(std::vector<BlockId>* out) const;
   // Distinct ids currently remembered (<= kMaxTrackedIds).
   size_t tracked_ids() const { return seen_.size(); }
   static constexpr uint64_t kMaxTrackedIds = 2 * kMaxPeriod;

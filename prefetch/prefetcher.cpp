@@ -141,6 +141,13 @@ uint64_t Prefetcher::PredictDistance(BlockId id) {
   return reuse_.PredictDistance(id, now);
 }
 
+std::vector<BlockId> Prefetcher::RepeatingOrder() {
+  if (!schedule_.empty()) return schedule_;
+  std::vector<BlockId> order;
+  if (options_.learn && cycle_.match_rate() >= options_.cycle_distance_confidence) cycle_.LastPeriod(&order);
+  return order;
+}
+
 uint64_t Prefetcher::PredictNextUseTick(BlockId id) {
   const uint64_t d = PredictDistance(id);
   if (d == kNeverUsedAgain) return kNeverUsedAgain;

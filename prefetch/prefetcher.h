@@ -76,6 +76,10 @@ class Prefetcher final : public AccessPredictor {
   void OnPrefetchIssued(BlockId id, uint64_t bytes, uint64_t now_ns) override;
   void OnPrefetchArrived(BlockId id, uint64_t now_ns) override;
   size_t Lookahead(uint64_t free_budget_bytes, double link_bytes_per_s) override;
+  // The recorded schedule; else, when learning and the cycle detector holds
+  // a period that its recent accesses repeated at least
+  // cycle_distance_confidence of the time, its last period.
+  std::vector<BlockId> RepeatingOrder() override;
 
   // A whole repeating order; empty clears it.
   void SetSchedule(std::vector<BlockId> order);

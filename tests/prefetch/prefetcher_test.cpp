@@ -37,6 +37,53 @@ TEST(CycleDetector, LearnsALayerCycle) {
   EXPECT_EQ(cycle.PredictDistance(99, now - 1), kNeverUsedAgain);
 }
 
+TEST(CycleDetector, APeriodOfAtLeastTheMinimumWindowIsAdoptedAfterOneRepeat) {
+  CycleDetector cycle;
+  uint64_t now = 0;
+  std::vector<BlockId> order;
+  for (BlockId id = 0; id < 16; ++id) order.push_back(100 + id);
+  Feed(cycle, order, &now);
+  EXPECT_EQ(cycle.period(), 0u);
+  Feed(cycle, std::vector<BlockId>(order.begin(), order.end() - 1), &now);
+  EXPECT_EQ(cycle.period(), 0u) << "not before the whole period has repeated";
+  Feed(cycle, {order.back()}, &now);
+  EXPECT_EQ(cycle.period(), 16u);
+  EXPECT_DOUBLE_EQ(cycle.match_rate(), 1.0);
+  std::vector<BlockId> last;
+  cycle.LastPeriod(&last);
+  EXPECT_EQ(last, order);
+  // A short period still needs the longer window: chance repeats are likely.
+  CycleDetector short_cycle;
+  now = 0;
+  for (int round = 0; round < 4; ++round) Feed(short_cycle, {1, 2, 3}, &now);
+  EXPECT_EQ(short_cycle.period(), 0u);
+}
+
+TEST(Prefetcher, RepeatingOrderIsTheCycleOnceLearnedOrTheSchedule) {
+  Prefetcher p;
+  std::vector<BlockId> order = {7, 3, 9, 1, 4, 8, 2, 6, 5, 0};
+  uint64_t t = 0;
+  for (BlockId id : order) p.OnAccess(id, 1, ++t);
+  EXPECT_TRUE(p.RepeatingOrder().empty());
+  for (int round = 0; round < 2; ++round) {
+    for (BlockId id : order) p.OnAccess(id, 1, ++t);
+  }
+  EXPECT_EQ(p.RepeatingOrder(), order);
+  // Random accesses drop it.
+  for (BlockId id : {3, 3, 8, 1, 1, 9, 0, 0, 5, 2, 2, 7, 7, 4, 6, 6, 3, 9, 9, 1}) p.OnAccess(id, 1, ++t);
+  EXPECT_TRUE(p.RepeatingOrder().empty());
+  // A recorded schedule is a repeating order from the start.
+  Prefetcher scheduled;
+  scheduled.SetSchedule({5, 6, 7});
+  EXPECT_EQ(scheduled.RepeatingOrder(), (std::vector<BlockId>{5, 6, 7}));
+  // Without learning only the schedule counts.
+  Prefetcher hints_only(PrefetcherOptions{.learn = false});
+  for (int round = 0; round < 3; ++round) {
+    for (BlockId id : order) hints_only.OnAccess(id, 1, ++t);
+  }
+  EXPECT_TRUE(hints_only.RepeatingOrder().empty());
+}
+
 TEST(CycleDetector, LearnsForwardThenReverse) {
   CycleDetector cycle;
   uint64_t now = 0;
