@@ -27,7 +27,7 @@
 // bound, first step <= 1.25 x steady. Every kernel's checksum is compared
 // with the block's: a wrong byte fails the run.
 //
-// Usage: engine_bench [--blocks=16] [--block-mib=350] [--steps=6]
+// Usage: engine_bench [--blocks=16] [--block-mib=350] [--steps=10]
 //                     [--compute-us=850] [--json=PATH]
 // Without a CUDA device it says so and exits 0.
 #include <cuda_runtime.h>
@@ -48,7 +48,7 @@ namespace {
 struct Options {
   int blocks = 16;
   uint64_t block_bytes = 350ull << 20;
-  int steps = 6;
+  int steps = 10;
   uint64_t compute_ns = 850'000;  // ~ a Llama-7B decoder layer's decode compute on an H200
   std::string json;
 };

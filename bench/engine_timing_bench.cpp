@@ -21,7 +21,7 @@
 // on a 2-core machine is good to a few percent; the GPU figures are
 // engine_bench's.
 //
-// Usage: engine_timing_bench [--blocks=16] [--steps=6] [--model-mib=350]
+// Usage: engine_timing_bench [--blocks=16] [--steps=10] [--model-mib=350]
 //                            [--peak-gbps=55] [--compute-us=850]
 //                            [--block-kib=256] [--cases=all|room3,budget,held]
 #include <algorithm>
@@ -43,7 +43,7 @@ namespace {
 
 struct Options {
   int blocks = 16;
-  int steps = 6;
+  int steps = 10;
   double model_mib = 350;
   double peak_gbps = 55;
   uint64_t compute_us = 850;
@@ -116,8 +116,20 @@ CaseResult RunCase(const Options& o, const std::string& name, int cache_blocks,
     }
     (void)device->StreamSynchronize(compute);
     steps.push_back(Ms(t0, std::chrono::steady_clock::now()));
+    if (std::getenv("TIERCACHE_BENCH_VERBOSE") != nullptr) {
+      const TierTraffic now = cache.stats().Snapshot(gpu);
+      std::string resident;
+      for (BlockId id : ids) resident += cache.Info(id)->on_gpu ? '#' : '.';
+      std::fprintf(stderr, "%s step %d: %.1f ms, %llu uploads so far, on the GPU %s\n", name.c_str(), step,
+                   steps.back(), static_cast<unsigned long long>(now.bytes_in / bytes), resident.c_str());
+    }
   }
   (void)cache.Drain();
+  if (std::getenv("TIERCACHE_BENCH_VERBOSE") != nullptr) {
+    const std::string stats = cache.StatsJson();
+    const size_t at = stats.find("\"prefetch\"");
+    std::fprintf(stderr, "%s: %s\n", name.c_str(), stats.substr(at, 400).c_str());
+  }
   const TierTraffic after = cache.stats().Snapshot(gpu);
   const double measured = o.steps - 1;
   r.moved_blocks = static_cast<double>(after.bytes_in - before.bytes_in) / bytes / measured;

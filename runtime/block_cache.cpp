@@ -47,10 +47,21 @@ void BlockCache::TouchLocked(Block* b, bool inserted) {
   }
 }
 
+void BlockCache::HoldLocked(Block* b) {
+  ++b->held;
+  held_bytes_ += b->bytes;
+  held_peak_bytes_ = std::max(held_peak_bytes_, held_bytes_);
+}
+
+void BlockCache::UnholdLocked(Block* b) {
+  --b->held;
+  held_bytes_ -= b->bytes;
+}
+
 // A resident block was hit: count it and tell the policy. REQUIRES: mutex_.
 void BlockCache::PinnedHitLocked(Block* b, Stream stream) {
   ++b->pins;
-  ++b->held;
+  HoldLocked(b);
   b->acquire_stream = stream;
   TouchLocked(b, false);
   stats_.Hit(gpu_slot_);
@@ -67,7 +78,7 @@ Result<void*> BlockCache::ReturnPinned(Block* b, Stream stream) {
     if (!s.ok()) {
       std::lock_guard<std::mutex> lock(mutex_);
       --b->pins;
-      --b->held;
+      UnholdLocked(b);
       return s;
     }
   }
@@ -105,7 +116,7 @@ Result<void*> BlockCache::AcquireImpl(BlockId id, Stream stream, bool may_wait) 
     return Status::Busy("cache: block " + std::to_string(id) + " is not on the GPU yet");
   }
   ++b->pins;  // held across the load so the block cannot be evicted under us
-  ++b->held;
+  HoldLocked(b);
   bool load = true;
   if (b->gpu == Block::Gpu::kLoading) {
     // A prefetch got there first. While an acquire waits, its load is a
@@ -127,7 +138,7 @@ Result<void*> BlockCache::AcquireImpl(BlockId id, Stream stream, bool may_wait) 
   }
   if (b->gpu != Block::Gpu::kResident) {
     --b->pins;
-    --b->held;
+    UnholdLocked(b);
     return b->last_error.ok() ? Status::Internal("cache: load ended without a status")
                               : b->last_error;
   }
@@ -282,7 +293,7 @@ Status BlockCache::Release(BlockId id, Stream stream) {
   } else if (b->release_stream != stream) {
     b->release_multi = true;
   }
-  --b->held;  // the pin itself stays until the stream's work is fenced
+  UnholdLocked(b);  // the pin itself stays until the stream's work is fenced
   NotifyRoomLocked();
   auto it = std::find_if(unfenced_.begin(), unfenced_.end(),
                          [stream](const auto& entry) { return entry.first == stream; });
@@ -404,7 +415,10 @@ void BlockCache::PrefetchLoop() {
       const uint64_t issued = MonotonicNanoseconds();
       if (Load(b, request.min_victim_next_use).ok() && request.from_predictor) {
         std::lock_guard<std::mutex> lock(mutex_);
-        b->prefetched = true;
+        // Not when the engine acquired it while it loaded: that acquire
+        // has passed, and a flag set now would mark the block as still
+        // awaiting its first acquire until the next one.
+        if (b->last_access <= request.requested_at) b->prefetched = true;
         if (predictor_ != nullptr) predictor_->OnPrefetchIssued(b->id, b->bytes, issued);
       }
     }

@@ -53,6 +53,7 @@
 #ifndef TIERCACHE_RUNTIME_BLOCK_CACHE_H_
 #define TIERCACHE_RUNTIME_BLOCK_CACHE_H_
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -392,6 +393,27 @@ class BlockCache {
   static constexpr uint64_t kStreamRing = 2;
   const Block* OlderStreamedVictimLocked(BlockId chosen,
                                          const std::function<bool(BlockId)>& evictable) const;
+  // The cycle plan (runtime/cycle_plan.cpp). When the predictor knows the
+  // order the acquires repeat in (AccessPredictor::RepeatingOrder) and one
+  // period of it does not fit the GPU cache, a fixed part of the cycle is
+  // kept for the whole cycle and the rest streams through a ring of one
+  // block's room (two when less than half the cycle fits). The ring's
+  // victim is the streamed block used longest ago, so its copy never waits
+  // for work just enqueued on a block a kept one would have replaced, and
+  // the kept part never rotates: each cycle moves what MIN moves (one ring
+  // slot) or one block more (two, so copies overlap the kernels).
+  // Recomputed at most once a period, and dropped when the predictor no
+  // longer holds a cycle. REQUIRES: mutex_ for all three.
+  void UpdateCyclePlanLocked();
+  // The engine holds (acquired, not released) b's bytes / no longer; the
+  // cycle plan sizes its ring slots to the most bytes held at once.
+  void HoldLocked(Block* b);
+  void UnholdLocked(Block* b);
+  void ClearCyclePlanLocked();
+  // The ring's victim: among resident, `evictable` blocks outside the kept
+  // part that are not a prefetch still awaiting its acquire, the one used
+  // longest ago; null when there is none.
+  const Block* PlannedVictimLocked(const std::function<bool(BlockId)>& evictable) const;
   void EvictBlockLocked(Block* b, bool demote, DeviceFrees* frees);
   // Starts copying the block's device bytes to a new DRAM copy; the device
   // memory is then freed behind that copy. False when DRAM has no room.
@@ -451,6 +473,14 @@ class BlockCache {
   uint64_t registered_bytes_ = 0;                       // GUARDED_BY(mutex_); of alive blocks
   uint64_t clock_ = 0;                                  // GUARDED_BY(mutex_)
   BlockId last_acquired_ = UINT64_MAX;                  // GUARDED_BY(mutex_); spared as a victim
+  std::vector<BlockId> plan_kept_;                      // GUARDED_BY(mutex_); the cycle plan's kept blocks
+  uint64_t plan_ring_slots_ = 0;                        // GUARDED_BY(mutex_); 0: no plan
+  uint64_t plan_period_ = 0;                            // GUARDED_BY(mutex_)
+  uint64_t plan_slot_bytes_ = 0;                        // GUARDED_BY(mutex_); one ring slot
+  uint64_t plan_clock_ = 0;                             // GUARDED_BY(mutex_); clock_ at the last update
+  bool plan_checked_ = false;                           // GUARDED_BY(mutex_)
+  uint64_t held_bytes_ = 0;                             // GUARDED_BY(mutex_); acquired, not released
+  uint64_t held_peak_bytes_ = 0;                        // GUARDED_BY(mutex_); most of it since the last plan update
   struct Fence {
     Event event;
     std::vector<BlockId> blocks;

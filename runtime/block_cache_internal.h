@@ -86,6 +86,8 @@ struct BlockCache::Block {
   // BlockCache::OlderStreamedVictimLocked.
   bool streamed = false;
   bool loaded_since_acquire = false;
+  // Kept for the whole cycle by the cycle plan (BlockCache::UpdateCyclePlanLocked).
+  bool plan_kept = false;
   // Acquires waiting for this block's load: the load is on demand then,
   // whatever the prefetch that started it may evict.
   uint32_t demand_waiters = 0;

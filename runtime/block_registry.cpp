@@ -434,6 +434,7 @@ Status BlockCache::Unregister(BlockId id) {
     Block* b = blocks_[id].get();
     if (b->gpu == Block::Gpu::kResident) EvictBlockLocked(b, /*demote=*/false, &frees);
     b->alive = false;  // no new acquires from here on
+    if (b->plan_kept) ClearCyclePlanLocked();
     registered_bytes_ -= b->bytes;
     if (b->encoded) {
       encoded_blocks_ -= 1;

@@ -139,6 +139,24 @@ bool BlockCache::EvictOneLocked(DeviceFrees* frees, uint64_t* freed_bytes,
     return !(spare_last && id == last_acquired_ && b->pins > 0);
   };
   PollFencesLocked();
+  UpdateCyclePlanLocked();
+  if (plan_ring_slots_ != 0) {
+    auto ring = [this, min_next_use](BlockId id) {
+      const Block* b = blocks_[id].get();
+      return EvictableLocked(b, /*allow_pending=*/true) &&
+             (min_next_use == 0 || NextUseOfLocked(b) >= min_next_use);
+    };
+    if (const Block* planned = PlannedVictimLocked(ring)) {
+      Block* b = blocks_[planned->id].get();
+      *freed_bytes += b->bytes;
+      EvictBlockLocked(b, config_.demote_on_evict, frees);
+      return true;
+    }
+    // A prefetch waits for the ring rather than take a kept block; an
+    // acquire takes whatever Belady's rule gives (the plan heals: that
+    // block is kept again when it is next loaded).
+    if (min_next_use != 0) return false;
+  }
   std::optional<BlockId> victim = gpu_policy_->ChooseVictim(evictable);
   if (!victim) {
     spare_last = false;

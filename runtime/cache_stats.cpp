@@ -35,7 +35,12 @@ void BlockCache::AppendPrefetchJson(JsonWriter* w) const {
       .Key("predictor").String(learner_ != nullptr ? "learner" : predictor_ != nullptr ? "custom" : "none")
       .Key("lookahead").Uint(lookahead_)
       .Key("lookahead_cap").Int(config_.prefetch_lookahead)
-      .Key("link_gbps").Double(stats_.Bandwidth(gpu_slot_) / 1e9);
+      .Key("link_gbps").Double(stats_.Bandwidth(gpu_slot_) / 1e9)
+      .Key("cycle_plan").BeginObject()
+      .Key("period").Uint(plan_period_)
+      .Key("kept_blocks").Uint(plan_kept_.size())
+      .Key("ring_slots").Uint(plan_ring_slots_)
+      .EndObject();
   if (learner_ != nullptr) {
     const PrefetchStats& p = learner_->stats();
     w->Key("accesses").Uint(p.accesses)

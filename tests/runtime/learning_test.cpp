@@ -119,6 +119,99 @@ TEST(Learning, CyclicScanReachesMinFromTheSecondPassWithNoHints) {
   ASSERT_EQ(tiercache_stream_destroy(o.rt, stream), TIERCACHE_OK);
 }
 
+// Once the order is known (two passes), a cycle larger than the GPU cache
+// is served by a plan: a fixed part kept for the whole cycle, the rest
+// streamed through a ring of one block's room, or two when less than half
+// the cycle fits (so each copy overlaps the work on the block before it).
+// Every pass then moves exactly the blocks not kept; the kept part never
+// moves.
+TEST(Learning, ACycleLargerThanTheCacheIsPlannedAsAKeptPartAndARing) {
+  struct Case {
+    int cached;
+    uint64_t slots;
+  };
+  for (const Case c : {Case{10, 1}, Case{6, 2}}) {
+    SCOPED_TRACE("cache of " + std::to_string(c.cached) + " blocks");
+    Open o;
+    ASSERT_NO_FATAL_FAILURE(OpenWithDefaults(c.cached, &o));
+    void* stream = nullptr;
+    ASSERT_EQ(tiercache_stream_create(o.rt, &stream), TIERCACHE_OK);
+    std::vector<unsigned char> seen(16);
+    auto pass = [&] {
+      for (int i = 0; i < kBlocks; ++i) {
+        void* ptr = nullptr;
+        ASSERT_EQ(tiercache_acquire(o.rt, o.ids[i], stream, &ptr), TIERCACHE_OK) << tiercache_last_error();
+        ASSERT_EQ(tiercache_copy_to_host(o.rt, seen.data(), ptr, seen.size(), stream), TIERCACHE_OK);
+        ASSERT_EQ(tiercache_stream_synchronize(o.rt, stream), TIERCACHE_OK);
+        ASSERT_EQ(seen[0], static_cast<unsigned char>(17 * i + 3)) << "layer " << i;
+        ASSERT_EQ(tiercache_release(o.rt, o.ids[i], stream), TIERCACHE_OK);
+      }
+    };
+    for (int p = 0; p < 3; ++p) ASSERT_NO_FATAL_FAILURE(pass());  // learn, then adopt the plan
+    ASSERT_EQ(tiercache_drain(o.rt), TIERCACHE_OK);
+    const GpuCounts before = Gpu(o.rt);
+    const testing_json::Value plan = Stats(o.rt)["prefetch"]["cycle_plan"];
+    EXPECT_EQ(plan["period"].number, kBlocks);
+    EXPECT_EQ(plan["ring_slots"].number, c.slots);
+    EXPECT_EQ(plan["kept_blocks"].number, c.cached - c.slots);
+    constexpr int kMeasured = 4;
+    for (int p = 0; p < kMeasured; ++p) ASSERT_NO_FATAL_FAILURE(pass());
+    ASSERT_EQ(tiercache_drain(o.rt), TIERCACHE_OK);
+    const GpuCounts after = Gpu(o.rt);
+    const uint64_t streamed = kBlocks - (c.cached - c.slots);
+    const uint64_t uploads = (after.bytes_in - before.bytes_in) / kBlockBytes;
+    EXPECT_GE(uploads, kMeasured * streamed);
+    // At most one more where the measured passes end (a prefetch of the
+    // next pass's first streamed block, in flight when the last began).
+    EXPECT_LE(uploads, kMeasured * streamed + 1);
+    EXPECT_EQ(after.hits + after.misses - before.hits - before.misses, kMeasured * kBlocks);
+    ASSERT_EQ(tiercache_stream_destroy(o.rt, stream), TIERCACHE_OK);
+  }
+}
+
+// An engine that holds two blocks at once (a layer's two halves, acquired
+// together, released together) needs a ring slot of both: the plan sizes
+// its slot to the most bytes held at once, so the pair streams through it
+// and the kept part still never moves.
+TEST(Learning, ThePlansRingHoldsWhatTheEngineHoldsAtOnce) {
+  constexpr int kCached = 10;
+  Open o;
+  ASSERT_NO_FATAL_FAILURE(OpenWithDefaults(kCached, &o));
+  void* stream = nullptr;
+  ASSERT_EQ(tiercache_stream_create(o.rt, &stream), TIERCACHE_OK);
+  std::vector<unsigned char> seen(16);
+  auto pass = [&] {
+    for (int layer = 0; layer < kBlocks / 2; ++layer) {
+      void* ptr[2] = {nullptr, nullptr};
+      for (int half = 0; half < 2; ++half) {
+        ASSERT_EQ(tiercache_acquire(o.rt, o.ids[2 * layer + half], stream, &ptr[half]), TIERCACHE_OK)
+            << tiercache_last_error();
+      }
+      for (int half = 0; half < 2; ++half) {
+        ASSERT_EQ(tiercache_copy_to_host(o.rt, seen.data(), ptr[half], seen.size(), stream), TIERCACHE_OK);
+        ASSERT_EQ(tiercache_stream_synchronize(o.rt, stream), TIERCACHE_OK);
+        ASSERT_EQ(seen[0], static_cast<unsigned char>(17 * (2 * layer + half) + 3));
+      }
+      for (int half = 0; half < 2; ++half) {
+        ASSERT_EQ(tiercache_release(o.rt, o.ids[2 * layer + half], stream), TIERCACHE_OK);
+      }
+    }
+  };
+  for (int p = 0; p < 4; ++p) ASSERT_NO_FATAL_FAILURE(pass());
+  ASSERT_EQ(tiercache_drain(o.rt), TIERCACHE_OK);
+  const GpuCounts before = Gpu(o.rt);
+  const testing_json::Value plan = Stats(o.rt)["prefetch"]["cycle_plan"];
+  EXPECT_EQ(plan["ring_slots"].number, 1);
+  EXPECT_EQ(plan["kept_blocks"].number, kCached - 2);
+  constexpr int kMeasured = 4;
+  for (int p = 0; p < kMeasured; ++p) ASSERT_NO_FATAL_FAILURE(pass());
+  ASSERT_EQ(tiercache_drain(o.rt), TIERCACHE_OK);
+  const uint64_t uploads = (Gpu(o.rt).bytes_in - before.bytes_in) / kBlockBytes;
+  EXPECT_GE(uploads, kMeasured * (kBlocks - (kCached - 2)));
+  EXPECT_LE(uploads, kMeasured * (kBlocks - (kCached - 2)) + 2);
+  ASSERT_EQ(tiercache_stream_destroy(o.rt, stream), TIERCACHE_OK);
+}
+
 // The way framework hooks call it: one thread, acquire in a pre-hook, work
 // enqueued on the stream (it reads the whole block), release in the
 // post-hook, the host never waiting per layer but spending some time of its
