@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "prefetch/eviction/eviction_policy.h"
@@ -46,6 +47,14 @@ class AccessPredictor {
   // schedule, or a learned one nearly always right); empty otherwise. A
   // cache may then plan which blocks to keep for the whole cycle.
   virtual std::vector<BlockId> RepeatingOrder() { return {}; }
+  // Where the order is data-dependent (MoE routing), PredictNext names few
+  // blocks that are not already resident: the likeliest ones are the ones a
+  // cache keeps. This appends to `list` (PredictNext's, which it extends)
+  // the likeliest blocks the next `horizon` accesses may use that `wanted`
+  // accepts (the caller passes "not resident") and `list` lacks, at most
+  // `max_blocks`, likeliest first. Default: none.
+  virtual void AppendCandidates(uint64_t horizon, size_t max_blocks,
+                                const std::function<bool(BlockId)>& wanted, std::vector<BlockId>* list) {}
 };
 
 }  // namespace tiercache

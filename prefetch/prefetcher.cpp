@@ -148,6 +148,20 @@ std::vector<BlockId> Prefetcher::RepeatingOrder() {
   return order;
 }
 
+void Prefetcher::AppendCandidates(uint64_t horizon, size_t max_blocks,
+                                  const std::function<bool(BlockId)>& wanted, std::vector<BlockId>* list) {
+  if (!options_.learn || max_blocks == 0 || !schedule_.empty() ||
+      cycle_.match_rate() >= options_.cycle_distance_confidence) {
+    return;
+  }
+  std::vector<std::pair<uint64_t, BlockId>> picks;
+  auto fresh = [&](BlockId id) {
+    return std::find(list->begin(), list->end(), id) == list->end() && wanted(id);
+  };
+  reuse_.Candidates(horizon, options_.candidate_min_probability, max_blocks, fresh, &picks);
+  for (const auto& [wait, id] : picks) list->push_back(id);
+}
+
 uint64_t Prefetcher::PredictNextUseTick(BlockId id) {
   const uint64_t d = PredictDistance(id);
   if (d == kNeverUsedAgain) return kNeverUsedAgain;

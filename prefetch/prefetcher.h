@@ -45,6 +45,10 @@ struct PrefetcherOptions {
   double min_confidence = 0.3;             // below it a detector is not asked for PredictNext
   double cycle_distance_confidence = 0.9;  // the cycle detector's distances are used above it
   uint64_t waste_horizon = 4096;           // accesses after which an unread prefetch is wasted
+  // A speculative candidate (AppendCandidates) must be used at its next
+  // possible round at least this often (above the 0.25 a top-2 choice of 8
+  // experts has on average: fewer wasted copies than that would cost).
+  double candidate_min_probability = 0.35;
 };
 
 struct PrefetchStats {
@@ -80,6 +84,12 @@ class Prefetcher final : public AccessPredictor {
   // a period that its recent accesses repeated at least
   // cycle_distance_confidence of the time, its last period.
   std::vector<BlockId> RepeatingOrder() override;
+  // The reuse model's blocks due within `horizon` accesses whose chance of
+  // use there is at least candidate_min_probability (ReuseDetector::
+  // Candidates); nothing while learning is off or a repeating order is
+  // known (PredictNext then names every block to come).
+  void AppendCandidates(uint64_t horizon, size_t max_blocks, const std::function<bool(BlockId)>& wanted,
+                        std::vector<BlockId>* list) override;
 
   // A whole repeating order; empty clears it.
   void SetSchedule(std::vector<BlockId> order);

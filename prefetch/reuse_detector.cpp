@@ -103,15 +103,46 @@ void ReuseDetector::PredictNext(size_t n, std::vector<BlockId>* out) const {
   }
 }
 
-uint64_t ReuseDetector::PredictDistance(BlockId id, uint64_t now) const {
-  auto it = blocks_.find(id);
-  if (it == blocks_.end()) return kNeverUsedAgain;
-  const uint64_t age = now > it->second.last ? now - it->second.last : 0;
+void ReuseDetector::NextRound(uint64_t age, uint64_t* round_index, uint64_t* wait) const {
   const uint64_t round = round_, tolerance = round_ / 8;
   // The next round not yet past (a use may come up to `tolerance` late:
   // the slot of an expert within its layer shifts with the other choices).
   const uint64_t k = age <= round + tolerance ? 1 : (age - tolerance + round - 1) / round;
-  const uint64_t wait = k * round > age ? k * round - age : 1;
+  *round_index = k;
+  *wait = k * round > age ? k * round - age : 1;
+}
+
+void ReuseDetector::Candidates(uint64_t horizon, double min_probability, size_t n,
+                               const std::function<bool(BlockId)>& wanted,
+                               std::vector<std::pair<uint64_t, BlockId>>* out) const {
+  if (round_ <= 1 || n == 0) return;
+  struct Pick {
+    double p;
+    uint64_t wait;
+    BlockId id;
+  };
+  std::vector<Pick> picks;
+  for (const auto& [id, b] : blocks_) {
+    uint64_t k = 0, wait = 0;
+    NextRound(now_ > b.last ? now_ - b.last : 0, &k, &wait);
+    if (wait > horizon) continue;
+    const double p = k == 1 ? Stickiness(id) : Rate(id, k - 2);
+    if (p < min_probability || !wanted(id)) continue;
+    picks.push_back({p, wait, id});
+  }
+  const size_t keep = std::min(n, picks.size());
+  std::partial_sort(picks.begin(), picks.begin() + static_cast<std::ptrdiff_t>(keep), picks.end(),
+                    [](const Pick& a, const Pick& b) { return a.p != b.p ? a.p > b.p : a.wait < b.wait; });
+  for (size_t i = 0; i < keep; ++i) out->push_back({picks[i].wait, picks[i].id});
+}
+
+uint64_t ReuseDetector::PredictDistance(BlockId id, uint64_t now) const {
+  auto it = blocks_.find(id);
+  if (it == blocks_.end()) return kNeverUsedAgain;
+  const uint64_t age = now > it->second.last ? now - it->second.last : 0;
+  const uint64_t round = round_;
+  uint64_t k = 0, wait = 0;
+  NextRound(age, &k, &wait);
   const double rate = Rate(id, k >= 2 ? k - 2 : 0);
   const double p = k == 1 ? Stickiness(id) : rate;
   // Both branches are accesses of residence per expected hit. A block in

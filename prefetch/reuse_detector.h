@@ -44,6 +44,7 @@
 #ifndef TIERCACHE_PREFETCH_REUSE_DETECTOR_H_
 #define TIERCACHE_PREFETCH_REUSE_DETECTOR_H_
 
+#include <functional>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -69,6 +70,17 @@ class ReuseDetector final : public PatternDetector {
   void PredictNext(size_t n, std::vector<BlockId>* out) const override;
   uint64_t PredictDistance(BlockId id, uint64_t now) const override;
 
+  // The blocks whose next possible round falls within the next `horizon`
+  // accesses, that `wanted` accepts and that are used there with
+  // probability at least `min_probability` (stickiness in the first round
+  // after a use, the block's rate afterwards): the likeliest first, at
+  // most `n`, appended to `out` as (distance, id) with their distance in
+  // accesses. What a cache should fetch for the coming layers of a
+  // data-dependent order, given what it holds (`wanted`: not resident).
+  void Candidates(uint64_t horizon, double min_probability, size_t n,
+                  const std::function<bool(BlockId)>& wanted,
+                  std::vector<std::pair<uint64_t, BlockId>>* out) const;
+
   // The learned round length (1 until gaps repeat).
   uint64_t round() const { return round_; }
   size_t tracked_blocks() const { return blocks_.size(); }
@@ -91,6 +103,9 @@ class ReuseDetector final : public PatternDetector {
   };
 
   void VoteRound(uint64_t gap);
+  // The next round of a block last used `age` accesses ago that is not yet
+  // past (a use may come a little late), and the accesses until it.
+  void NextRound(uint64_t age, uint64_t* round_index, uint64_t* wait) const;
   uint64_t Rounds(uint64_t gap) const;
 
   uint64_t now_ = 0;

@@ -137,7 +137,12 @@ class Replay {
   }
 
   void Prefetch(uint64_t tick) {
-    const std::vector<BlockId> next = predictor_->PredictNext(depth_);
+    std::vector<BlockId> next = predictor_->PredictNext(depth_);
+    // As the runtime does: then the likeliest blocks not resident that the
+    // coming accesses may use (a data-dependent order's cold experts).
+    predictor_->AppendCandidates(depth_, depth_, [this](BlockId id) {
+      return resident_.count(id) == 0 && sizes_.count(id) != 0;
+    }, &next);
     for (size_t j = 0; j < next.size(); ++j) {
       const BlockId id = next[j];
       auto size = sizes_.find(id);

@@ -460,11 +460,20 @@ void BlockCache::AfterAccess(BlockId id, uint64_t bytes) {
     // Ask for more than the depth: blocks already resident (hot experts, the
     // part of a layer stack that stays) fill the head of the predicted list
     // and are skipped; the depth counts the blocks to bring.
+    const size_t horizon = std::min<size_t>(4 * lookahead, 256);
     std::vector<BlockId> order;
-    for (BlockId candidate : predictor_->PredictNext(std::min<size_t>(4 * lookahead, 256))) {
+    for (BlockId candidate : predictor_->PredictNext(horizon)) {
       if (LookupLocked(candidate) == nullptr) break;  // the order past it is unknown
       order.push_back(candidate);
     }
+    // A data-dependent order (MoE routing) names mostly blocks already
+    // here: add the likeliest absent ones the coming accesses may use. They
+    // come after the sure ones, so each may evict only blocks needed after
+    // all of those.
+    predictor_->AppendCandidates(horizon, lookahead, [this](BlockId id) {
+      const Block* c = LookupLocked(id);
+      return c != nullptr && c->gpu == Block::Gpu::kAbsent;
+    }, &order);
     requests = PlanPrefetchesLocked(order, lookahead, touched_next_use);
   }
   EnqueuePrefetches(std::move(requests));

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
+#include <random>
+#include <set>
 
 #include "prefetch/cycle_detector.h"
 #include "prefetch/markov_detector.h"
@@ -57,6 +60,84 @@ TEST(CycleDetector, APeriodOfAtLeastTheMinimumWindowIsAdoptedAfterOneRepeat) {
   now = 0;
   for (int round = 0; round < 4; ++round) Feed(short_cycle, {1, 2, 3}, &now);
   EXPECT_EQ(short_cycle.period(), 0u);
+}
+
+// Rounds of 16 accesses (a token's pass): fixed blocks, a slot choosing 1
+// (60% of rounds), 2 (30%) or 3 (10%), a slot alternating between 11 and
+// 12. After a round that chose 2 and 11: of the blocks the next four
+// accesses may use, the candidates are the likely ones the caller wants,
+// each once.
+void FeedRounds(const std::function<void(BlockId)>& observe, int rounds) {
+  const BlockId pick[10] = {1, 2, 1, 3, 1, 2, 1, 1, 2, 1};
+  for (int r = 0; r < rounds; ++r) {
+    for (BlockId id : {BlockId{100}, pick[r % 10], BlockId{200}, BlockId(r % 2 ? 12 : 11)}) observe(id);
+    for (BlockId filler = 300; filler < 312; ++filler) observe(filler);
+  }
+}
+
+TEST(ReuseDetector, CandidatesAreTheLikelyBlocksOfTheComingRoundsThatAreWanted) {
+  ReuseDetector reuse;
+  uint64_t now = 0;
+  FeedRounds([&](BlockId id) { reuse.Observe(id, 1, now++); }, 199);  // the last chose 2 and 11
+  ASSERT_EQ(reuse.round(), 16u);
+  auto candidates = [&](uint64_t horizon, const std::function<bool(BlockId)>& wanted) {
+    std::vector<std::pair<uint64_t, BlockId>> out;
+    reuse.Candidates(horizon, 0.35, 16, wanted, &out);
+    return out;
+  };
+  auto ids = [](const std::vector<std::pair<uint64_t, BlockId>>& c) {
+    std::vector<BlockId> v;
+    for (const auto& [wait, id] : c) v.push_back(id);
+    return v;
+  };
+  const auto all = candidates(4, [](BlockId) { return true; });
+  for (const auto& [wait, id] : all) EXPECT_LE(wait, 4u) << id;
+  const std::vector<BlockId> listed = ids(all);
+  auto has = [&](BlockId id) { return std::find(listed.begin(), listed.end(), id) != listed.end(); };
+  // 12, idle a round and alternating, comes next; 11, never used two
+  // rounds running, does not. 1 (idle a round) is likely; 2 rarely repeats
+  // and 3 is rare. The fillers' slots lie beyond the horizon.
+  EXPECT_TRUE(has(100) && has(200) && has(12) && has(1));
+  EXPECT_FALSE(has(11) || has(2) || has(3) || has(300));
+  EXPECT_EQ(std::set<BlockId>(listed.begin(), listed.end()).size(), listed.size()) << "each once";
+  // What the caller holds is not named.
+  const auto absent = ids(candidates(4, [](BlockId id) { return id != 100 && id != 200; }));
+  EXPECT_EQ(absent.size(), listed.size() - 2);
+  EXPECT_TRUE(candidates(0, [](BlockId) { return true; }).empty());
+}
+
+// The prefetcher adds those candidates after what PredictNext names, only
+// while no repeating order is known.
+TEST(Prefetcher, AppendsLikelyAbsentBlocksOnlyForADataDependentOrder) {
+  Prefetcher p;
+  uint64_t t = 0;
+  // Random routing, so no period repeats 90% of accesses: rounds of
+  // 100, {1: 60%, 2: 30%, 3: 10%}, 200, {11, 12: half each}.
+  std::mt19937 rng(12345);  // its raw output is the same everywhere
+  auto draw = [&] { return rng() % 10; };
+  for (int r = 0; r < 400; ++r) {
+    const uint64_t x = draw(), y = draw();
+    const BlockId pick = x < 6 ? 1 : x < 9 ? 2 : 3;
+    for (BlockId id : {BlockId{100}, pick, BlockId{200}, BlockId(y < 5 ? 11 : 12)}) p.OnAccess(id, 1, ++t);
+  }
+  ASSERT_TRUE(p.RepeatingOrder().empty());
+  std::vector<BlockId> list = {100};
+  p.AppendCandidates(4, 8, [](BlockId id) { return id != 200; }, &list);
+  auto count = [&](BlockId id) { return std::count(list.begin(), list.end(), id); };
+  EXPECT_EQ(list.front(), 100u);
+  EXPECT_EQ(count(100), 1) << "not named twice";
+  EXPECT_EQ(count(200), 0) << "not wanted";
+  EXPECT_EQ(count(1), 1);
+  EXPECT_GE(count(11) + count(12), 1);
+  EXPECT_EQ(count(3), 0) << "too unlikely";
+  // A fixed cycle: PredictNext already names everything to come.
+  Prefetcher cyclic;
+  for (int r = 0; r < 4; ++r) {
+    for (BlockId id = 0; id < 12; ++id) cyclic.OnAccess(id, 1, ++t);
+  }
+  std::vector<BlockId> none;
+  cyclic.AppendCandidates(12, 8, [](BlockId) { return true; }, &none);
+  EXPECT_TRUE(none.empty());
 }
 
 TEST(Prefetcher, RepeatingOrderIsTheCycleOnceLearnedOrTheSchedule) {
