@@ -115,7 +115,14 @@ void ReuseDetector::NextRound(uint64_t age, uint64_t* round_index, uint64_t* wai
 void ReuseDetector::Candidates(uint64_t horizon, double min_probability, size_t n,
                                const std::function<bool(BlockId)>& wanted,
                                std::vector<std::pair<uint64_t, BlockId>>* out) const {
-  if (round_ <= 1 || n == 0) return;
+  // Not before a round's worth of returns has been seen, nor for a stream
+  // whose blocks nearly all come back the very next round: that order is
+  // fixed, and PredictNext names it.
+  const double observed = pooled_.kept + pooled_.missed;
+  if (round_ <= 1 || n == 0 || observed < static_cast<double>(round_) ||
+      pooled_.kept / observed > kMaxPooledStickiness) {
+    return;
+  }
   struct Pick {
     double p;
     uint64_t wait;

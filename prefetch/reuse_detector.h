@@ -61,6 +61,9 @@ class ReuseDetector final : public PatternDetector {
   // Per-block memory, in observed gaps (decay 1 - 1/kHistory per gap).
   static constexpr double kHistory = 32;
   static constexpr double kMinStickiness = 0.4;
+  // Candidates() names nothing for a stream whose blocks come back the
+  // very next round more often than this (a fixed order).
+  static constexpr double kMaxPooledStickiness = 0.9;
   // Blocks remembered at most; beyond it the one idle longest is forgotten
   // (a stream of fresh ids must not grow the model without bound).
   static constexpr size_t kMaxBlocks = 1 << 18;
