@@ -28,7 +28,8 @@
 // with the block's: a wrong byte fails the run.
 //
 // Usage: engine_bench [--blocks=16] [--block-mib=350] [--steps=10]
-//                     [--compute-us=850] [--json=PATH]
+//                     [--compute-us=850] [--json=PATH] [--config=key=value,...]
+// (--config: runtime settings for every tiercache case, e.g. cycle_plan=false)
 // Without a CUDA device it says so and exits 0.
 #include <cuda_runtime.h>
 
@@ -51,6 +52,8 @@ struct Options {
   int steps = 10;
   uint64_t compute_ns = 850'000;  // ~ a Llama-7B decoder layer's decode compute on an H200
   std::string json;
+  // Runtime settings applied to every tiercache case ("key=value,...").
+  std::vector<std::pair<std::string, std::string>> settings;
 };
 
 #define CUDA_OK(call)                                                              \
@@ -242,6 +245,7 @@ CaseResult Tiercache(Engine& e, const std::string& name, int cache_blocks,
   TC_OK(tiercache_config_set(config, "gpu_budget_bytes", std::to_string(cache + (1ull << 30)).c_str()));
   const uint64_t dram = static_cast<uint64_t>(e.o.blocks) * e.o.block_bytes + (512ull << 20);
   TC_OK(tiercache_config_set(config, "dram_bytes", std::to_string(dram).c_str()));
+  for (const auto& [key, value] : e.o.settings) TC_OK(tiercache_config_set(config, key.c_str(), value.c_str()));
   tiercache_runtime* rt = nullptr;
   TC_OK(tiercache_open(config, &rt));
   tiercache_config_destroy(config);
@@ -298,9 +302,24 @@ bool ParseArgs(int argc, char** argv, Options* o) {
     else if (const char* v = value("steps")) o->steps = std::atoi(v);
     else if (const char* v = value("compute-us")) o->compute_ns = std::strtoull(v, nullptr, 10) * 1000;
     else if (const char* v = value("json")) o->json = v;
+    else if (const char* v = value("config")) {
+      std::string list = v;
+      for (size_t at = 0; at <= list.size();) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        const std::string item = list.substr(at, comma - at);
+        const size_t eq = item.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          std::fprintf(stderr, "engine_bench: --config wants key=value[,key=value...], got '%s'\n", v);
+          return false;
+        }
+        o->settings.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+        at = comma + 1;
+      }
+    }
     else {
       std::fprintf(stderr, "engine_bench: unknown argument '%s'\n"
-                   "usage: engine_bench [--blocks=N] [--block-mib=N] [--steps=N] [--compute-us=N] [--json=PATH]\n",
+                   "usage: engine_bench [--blocks=N] [--block-mib=N] [--steps=N] [--compute-us=N] [--json=PATH]\n"
+                   "                    [--config=key=value,...]\n",
                    argv[i]);
       return false;
     }

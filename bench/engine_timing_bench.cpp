@@ -24,6 +24,7 @@
 // Usage: engine_timing_bench [--blocks=16] [--steps=10] [--model-mib=350]
 //                            [--peak-gbps=55] [--compute-us=850]
 //                            [--block-kib=256] [--cases=all|room3,budget,held]
+//                            [--config=key=value,...]   (runtime settings, e.g. cycle_plan=false)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -49,6 +50,7 @@ struct Options {
   uint64_t compute_us = 850;
   uint64_t block_kib = 256;
   std::string cases = "all";
+  std::string settings;  // "key=value,..." for every case's runtime
 };
 
 struct CaseResult {
@@ -78,6 +80,18 @@ CaseResult RunCase(const Options& o, const std::string& name, int cache_blocks,
   config.dram_bytes = static_cast<uint64_t>(o.blocks) * bytes + 2 * config.chunk_bytes + 4 * kMiB;
   config.gpu_cache_bytes = static_cast<uint64_t>(cache_blocks) * bytes;
   config.gpu_budget_bytes = config.gpu_cache_bytes + 64 * kMiB;
+  for (size_t at = 0; at < o.settings.size();) {
+    const size_t comma = std::min(o.settings.find(',', at), o.settings.size());
+    const std::string item = o.settings.substr(at, comma - at);
+    const size_t eq = item.find('=');
+    Status set = eq == std::string::npos ? Status::InvalidArgument("want key=value, got '" + item + "'")
+                                         : SetConfigField(item.substr(0, eq), item.substr(eq + 1), &config);
+    if (!set.ok()) {
+      std::fprintf(stderr, "engine_timing_bench: --config: %s\n", set.ToString().c_str());
+      std::exit(2);
+    }
+    at = comma + 1;
+  }
   Result<std::unique_ptr<Runtime>> created = Runtime::Create(config, device);
   if (!created.ok()) {
     std::fprintf(stderr, "engine_timing_bench: %s\n", created.status().ToString().c_str());
@@ -162,6 +176,7 @@ bool ParseArgs(int argc, char** argv, Options* o) {
     else if (const char* v = value("compute-us")) o->compute_us = std::strtoull(v, nullptr, 10);
     else if (const char* v = value("block-kib")) o->block_kib = std::strtoull(v, nullptr, 10);
     else if (const char* v = value("cases")) o->cases = v;
+    else if (const char* v = value("config")) o->settings = v;
     else {
       std::fprintf(stderr, "engine_timing_bench: unknown argument '%s'\n", argv[i]);
       return false;

@@ -13,7 +13,8 @@
 #   engine      engine_bench: the C API driven like an engine (acquire ->
 #               kernel -> release per layer, no hints), against a pinned
 #               double buffer and the copy peak, room for 3 and budgets of
-#               25/50/75% of 16 x 350 MiB layers
+#               25/50/75% of 16 x 350 MiB layers; then again with
+#               cycle_plan=false (the schedule the plan replaces)
 #   bench-tool  tiercache-bench on its default workload
 #   stress      tiercache-bench stress on the real device: 8 threads on 4
 #               streams, every byte verified, resident memory reported
@@ -67,7 +68,11 @@ for step in $steps; do
     engine)
       TIERCACHE_DEVICE=cuda timeout 300 engine_bench --json="$work/engine_bench.json" \
         >"$work/engine_bench.txt" 2>&1
-      echo "rc=$?"; cat "$work/engine_bench.txt" ;;
+      echo "rc=$?"; cat "$work/engine_bench.txt"
+      # The same without the cycle plan, the schedule it replaces.
+      TIERCACHE_DEVICE=cuda timeout 300 engine_bench --config=cycle_plan=false \
+        --json="$work/engine_bench_no_plan.json" >"$work/engine_bench_no_plan.txt" 2>&1
+      echo "cycle_plan=false rc=$?"; cat "$work/engine_bench_no_plan.txt" ;;
     codec)
       TIERCACHE_DEVICE=cuda timeout 120 codec_device_gpu_test >"$work/codec_device_gpu_test.txt" 2>&1
       echo "codec_device_gpu_test rc=$?"; tail -n 3 "$work/codec_device_gpu_test.txt"

@@ -49,6 +49,7 @@ const std::vector<Field>& Fields() {
       {"verify_checksums", FieldType::kBool, &C::verify_checksums},
       {"io_retries", FieldType::kInt, &C::io_retries},
       {"demote_on_evict", FieldType::kBool, &C::demote_on_evict},
+      {"cycle_plan", FieldType::kBool, &C::cycle_plan},
       {"prefetch", FieldType::kString, &C::prefetch},
       {"prefetch_lookahead", FieldType::kInt, &C::prefetch_lookahead},
       {"dram_prefetch_lookahead", FieldType::kInt, &C::dram_prefetch_lookahead},

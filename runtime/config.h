@@ -71,6 +71,7 @@ struct RuntimeConfig {
   bool verify_checksums = true;    // CRC32C per chunk on staged (NVMe/PMEM) reads
   int64_t io_retries = 1;          // re-reads from the home tier after a failure
   bool demote_on_evict = true;     // GPU evictions of NVMe/PMEM blocks keep a DRAM copy
+  bool cycle_plan = true;          // a known cycle larger than the GPU cache: a kept part and a ring (docs/runtime.md)
   // Where prefetches come from: "learn" (the default: the prefetcher learns
   // the engine's order from its acquires; explicit hints override it),
   // "hints" (only tiercache_hint_order / HintOrder and next-use hints), or

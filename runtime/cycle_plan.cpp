@@ -35,7 +35,9 @@ void BlockCache::UpdateCyclePlanLocked() {
   plan_checked_ = true;
   plan_clock_ = clock_;
   std::vector<BlockId> order;
-  if (predictor_ != nullptr && gpu_policy_->active() == "next-use") order = predictor_->RepeatingOrder();
+  if (config_.cycle_plan && predictor_ != nullptr && gpu_policy_->active() == "next-use") {
+    order = predictor_->RepeatingOrder();
+  }
   // Each block once a period (a forward-then-reverse cycle is left to
   // Belady), every one registered.
   std::vector<BlockId> sorted = order;
