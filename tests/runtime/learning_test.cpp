@@ -75,6 +75,20 @@ GpuCounts Gpu(tiercache_runtime* rt) {
           static_cast<uint64_t>(gpu["bytes_in"].number)};
 }
 
+// One pass over the layers, one at a time: acquire, read its first bytes
+// back in stream order and check them, release.
+void ServePass(const Open& o, void* stream) {
+  std::vector<unsigned char> seen(16);
+  for (int i = 0; i < kBlocks; ++i) {
+    void* ptr = nullptr;
+    ASSERT_EQ(tiercache_acquire(o.rt, o.ids[i], stream, &ptr), TIERCACHE_OK) << tiercache_last_error();
+    ASSERT_EQ(tiercache_copy_to_host(o.rt, seen.data(), ptr, seen.size(), stream), TIERCACHE_OK);
+    ASSERT_EQ(tiercache_stream_synchronize(o.rt, stream), TIERCACHE_OK);
+    ASSERT_EQ(seen[0], static_cast<unsigned char>(17 * i + 3)) << "layer " << i;
+    ASSERT_EQ(tiercache_release(o.rt, o.ids[i], stream), TIERCACHE_OK);
+  }
+}
+
 TEST(Learning, CyclicScanReachesMinFromTheSecondPassWithNoHints) {
   constexpr int kCached = kBlocks / 2;
   constexpr int kPasses = 8;
@@ -82,17 +96,9 @@ TEST(Learning, CyclicScanReachesMinFromTheSecondPassWithNoHints) {
   ASSERT_NO_FATAL_FAILURE(OpenWithDefaults(kCached, &o));
   void* stream = nullptr;
   ASSERT_EQ(tiercache_stream_create(o.rt, &stream), TIERCACHE_OK);
-  std::vector<unsigned char> seen(16);
   GpuCounts after_first{};
   for (int pass = 0; pass < kPasses; ++pass) {
-    for (int i = 0; i < kBlocks; ++i) {
-      void* ptr = nullptr;
-      ASSERT_EQ(tiercache_acquire(o.rt, o.ids[i], stream, &ptr), TIERCACHE_OK) << tiercache_last_error();
-      ASSERT_EQ(tiercache_copy_to_host(o.rt, seen.data(), ptr, seen.size(), stream), TIERCACHE_OK);
-      ASSERT_EQ(tiercache_stream_synchronize(o.rt, stream), TIERCACHE_OK);
-      ASSERT_EQ(seen[0], static_cast<unsigned char>(17 * i + 3)) << "pass " << pass << " layer " << i;
-      ASSERT_EQ(tiercache_release(o.rt, o.ids[i], stream), TIERCACHE_OK);
-    }
+    ASSERT_NO_FATAL_FAILURE(ServePass(o, stream)) << "pass " << pass;
     if (pass == 0) {
       ASSERT_EQ(tiercache_drain(o.rt), TIERCACHE_OK);
       after_first = Gpu(o.rt);
@@ -141,18 +147,7 @@ TEST(Learning, ACycleLargerThanTheCacheIsPlannedAsAKeptPartAndARing) {
     ASSERT_NO_FATAL_FAILURE(OpenWithDefaults(c.cached, &o));
     void* stream = nullptr;
     ASSERT_EQ(tiercache_stream_create(o.rt, &stream), TIERCACHE_OK);
-    std::vector<unsigned char> seen(16);
-    auto pass = [&] {
-      for (int i = 0; i < kBlocks; ++i) {
-        void* ptr = nullptr;
-        ASSERT_EQ(tiercache_acquire(o.rt, o.ids[i], stream, &ptr), TIERCACHE_OK) << tiercache_last_error();
-        ASSERT_EQ(tiercache_copy_to_host(o.rt, seen.data(), ptr, seen.size(), stream), TIERCACHE_OK);
-        ASSERT_EQ(tiercache_stream_synchronize(o.rt, stream), TIERCACHE_OK);
-        ASSERT_EQ(seen[0], static_cast<unsigned char>(17 * i + 3)) << "layer " << i;
-        ASSERT_EQ(tiercache_release(o.rt, o.ids[i], stream), TIERCACHE_OK);
-      }
-    };
-    for (int p = 0; p < 3; ++p) ASSERT_NO_FATAL_FAILURE(pass());  // learn, then adopt the plan
+    for (int p = 0; p < 3; ++p) ASSERT_NO_FATAL_FAILURE(ServePass(o, stream));  // learn, then adopt the plan
     ASSERT_EQ(tiercache_drain(o.rt), TIERCACHE_OK);
     const GpuCounts before = Gpu(o.rt);
     const testing_json::Value plan = Stats(o.rt)["prefetch"]["cycle_plan"];
@@ -160,7 +155,7 @@ TEST(Learning, ACycleLargerThanTheCacheIsPlannedAsAKeptPartAndARing) {
     EXPECT_EQ(plan["ring_slots"].number, c.slots);
     EXPECT_EQ(plan["kept_blocks"].number, c.cached - c.slots);
     constexpr int kMeasured = 4;
-    for (int p = 0; p < kMeasured; ++p) ASSERT_NO_FATAL_FAILURE(pass());
+    for (int p = 0; p < kMeasured; ++p) ASSERT_NO_FATAL_FAILURE(ServePass(o, stream));
     ASSERT_EQ(tiercache_drain(o.rt), TIERCACHE_OK);
     const GpuCounts after = Gpu(o.rt);
     const uint64_t streamed = kBlocks - (c.cached - c.slots);
