@@ -4,12 +4,15 @@
 # and tool binary, plus the shared libraries they load that are not part of
 # glibc or the NVIDIA driver. The result goes to .device-pack/ (git-ignored).
 #
-# Binaries are stripped of debug information (the pack travels).
+# Binaries are stripped of debug information and their static symbol tables
+# (the pack travels, and a device run may carry at most 64 MiB; the dynamic
+# symbols the preload tests look up stay).
 #   TIERCACHE_PACK_BUILD=build   pack an existing CUDA build instead (not rebuilt
 #                                here beyond what changed)
 #   TIERCACHE_PACK_DIR=dir       where the pack goes (default .device-pack)
 #
 # On the GPU machine:  tools/device_check.sh .device-pack <output dir>
+# (with only the archive carried: tar -xJf .device-pack.tar.xz first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${TIERCACHE_PACK_BUILD:-build-device}
@@ -27,7 +30,7 @@ mapfile -t binaries < <(find "$build/tests" "$build/bench" "$build/tools" -maxde
 for b in "${binaries[@]}"; do
   file -b "$b" | grep -q ELF || continue
   cp "$b" "$pack/bin/"
-  strip --strip-debug "$pack/bin/$(basename "$b")"
+  strip --strip-all "$pack/bin/$(basename "$b")"
   echo "$b" >>"$pack/binaries.txt"   # where tests that run other binaries look for them
 done
 for lib in $(find "$build" -name 'libtiercache*.so*' 2>/dev/null); do cp -P "$lib" "$pack/lib/"; done
@@ -49,4 +52,8 @@ done
 find "$pack/lib" -name 'libtiercache*.so*' -type f -exec strip --strip-debug {} +
 pwd >"$pack/source_dir.txt"
 du -sh "$pack"
+# The pack compressed (about a sixth of its size) for runs that carry at
+# most 64 MiB: carry "$pack.tar.xz" and start with  tar -xJf .device-pack.tar.xz
+tar -cJf "$pack.tar.xz" -C "$(dirname "$pack")" "$(basename "$pack")"
+echo "compressed: $(du -sh "$pack.tar.xz" | cut -f1) in $pack.tar.xz"
 echo "packed $(ls "$pack/bin" | wc -l) binaries and $(ls "$pack/lib" | wc -l) libraries into $pack"
