@@ -302,6 +302,14 @@ Status BlockCache::Release(BlockId id, Stream stream) {
     it = unfenced_.end() - 1;
   }
   it->second.push_back(id);
+  // A block the cycle plan streams is the ring's next victim: fence its
+  // release now, so the copy that takes its memory waits for its own work
+  // only, not for the kept blocks' work the engine enqueues before that
+  // copy is planned (the host runs ahead of its stream).
+  if (b->held == 0 && plan_ring_slots_ != 0 && !b->plan_kept) {
+    FenceStreamLocked(stream);
+    return Status::Ok();
+  }
   // Bound the bookkeeping when nothing asks for room for a long time: one
   // event per 1024 releases keeps the hot path free of device calls.
   if (it->second.size() >= 1024) {
