@@ -53,7 +53,6 @@
 #ifndef TIERCACHE_RUNTIME_BLOCK_CACHE_H_
 #define TIERCACHE_RUNTIME_BLOCK_CACHE_H_
 
-#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>

@@ -140,35 +140,35 @@ bool BlockCache::EvictOneLocked(DeviceFrees* frees, uint64_t* freed_bytes,
   };
   PollFencesLocked();
   UpdateCyclePlanLocked();
+  std::optional<BlockId> victim;
   if (plan_ring_slots_ != 0) {
-    auto ring = [this, min_next_use](BlockId id) {
-      const Block* b = blocks_[id].get();
-      return EvictableLocked(b, /*allow_pending=*/true) &&
-             (min_next_use == 0 || NextUseOfLocked(b) >= min_next_use);
-    };
-    if (const Block* planned = PlannedVictimLocked(ring)) {
-      Block* b = blocks_[planned->id].get();
-      *freed_bytes += b->bytes;
-      EvictBlockLocked(b, config_.demote_on_evict, frees);
-      return true;
-    }
-    // A prefetch waits for the ring rather than take a kept block; an
-    // acquire takes whatever Belady's rule gives (the plan heals: that
-    // block is kept again when it is next loaded).
-    if (min_next_use != 0) return false;
-  }
-  std::optional<BlockId> victim = gpu_policy_->ChooseVictim(evictable);
-  if (!victim) {
+    // The ring's victim is the streamed block used longest ago, not the
+    // one just acquired: nothing to spare.
     spare_last = false;
-    victim = gpu_policy_->ChooseVictim(evictable);
+    if (const Block* planned = PlannedVictimLocked(evictable)) {
+      victim = planned->id;
+    } else if (min_next_use != 0) {
+      // A prefetch waits for the ring rather than take a kept block; an
+      // acquire takes whatever Belady's rule gives (the plan heals: that
+      // block is kept again when it is next loaded).
+      return false;
+    }
+    spare_last = true;
   }
-  if (!victim && !unfenced_.empty()) {
-    FenceAllLocked();
-    PollFencesLocked();
+  if (!victim) {
     victim = gpu_policy_->ChooseVictim(evictable);
+    if (!victim) {
+      spare_last = false;
+      victim = gpu_policy_->ChooseVictim(evictable);
+    }
+    if (!victim && !unfenced_.empty()) {
+      FenceAllLocked();
+      PollFencesLocked();
+      victim = gpu_policy_->ChooseVictim(evictable);
+    }
+    if (!victim || !evictable(*victim)) return false;
+    if (const Block* older = OlderStreamedVictimLocked(*victim, evictable)) victim = older->id;
   }
-  if (!victim || !evictable(*victim)) return false;
-  if (const Block* older = OlderStreamedVictimLocked(*victim, evictable)) victim = older->id;
   Block* b = blocks_[*victim].get();
   *freed_bytes += b->bytes;
   EvictBlockLocked(b, config_.demote_on_evict, frees);
