@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_args.h"
 #include "tiercache/tiercache.h"
 
 namespace {
@@ -292,28 +293,16 @@ CaseResult Tiercache(Engine& e, const std::string& name, int cache_blocks,
 
 bool ParseArgs(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&](const char* key) -> const char* {
-      const std::string k = std::string("--") + key + "=";
-      return a.rfind(k, 0) == 0 ? argv[i] + k.size() : nullptr;
-    };
+    auto value = [&](const char* key) { return tiercache::bench::FlagValue(argv[i], key); };
     if (const char* v = value("blocks")) o->blocks = std::atoi(v);
     else if (const char* v = value("block-mib")) o->block_bytes = std::strtoull(v, nullptr, 10) << 20;
     else if (const char* v = value("steps")) o->steps = std::atoi(v);
     else if (const char* v = value("compute-us")) o->compute_ns = std::strtoull(v, nullptr, 10) * 1000;
     else if (const char* v = value("json")) o->json = v;
     else if (const char* v = value("config")) {
-      std::string list = v;
-      for (size_t at = 0; at <= list.size();) {
-        const size_t comma = std::min(list.find(',', at), list.size());
-        const std::string item = list.substr(at, comma - at);
-        const size_t eq = item.find('=');
-        if (eq == std::string::npos || eq == 0) {
-          std::fprintf(stderr, "engine_bench: --config wants key=value[,key=value...], got '%s'\n", v);
-          return false;
-        }
-        o->settings.emplace_back(item.substr(0, eq), item.substr(eq + 1));
-        at = comma + 1;
+      if (!tiercache::bench::ParseSettings(v, &o->settings)) {
+        std::fprintf(stderr, "engine_bench: --config wants key=value[,key=value...], got '%s'\n", v);
+        return false;
       }
     }
     else {

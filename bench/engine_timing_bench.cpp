@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "alloc/emulated_device.h"
+#include "bench/bench_args.h"
 #include "common/units.h"
 #include "runtime/runtime.h"
 
@@ -50,7 +51,7 @@ struct Options {
   uint64_t compute_us = 850;
   uint64_t block_kib = 256;
   std::string cases = "all";
-  std::string settings;  // "key=value,..." for every case's runtime
+  std::vector<std::pair<std::string, std::string>> settings;  // for every case's runtime
 };
 
 struct CaseResult {
@@ -80,17 +81,12 @@ CaseResult RunCase(const Options& o, const std::string& name, int cache_blocks,
   config.dram_bytes = static_cast<uint64_t>(o.blocks) * bytes + 2 * config.chunk_bytes + 4 * kMiB;
   config.gpu_cache_bytes = static_cast<uint64_t>(cache_blocks) * bytes;
   config.gpu_budget_bytes = config.gpu_cache_bytes + 64 * kMiB;
-  for (size_t at = 0; at < o.settings.size();) {
-    const size_t comma = std::min(o.settings.find(',', at), o.settings.size());
-    const std::string item = o.settings.substr(at, comma - at);
-    const size_t eq = item.find('=');
-    Status set = eq == std::string::npos ? Status::InvalidArgument("want key=value, got '" + item + "'")
-                                         : SetConfigField(item.substr(0, eq), item.substr(eq + 1), &config);
+  for (const auto& [key, value] : o.settings) {
+    Status set = SetConfigField(key, value, &config);
     if (!set.ok()) {
       std::fprintf(stderr, "engine_timing_bench: --config: %s\n", set.ToString().c_str());
       std::exit(2);
     }
-    at = comma + 1;
   }
   Result<std::unique_ptr<Runtime>> created = Runtime::Create(config, device);
   if (!created.ok()) {
@@ -164,11 +160,7 @@ bool Wanted(const Options& o, const char* kind) {
 
 bool ParseArgs(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&](const char* key) -> const char* {
-      const std::string k = std::string("--") + key + "=";
-      return a.rfind(k, 0) == 0 ? argv[i] + k.size() : nullptr;
-    };
+    auto value = [&](const char* key) { return bench::FlagValue(argv[i], key); };
     if (const char* v = value("blocks")) o->blocks = std::atoi(v);
     else if (const char* v = value("steps")) o->steps = std::atoi(v);
     else if (const char* v = value("model-mib")) o->model_mib = std::atof(v);
@@ -176,7 +168,12 @@ bool ParseArgs(int argc, char** argv, Options* o) {
     else if (const char* v = value("compute-us")) o->compute_us = std::strtoull(v, nullptr, 10);
     else if (const char* v = value("block-kib")) o->block_kib = std::strtoull(v, nullptr, 10);
     else if (const char* v = value("cases")) o->cases = v;
-    else if (const char* v = value("config")) o->settings = v;
+    else if (const char* v = value("config")) {
+      if (!bench::ParseSettings(v, &o->settings)) {
+        std::fprintf(stderr, "engine_timing_bench: --config wants key=value[,key=value...], got '%s'\n", v);
+        return false;
+      }
+    }
     else {
       std::fprintf(stderr, "engine_timing_bench: unknown argument '%s'\n", argv[i]);
       return false;
