@@ -129,7 +129,14 @@ void ReuseDetector::Candidates(uint64_t horizon, double min_probability, size_t 
     BlockId id;
   };
   std::vector<Pick> picks;
-  for (const auto& [id, b] : blocks_) {
+  // Only blocks used in the last kCandidateRounds rounds (by_due_ orders
+  // them by their last use), not every block remembered: this runs after
+  // every acquire, and a long-idle block's rate has decayed anyway.
+  const uint64_t span = kCandidateRounds * round_;
+  const uint64_t oldest_due = now_ > span ? now_ - span : 0;
+  for (auto it = by_due_.lower_bound({oldest_due, 0}); it != by_due_.end(); ++it) {
+    const BlockId id = it->second;
+    const Block& b = blocks_.at(id);
     uint64_t k = 0, wait = 0;
     NextRound(now_ > b.last ? now_ - b.last : 0, &k, &wait);
     if (wait > horizon) continue;

@@ -64,6 +64,8 @@ class ReuseDetector final : public PatternDetector {
   // Candidates() names nothing for a stream whose blocks come back the
   // very next round more often than this (a fixed order).
   static constexpr double kMaxPooledStickiness = 0.9;
+  // Candidates() looks at blocks used within this many rounds.
+  static constexpr uint64_t kCandidateRounds = 16;
   // Blocks remembered at most; beyond it the one idle longest is forgotten
   // (a stream of fresh ids must not grow the model without bound).
   static constexpr size_t kMaxBlocks = 1 << 18;
